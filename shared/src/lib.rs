@@ -1,0 +1,29 @@
+//! Beacon's shared library: the domain, the item and event codecs, and the
+//! AWS adapters every binary uses.
+//!
+//! Map of the modules:
+//!
+//! - Domain (no AWS types; tested without a network):
+//!   - [`version`] — semver with the seed's two-part `1.0` read as `1.0.0`;
+//!   - [`registration`] — a service instance's registration and its rules;
+//!   - [`requirement`] — `name`, `name==1.2.0`, `name^1.2`, ranges, needs lists;
+//!   - [`resolution`] — choosing a version and its healthy endpoints;
+//!   - [`change`] — classifying a stream record into what happened;
+//!   - [`event`] — the published event documents and their SNS attributes.
+//! - Codecs: [`keys`] (the table's key shapes) and [`item`] (items in both
+//!   carriers: SDK maps and stream images).
+
+pub mod change;
+pub mod event;
+pub mod item;
+pub mod keys;
+pub mod registration;
+pub mod requirement;
+pub mod resolution;
+pub mod version;
+
+pub use change::{ChangeKind, Classified, StreamChange, classify};
+pub use event::Event;
+pub use registration::{Registration, Status, ValidationError};
+pub use requirement::{Requirement, parse_needs};
+pub use resolution::{Resolution, Unresolved, resolve};
