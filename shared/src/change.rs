@@ -118,6 +118,9 @@ pub struct InvalidRecord {
 }
 
 /// The outcome of classifying one record.
+// One value lives per stream record for a moment; boxing the big variant
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Classified {
     /// Publish an event and refresh the service's dependents.

@@ -106,6 +106,8 @@ pub enum ResolvedKind {
 }
 
 /// Any published event.
+// Short-lived, one per published message: no point boxing a variant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Event {

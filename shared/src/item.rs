@@ -255,10 +255,10 @@ pub fn decode_needs(item: &Item) -> Result<Needs, DecodeError> {
         return Err(DecodeError::Key(format!("`{pk}` / `{sk}` is not a needs key")));
     };
     crate::registration::validate_name("consumer", &consumer)?;
-    if let Some(c) = f.opt_string("consumer")? {
-        if c != consumer {
-            return Err(DecodeError::Key(format!("pk names consumer `{consumer}` but `consumer` is `{c}`")));
-        }
+    if let Some(c) = f.opt_string("consumer")?
+        && c != consumer
+    {
+        return Err(DecodeError::Key(format!("pk names consumer `{consumer}` but `consumer` is `{c}`")));
     }
     let mut needs = Vec::new();
     for text in f.string_list("needs")? {

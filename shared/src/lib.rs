@@ -10,8 +10,9 @@
 //!   - [`resolution`] — choosing a version and its healthy endpoints;
 //!   - [`change`] — classifying a stream record into what happened;
 //!   - [`event`] — the published event documents and their SNS attributes.
-//! - Codecs: [`keys`] (the table's key shapes) and [`item`] (items in both
-//!   carriers: SDK maps and stream images).
+//! - Codecs: [`keys`] (the table's key shapes), [`item`] (items in both
+//!   carriers: SDK maps and stream images) and [`stream`] (Lambda stream
+//!   records to the domain's input).
 
 pub mod change;
 pub mod event;
@@ -20,6 +21,7 @@ pub mod keys;
 pub mod registration;
 pub mod requirement;
 pub mod resolution;
+pub mod stream;
 pub mod version;
 
 pub use change::{ChangeKind, Classified, StreamChange, classify};

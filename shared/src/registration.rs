@@ -376,7 +376,8 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_field() {
-        let cases: Vec<(fn(&mut Registration), &str)> = vec![
+        type Breaker = fn(&mut Registration);
+        let cases: Vec<(Breaker, &str)> = vec![
             (|r| r.service = "9lives".into(), "service"),
             (|r| r.service = "a".repeat(65), "service"),
             (|r| r.service = "has space".into(), "service"),

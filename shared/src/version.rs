@@ -41,10 +41,10 @@ pub fn parse_version(text: &str) -> Result<Version, VersionError> {
             // after it) is padded; anything else keeps semver's own message.
             let core_end = text.find(['-', '+']).unwrap_or(text.len());
             let (core, rest) = text.split_at(core_end);
-            if core.split('.').count() == 2 {
-                if let Ok(v) = Version::parse(&format!("{core}.0{rest}")) {
-                    return Ok(v);
-                }
+            if core.split('.').count() == 2
+                && let Ok(v) = Version::parse(&format!("{core}.0{rest}"))
+            {
+                return Ok(v);
             }
             Err(VersionError::Invalid { text: text.to_owned(), reason: first.to_string() })
         }
