@@ -320,8 +320,21 @@ impl From<Resolution> for Outcome {
 pub struct ServiceView {
     /// The service generation this was computed at (DESIGN.md, convergence).
     pub generation: u64,
+    /// A hash of `requirements`, so a conditional write can tell "changed"
+    /// from "same" without DynamoDB comparing nested maps.
+    pub digest: String,
     /// One entry per requirement the consumer has on the service.
     pub requirements: Vec<RequirementView>,
+}
+
+impl ServiceView {
+    /// A view at `generation`, with its digest.
+    pub fn new(generation: u64, requirements: Vec<RequirementView>) -> Self {
+        use sha2::Digest as _;
+        let json = serde_json::to_vec(&requirements).unwrap_or_default();
+        let digest = hex::encode(&sha2::Sha256::digest(&json)[..12]);
+        Self { generation, digest, requirements }
+    }
 }
 
 /// The resolved item of one consumer.
@@ -334,6 +347,10 @@ pub struct ResolvedItem {
     /// The needs this view answers, as text.
     #[serde(default)]
     pub needs: Vec<String>,
+    /// The distinct services named by `needs`; writes of a view are
+    /// conditional on the service being listed here.
+    #[serde(default)]
+    pub needed_services: Vec<String>,
     /// Per needed service, its view.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceView>,
@@ -477,9 +494,9 @@ mod tests {
         let mut services = BTreeMap::new();
         services.insert(
             "orders".to_string(),
-            ServiceView {
-                generation: 3,
-                requirements: vec![
+            ServiceView::new(
+                3,
+                vec![
                     RequirementView {
                         requirement: "orders".into(),
                         outcome: Outcome::Unresolved(crate::resolution::Unresolved::NoVersionMatches {
@@ -494,12 +511,13 @@ mod tests {
                         }),
                     },
                 ],
-            },
+            ),
         );
         let r = ResolvedItem {
             consumer: "web".into(),
             revision: 2,
             needs: vec!["orders".into()],
+            needed_services: vec!["orders".into()],
             services,
             last_change_id: Some("abc".into()),
         };

@@ -13,14 +13,21 @@
 //! - Codecs: [`keys`] (the table's key shapes), [`item`] (items in both
 //!   carriers: SDK maps and stream images) and [`stream`] (Lambda stream
 //!   records to the domain's input).
+//! - Ports and adapters: [`store`] (the registry trait) with [`dynamo`]
+//!   (DynamoDB), [`publish`] (the event bus trait, SNS), [`aws`] (one place
+//!   that builds the AWS config and reads Beacon's environment).
 
+pub mod aws;
 pub mod change;
+pub mod dynamo;
 pub mod event;
 pub mod item;
 pub mod keys;
 pub mod registration;
 pub mod requirement;
+pub mod publish;
 pub mod resolution;
+pub mod store;
 pub mod stream;
 pub mod version;
 

@@ -135,11 +135,12 @@ fn resolved_events_validate() {
             outcome: Outcome::from(resolve(&req, std::slice::from_ref(&reg), 1)),
         });
     }
-    services.insert("orders".to_string(), ServiceView { generation: 4, requirements });
+    services.insert("orders".to_string(), ServiceView::new(4, requirements));
     let item = ResolvedItem {
         consumer: "web".into(),
         revision: 3,
         needs: vec!["orders".into()],
+        needed_services: vec!["orders".into()],
         services,
         last_change_id: None,
     };

@@ -1,1 +1,318 @@
+//! The fan-out: one DynamoDB stream batch in, change events out on SNS,
+//! consumers' resolved items refreshed, and a partial batch response naming
+//! only the records that must be retried.
+//!
+//! Order of work for a batch (DESIGN.md, "Semantics"):
+//!
+//! 1. classify every record (pure; malformed items become `invalid` events
+//!    and are never retried);
+//! 2. apply needs changes in stream order: dependency edges first, then each
+//!    needed service's view;
+//! 3. refresh each changed service once per batch — bump its generation,
+//!    read its partition consistently, write each dependent's view under
+//!    "stored generation < new" — because a view is recomputed from the
+//!    table, several records for one service need only one refresh;
+//! 4. publish every event (PublishBatch, 10 at a time) and report the
+//!    records whose work or events failed.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use beacon::change::{Classified, NeedsChange, StreamChange};
+use beacon::event::Event;
+use beacon::item::{Outcome, RequirementView, ServiceView};
+use beacon::publish::Publisher;
+use beacon::store::{Dependent, Registry, StoreError, ViewWrite};
+use beacon::stream::{sequence_number, stream_change};
+use beacon::{Requirement, classify, resolve};
+use futures::{StreamExt, TryStreamExt};
+use tracing::{Instrument, debug, info_span, warn};
+
+/// How many dependents' views are written at once for one service.
+const VIEW_WRITE_CONCURRENCY: usize = 16;
+/// How many services are refreshed at once within one batch.
+const SERVICE_CONCURRENCY: usize = 8;
+
+/// What one batch did, for logs, metrics and benchmarks.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Records in the batch.
+    pub records: usize,
+    /// Events published, by kind.
+    pub published: BTreeMap<&'static str, usize>,
+    /// Malformed records reported.
+    pub invalid: usize,
+    /// Heartbeat-only records (nothing published).
+    pub heartbeats: usize,
+    /// Resolved items whose view changed.
+    pub views_changed: usize,
+    /// Records reported for retry.
+    pub failed: usize,
+}
+
+/// The fan-out handler, generic over its ports so tests can inject faults
+/// the real engines cannot produce.
+#[derive(Debug, Clone)]
+pub struct FanOut<R, P> {
+    registry: R,
+    publisher: P,
+}
+
+/// One record's identity within the batch.
+struct RecordRef {
+    id: String,
+    created_at: i64,
+    item_identifier: String,
+}
+
+impl<R: Registry, P: Publisher> FanOut<R, P> {
+    /// A fan-out over a registry and a publisher.
+    pub fn new(registry: R, publisher: P) -> Self {
+        Self { registry, publisher }
+    }
+
+    /// The registry (for tools built around the handler).
+    pub fn registry(&self) -> &R {
+        &self.registry
+    }
+
+    /// Handles one stream batch at `now` (epoch seconds).
+    pub async fn handle(&self, event: &StreamEvent, now: i64) -> (DynamoDbEventResponse, BatchReport) {
+        let mut report = BatchReport { records: event.records.len(), ..Default::default() };
+        let mut refs = Vec::with_capacity(event.records.len());
+        let mut pending: Vec<(usize, Event)> = Vec::new();
+        let mut failed: BTreeSet<usize> = BTreeSet::new();
+        let mut services: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut needs: Vec<(usize, NeedsChange)> = Vec::new();
+
+        for (i, record) in event.records.iter().enumerate() {
+            let change: StreamChange = stream_change(record);
+            let item_identifier = sequence_number(record).unwrap_or(&record.event_id).to_owned();
+            let span = info_span!("record", event_id = %change.event_id, sequence = %item_identifier);
+            let _entered = span.enter();
+            match classify(&change, now) {
+                Classified::Registration(c) => {
+                    let current = c.current();
+                    debug!(service = %current.service, version = %current.version, kind = c.kind.as_str(), "change");
+                    services.entry(current.service.clone()).or_default().push(i);
+                    pending.push((i, Event::change(&change.event_id, &c, change.created_at)));
+                }
+                Classified::Invalid(invalid) => {
+                    warn!(
+                        pk = invalid.pk.as_deref().unwrap_or("-"),
+                        sk = invalid.sk.as_deref().unwrap_or("-"),
+                        reason = %invalid.reason,
+                        "invalid item: reported and skipped"
+                    );
+                    report.invalid += 1;
+                    pending.push((i, Event::invalid(&change.event_id, &invalid, change.created_at)));
+                }
+                Classified::Needs(n) => needs.push((i, n)),
+                Classified::Heartbeat { service } => {
+                    debug!(%service, "heartbeat only: nothing to publish");
+                    report.heartbeats += 1;
+                }
+                Classified::Ignored(why) => debug!(why, "ignored"),
+            }
+            refs.push(RecordRef { id: change.event_id, created_at: change.created_at, item_identifier });
+        }
+
+        for (i, change) in needs {
+            let r = &refs[i];
+            let span = info_span!("needs", consumer = %change.consumer, event_id = %r.id);
+            match self.apply_needs(&change, &r.id, r.created_at, now).instrument(span).await {
+                Ok((events, changed)) => {
+                    report.views_changed += changed;
+                    pending.extend(events.into_iter().map(|e| (i, e)));
+                }
+                Err(e) => {
+                    warn!(consumer = %change.consumer, error = %e, retryable = e.is_retryable(), "needs change failed; record will be retried");
+                    failed.insert(i);
+                }
+            }
+        }
+
+        let refs_ref = &refs;
+        let refreshes: Vec<_> = futures::stream::iter(services.into_iter().map(|(service, indices)| {
+            let ids: Vec<&str> = indices.iter().map(|&i| refs_ref[i].id.as_str()).collect();
+            let last = *indices.last().unwrap_or(&0);
+            let span = info_span!("refresh", %service);
+            async move {
+                let result = self.refresh(&service, &ids, refs_ref[last].created_at, now).await;
+                (service, indices[0], result)
+            }
+            .instrument(span)
+        }))
+        .buffer_unordered(SERVICE_CONCURRENCY)
+        .collect()
+        .await;
+        for (service, first, result) in refreshes {
+            match result {
+                Ok((events, changed)) => {
+                    report.views_changed += changed;
+                    // Attributed to the service's first record in the batch,
+                    // so a retry re-delivers every record of the group.
+                    pending.extend(events.into_iter().map(|e| (first, e)));
+                }
+                Err(e) => {
+                    warn!(%service, error = %e, retryable = e.is_retryable(), "refresh failed; record will be retried");
+                    failed.insert(first);
+                }
+            }
+        }
+
+        let events: Vec<Event> = pending.iter().map(|(_, e)| e.clone()).collect();
+        let results = if events.is_empty() { Vec::new() } else { self.publisher.publish(&events).await };
+        for ((i, event), result) in pending.iter().zip(results) {
+            match result {
+                Ok(()) => *report.published.entry(event.kind()).or_default() += 1,
+                Err(e) => {
+                    warn!(event_id = event.event_id(), kind = event.kind(), error = %e, "publish failed; record will be retried");
+                    failed.insert(*i);
+                }
+            }
+        }
+
+        report.failed = failed.len();
+        let mut response = DynamoDbEventResponse::default();
+        response.batch_item_failures = failed
+            .into_iter()
+            .map(|i| {
+                let mut f = DynamoDbBatchItemFailure::default();
+                f.item_identifier = Some(refs[i].item_identifier.clone());
+                f
+            })
+            .collect();
+        (response, report)
+    }
+
+    /// Computes `consumer`'s view of `service` from a partition read.
+    fn view_of(
+        generation: u64,
+        requirements: &[String],
+        instances: &[beacon::Registration],
+        now: i64,
+    ) -> ServiceView {
+        let views = requirements
+            .iter()
+            .filter_map(|text| match Requirement::parse(text) {
+                Ok(req) => Some(RequirementView {
+                    requirement: req.to_string(),
+                    outcome: Outcome::from(resolve(&req, instances, now)),
+                }),
+                // Edges are written by the fan-out from validated needs; a
+                // hand-edited one is skipped rather than blocking the shard.
+                Err(e) => {
+                    warn!(requirement = %text, error = %e, "unreadable requirement on a dependency edge");
+                    None
+                }
+            })
+            .collect();
+        ServiceView::new(generation, views)
+    }
+
+    /// Refreshes every dependent of `service` (DESIGN.md, convergence).
+    /// `ids` are the batch's records for the service, in order.
+    async fn refresh(
+        &self,
+        service: &str,
+        ids: &[&str],
+        created_at: i64,
+        now: i64,
+    ) -> Result<(Vec<Event>, usize), StoreError> {
+        let generation = self.registry.bump_generation(service).await?;
+        let partition = self.registry.read_service(service).await?;
+        let change_id = ids.last().copied().unwrap_or_default();
+        let outcomes: Vec<(Dependent, ViewWrite)> = futures::stream::iter(partition.dependents.iter().cloned())
+            .map(|dependent| {
+                let view = Self::view_of(generation, &dependent.requirements, &partition.instances, now);
+                async move {
+                    let w = self.registry.write_view(&dependent.consumer, service, &view, Some(change_id)).await?;
+                    Ok::<_, StoreError>((dependent, w))
+                }
+            })
+            .buffer_unordered(VIEW_WRITE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut events = Vec::new();
+        let mut changed = 0;
+        for (dependent, outcome) in outcomes {
+            match outcome {
+                ViewWrite::Changed(item) => {
+                    debug!(consumer = %dependent.consumer, revision = item.revision, "view changed");
+                    changed += 1;
+                    events.push(Event::resolved(change_id, Some(service), &item, created_at));
+                }
+                // A retry of a batch whose view write landed but whose event
+                // may not have: the stored change id is one of ours, so the
+                // event is published again under the same id.
+                ViewWrite::Unchanged(item)
+                    if item.last_change_id.as_deref().is_some_and(|id| ids.contains(&id)) =>
+                {
+                    let id = item.last_change_id.clone().unwrap_or_default();
+                    events.push(Event::resolved(&id, Some(service), &item, created_at));
+                }
+                ViewWrite::Unchanged(_) | ViewWrite::Stale | ViewWrite::NotNeeded => {}
+            }
+        }
+        Ok((events, changed))
+    }
+
+    /// Applies a needs change: edges, header, each needed service's view,
+    /// then one revision bump and one `resolved` event if anything changed.
+    async fn apply_needs(
+        &self,
+        change: &NeedsChange,
+        record_id: &str,
+        created_at: i64,
+        now: i64,
+    ) -> Result<(Vec<Event>, usize), StoreError> {
+        let consumer = change.consumer.as_str();
+        let existing = self.registry.get_resolved(consumer).await?;
+        let mut old_services: BTreeSet<String> =
+            existing.as_ref().map(|r| r.needed_services.iter().cloned().collect()).unwrap_or_default();
+        old_services.extend(change.before.iter().flat_map(|b| b.services()));
+
+        let Some(after) = &change.after else {
+            for service in &old_services {
+                self.registry.delete_edge(service, consumer).await?;
+            }
+            self.registry.delete_resolved(consumer).await?;
+            return Ok((Vec::new(), 0));
+        };
+        let services = after.services();
+        let dropped: Vec<String> = old_services.iter().filter(|s| !services.contains(s)).cloned().collect();
+        let needs_text: Vec<String> = after.needs.iter().map(ToString::to_string).collect();
+        let header_changed = existing.as_ref().is_none_or(|r| r.needs != needs_text) || !dropped.is_empty();
+        self.registry.set_needs_header(consumer, &needs_text, &services, &dropped).await?;
+        for service in &dropped {
+            self.registry.delete_edge(service, consumer).await?;
+        }
+        // Edges before reads: a change to a service after this point finds
+        // the consumer as a dependent; one before it is seen by our read.
+        for service in &services {
+            self.registry.put_edge(service, consumer, &after.requirements_on(service)).await?;
+        }
+        let writes: Vec<ViewWrite> = futures::stream::iter(services.iter())
+            .map(|service| async move {
+                let generation = self.registry.bump_generation(service).await?;
+                let partition = self.registry.read_service(service).await?;
+                let view = Self::view_of(generation, &after.requirements_on(service), &partition.instances, now);
+                self.registry.write_view(consumer, service, &view, None).await
+            })
+            .buffer_unordered(VIEW_WRITE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let views_changed = writes.iter().any(|w| matches!(w, ViewWrite::Changed(_)));
+        if header_changed || views_changed {
+            let item = self.registry.bump_revision(consumer, record_id).await?;
+            return Ok((vec![Event::resolved(record_id, None, &item, created_at)], 1));
+        }
+        // Retried record whose bump landed but whose event may not have.
+        if let Some(item) = existing.filter(|r| r.last_change_id.as_deref() == Some(record_id)) {
+            return Ok((vec![Event::resolved(record_id, None, &item, created_at)], 0));
+        }
+        Ok((Vec::new(), 0))
+    }
+}

@@ -1,1 +1,32 @@
-fn main() {}
+//! The fan-out Lambda: set-up only (STYLE.md): tracing, config, clients, run.
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use beacon::aws::{sdk_config, table_from_env, topic_from_env};
+use beacon::dynamo::DynamoRegistry;
+use beacon::publish::SnsPublisher;
+use beacon_fanout::FanOut;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let table = table_from_env()?;
+    let topic = topic_from_env()?;
+    let config = sdk_config().await;
+    let fanout = FanOut::new(
+        DynamoRegistry::new(aws_sdk_dynamodb::Client::new(&config), table),
+        SnsPublisher::new(aws_sdk_sns::Client::new(&config), topic),
+    );
+    let fanout = &fanout;
+    run(service_fn(move |event: LambdaEvent<Event>| async move {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        let (response, report) = fanout.handle(&event.payload, now).await;
+        tracing::info!(records = report.records, failed = report.failed, invalid = report.invalid, views_changed = report.views_changed, "batch done");
+        Ok::<DynamoDbEventResponse, Error>(response)
+    }))
+    .await
+}
