@@ -16,12 +16,15 @@
 //! - Ports and adapters: [`store`] (the registry trait) with [`dynamo`]
 //!   (DynamoDB), [`publish`] (the event bus trait, SNS), [`aws`] (one place
 //!   that builds the AWS config and reads Beacon's environment).
+//! - [`local`]: the local stack's stand-ins for AWS's own machinery (table and
+//!   topic set-up, the event source mapping with its filter criteria).
 
 pub mod aws;
 pub mod change;
 pub mod dynamo;
 pub mod event;
 pub mod item;
+pub mod local;
 pub mod keys;
 pub mod registration;
 pub mod requirement;

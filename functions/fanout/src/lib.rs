@@ -133,20 +133,23 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
             }
         }
 
-        let refs_ref = &refs;
-        let refreshes: Vec<_> = futures::stream::iter(services.into_iter().map(|(service, indices)| {
-            let ids: Vec<&str> = indices.iter().map(|&i| refs_ref[i].id.as_str()).collect();
+        // Futures are built in a loop, not in a stream closure: a closure
+        // returning a borrowing future trips rustc's higher-ranked Send check.
+        let mut jobs = Vec::with_capacity(services.len());
+        for (service, indices) in services {
+            let ids: Vec<&str> = indices.iter().map(|&i| refs[i].id.as_str()).collect();
             let last = *indices.last().unwrap_or(&0);
+            let created_at = refs[last].created_at;
             let span = info_span!("refresh", %service);
-            async move {
-                let result = self.refresh(&service, &ids, refs_ref[last].created_at, now).await;
-                (service, indices[0], result)
-            }
-            .instrument(span)
-        }))
-        .buffer_unordered(SERVICE_CONCURRENCY)
-        .collect()
-        .await;
+            jobs.push(
+                async move {
+                    let result = self.refresh(&service, &ids, created_at, now).await;
+                    (service, indices[0], result)
+                }
+                .instrument(span),
+            );
+        }
+        let refreshes: Vec<_> = futures::stream::iter(jobs).buffer_unordered(SERVICE_CONCURRENCY).collect().await;
         for (service, first, result) in refreshes {
             match result {
                 Ok((events, changed)) => {
@@ -224,17 +227,16 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
         let generation = self.registry.bump_generation(service).await?;
         let partition = self.registry.read_service(service).await?;
         let change_id = ids.last().copied().unwrap_or_default();
-        let outcomes: Vec<(Dependent, ViewWrite)> = futures::stream::iter(partition.dependents.iter().cloned())
-            .map(|dependent| {
-                let view = Self::view_of(generation, &dependent.requirements, &partition.instances, now);
-                async move {
-                    let w = self.registry.write_view(&dependent.consumer, service, &view, Some(change_id)).await?;
-                    Ok::<_, StoreError>((dependent, w))
-                }
-            })
-            .buffer_unordered(VIEW_WRITE_CONCURRENCY)
-            .try_collect()
-            .await?;
+        let mut jobs = Vec::with_capacity(partition.dependents.len());
+        for dependent in &partition.dependents {
+            let view = Self::view_of(generation, &dependent.requirements, &partition.instances, now);
+            jobs.push(async move {
+                let w = self.registry.write_view(&dependent.consumer, service, &view, Some(change_id)).await?;
+                Ok::<_, StoreError>((dependent, w))
+            });
+        }
+        let outcomes: Vec<(&Dependent, ViewWrite)> =
+            futures::stream::iter(jobs).buffer_unordered(VIEW_WRITE_CONCURRENCY).try_collect().await?;
         let mut events = Vec::new();
         let mut changed = 0;
         for (dependent, outcome) in outcomes {
@@ -294,16 +296,17 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
         for service in &services {
             self.registry.put_edge(service, consumer, &after.requirements_on(service)).await?;
         }
-        let writes: Vec<ViewWrite> = futures::stream::iter(services.iter())
-            .map(|service| async move {
+        let mut jobs = Vec::with_capacity(services.len());
+        for service in &services {
+            jobs.push(async move {
                 let generation = self.registry.bump_generation(service).await?;
                 let partition = self.registry.read_service(service).await?;
                 let view = Self::view_of(generation, &after.requirements_on(service), &partition.instances, now);
                 self.registry.write_view(consumer, service, &view, None).await
-            })
-            .buffer_unordered(VIEW_WRITE_CONCURRENCY)
-            .try_collect()
-            .await?;
+            });
+        }
+        let writes: Vec<ViewWrite> =
+            futures::stream::iter(jobs).buffer_unordered(VIEW_WRITE_CONCURRENCY).try_collect().await?;
         let views_changed = writes.iter().any(|w| matches!(w, ViewWrite::Changed(_)));
         if header_changed || views_changed {
             let item = self.registry.bump_revision(consumer, record_id).await?;

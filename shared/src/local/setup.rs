@@ -1,0 +1,186 @@
+//! Creates the table and the topic, idempotently. The SAM template declares
+//! the same resources in AWS; this is what `beacon dev` and the tests use.
+
+use aws_sdk_dynamodb::Client as Dynamo;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+};
+use aws_sdk_sns::Client as Sns;
+
+use crate::keys;
+
+/// Set-up failed; says which call.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(String);
+
+fn attr(name: &str, t: ScalarAttributeType) -> Result<AttributeDefinition, SetupError> {
+    AttributeDefinition::builder().attribute_name(name).attribute_type(t).build().map_err(|e| SetupError(e.to_string()))
+}
+
+fn key(name: &str, t: KeyType) -> Result<KeySchemaElement, SetupError> {
+    KeySchemaElement::builder().attribute_name(name).key_type(t).build().map_err(|e| SetupError(e.to_string()))
+}
+
+/// Creates `table` (if absent) with its stream, TTL and expiry index, waits
+/// until it is active, and returns its stream ARN.
+pub async fn ensure_table(client: &Dynamo, table: &str) -> Result<String, SetupError> {
+    let describe = client.describe_table().table_name(table).send().await;
+    let exists = match &describe {
+        Ok(_) => true,
+        Err(e) if e.code() == Some("ResourceNotFoundException") => false,
+        Err(e) => return Err(SetupError(format!("DescribeTable {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))),
+    };
+    if !exists {
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(keys::EXPIRY_INDEX)
+            .key_schema(key(keys::EXPIRY_SHARD, KeyType::Hash)?)
+            .key_schema(key(keys::EXPIRES_AT, KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+            .build()
+            .map_err(|e| SetupError(e.to_string()))?;
+        let created = client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr(keys::PK, ScalarAttributeType::S)?)
+            .attribute_definitions(attr(keys::SK, ScalarAttributeType::S)?)
+            .attribute_definitions(attr(keys::EXPIRY_SHARD, ScalarAttributeType::S)?)
+            .attribute_definitions(attr(keys::EXPIRES_AT, ScalarAttributeType::N)?)
+            .key_schema(key(keys::PK, KeyType::Hash)?)
+            .key_schema(key(keys::SK, KeyType::Range)?)
+            .global_secondary_indexes(index)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(|e| SetupError(e.to_string()))?,
+            )
+            .send()
+            .await;
+        if let Err(e) = created
+            && e.code() != Some("ResourceInUseException")
+        {
+            return Err(SetupError(format!("CreateTable {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))));
+        }
+    }
+    let ttl = client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(keys::EXPIRES_AT)
+                .build()
+                .map_err(|e| SetupError(e.to_string()))?,
+        )
+        .send()
+        .await;
+    // Enabling TTL twice is refused with a ValidationException; that means done.
+    if let Err(e) = ttl
+        && e.code() != Some("ValidationException")
+    {
+        return Err(SetupError(format!("UpdateTimeToLive {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))));
+    }
+    for _ in 0..100 {
+        let out = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| SetupError(format!("DescribeTable {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))))?;
+        if let Some(t) = out.table
+            && t.table_status == Some(aws_sdk_dynamodb::types::TableStatus::Active)
+            && let Some(arn) = t.latest_stream_arn
+        {
+            return Ok(arn);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(SetupError(format!("table {table} did not become active with a stream")))
+}
+
+/// Creates the topic (CreateTopic is idempotent) and returns its ARN.
+pub async fn ensure_topic(client: &Sns, name: &str) -> Result<String, SetupError> {
+    let out = client
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .map_err(|e| SetupError(format!("CreateTopic {name}: {}", aws_sdk_sns::error::DisplayErrorContext(&e))))?;
+    out.topic_arn.ok_or_else(|| SetupError(format!("CreateTopic {name} returned no ARN")))
+}
+
+/// Where the local engines listen, and the one set of dummy credentials and
+/// region every client uses (DynamoDB Local keeps tables per key and region).
+#[derive(Debug, Clone)]
+pub struct LocalEndpoints {
+    /// DynamoDB and DynamoDB Streams (`http://127.0.0.1:P`).
+    pub dynamodb: String,
+    /// SNS and SQS (the moto server).
+    pub sns_sqs: String,
+}
+
+/// The dummy access key the local stack uses.
+pub const LOCAL_ACCESS_KEY: &str = "beaconlocal";
+/// The dummy secret the local stack uses.
+pub const LOCAL_SECRET_KEY: &str = "beaconlocal";
+/// The local stack's region.
+pub const LOCAL_REGION: &str = "us-east-1";
+
+impl LocalEndpoints {
+    /// An SDK config pointing every service at the local engines, built
+    /// explicitly (no process environment is read or changed).
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        let creds = aws_sdk_dynamodb::config::Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "beacon-local");
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(LOCAL_REGION))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(creds))
+            .build()
+    }
+
+    /// The DynamoDB client.
+    pub fn dynamodb(&self) -> Dynamo {
+        let conf = aws_sdk_dynamodb::config::Builder::from(&self.sdk_config()).endpoint_url(&self.dynamodb).build();
+        Dynamo::from_conf(conf)
+    }
+
+    /// The DynamoDB Streams client.
+    pub fn streams(&self) -> aws_sdk_dynamodbstreams::Client {
+        let conf = aws_sdk_dynamodbstreams::config::Builder::from(&self.sdk_config()).endpoint_url(&self.dynamodb).build();
+        aws_sdk_dynamodbstreams::Client::from_conf(conf)
+    }
+
+    /// The SNS client.
+    pub fn sns(&self) -> Sns {
+        let conf = aws_sdk_sns::config::Builder::from(&self.sdk_config()).endpoint_url(&self.sns_sqs).build();
+        Sns::from_conf(conf)
+    }
+
+    /// The SQS client.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        let conf = aws_sdk_sqs::config::Builder::from(&self.sdk_config()).endpoint_url(&self.sns_sqs).build();
+        aws_sdk_sqs::Client::from_conf(conf)
+    }
+
+    /// The `export` lines a shell, the AWS CLI or boto3 needs.
+    pub fn env_lines(&self, table: &str, topic_arn: &str) -> String {
+        let vars = [
+            ("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_KEY),
+            ("AWS_REGION", LOCAL_REGION),
+            ("AWS_DEFAULT_REGION", LOCAL_REGION),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &self.dynamodb),
+            ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", &self.dynamodb),
+            ("AWS_ENDPOINT_URL_SNS", &self.sns_sqs),
+            ("AWS_ENDPOINT_URL_SQS", &self.sns_sqs),
+            ("BEACON_TABLE", table),
+            ("BEACON_TOPIC_ARN", topic_arn),
+        ];
+        vars.iter().map(|(k, v)| format!("export {k}={v}\n")).collect()
+    }
+}
