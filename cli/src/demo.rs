@@ -1,1 +1,3 @@
-pub async fn run(_e: &beacon::local::setup::LocalEndpoints, _t: &str, _a: &str) -> anyhow::Result<()> { Ok(()) }
+pub async fn run(_e: &beacon::local::setup::LocalEndpoints, _t: &str, _a: &str) -> anyhow::Result<()> {
+    Ok(())
+}

@@ -7,8 +7,8 @@
 //! namespace (Unix sockets live in the file system, not the network
 //! namespace). The moto server binds 127.0.0.1 itself.
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;

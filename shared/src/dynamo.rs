@@ -148,7 +148,10 @@ impl DynamoRegistry {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::service_pk(&r.service), &keys::instance_sk(&r.version.to_string(), &r.instance_id))))
+            .set_key(Some(Self::key(
+                keys::service_pk(&r.service),
+                &keys::instance_sk(&r.version.to_string(), &r.instance_id),
+            )))
             .update_expression("SET expires_at = :e, updated_at = :u")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":e", n(expires_at))
@@ -318,7 +321,11 @@ impl Registry for DynamoRegistry {
         };
         self.write();
         let old = match update.send().await {
-            Ok(out) => return Ok(ViewWrite::Changed(Box::new(self.resolved_from(consumer, out.attributes.unwrap_or_default())?))),
+            Ok(out) => {
+                return Ok(ViewWrite::Changed(Box::new(
+                    self.resolved_from(consumer, out.attributes.unwrap_or_default())?,
+                )));
+            }
             Err(e) if is_conditional(&e) => {
                 self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
                 let item = e.as_service_error().and_then(|se| match se {
@@ -351,7 +358,9 @@ impl Registry for DynamoRegistry {
             .table_name(&self.table)
             .set_key(Some(key))
             .update_expression("SET services.#s.generation = :g")
-            .condition_expression("attribute_exists(pk) AND contains(needed_services, :sname) AND services.#s.generation < :g")
+            .condition_expression(
+                "attribute_exists(pk) AND contains(needed_services, :sname) AND services.#s.generation < :g",
+            )
             .expression_attribute_names("#s", service)
             .expression_attribute_values(":sname", s(service))
             .expression_attribute_values(":g", n(view.generation))
@@ -359,7 +368,9 @@ impl Registry for DynamoRegistry {
             .send()
             .await;
         match out {
-            Ok(out) => Ok(ViewWrite::Unchanged(Box::new(self.resolved_from(consumer, out.attributes.unwrap_or_default())?))),
+            Ok(out) => {
+                Ok(ViewWrite::Unchanged(Box::new(self.resolved_from(consumer, out.attributes.unwrap_or_default())?)))
+            }
             Err(e) if is_conditional(&e) => {
                 self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
                 Ok(ViewWrite::Stale)

@@ -106,17 +106,21 @@ impl Publisher for SnsPublisher {
                 }
             }
             self.calls.fetch_add(1, Ordering::Relaxed);
-            let out = self.client.publish_batch().topic_arn(&self.topic_arn).set_publish_batch_request_entries(Some(entries)).send().await;
+            let out = self
+                .client
+                .publish_batch()
+                .topic_arn(&self.topic_arn)
+                .set_publish_batch_request_entries(Some(entries))
+                .send()
+                .await;
             match out {
                 Ok(out) => {
                     for failed in out.failed.unwrap_or_default() {
                         if let Ok(i) = failed.id.parse::<usize>()
                             && let Some(slot) = results.get_mut(i)
                         {
-                            *slot = Err(PublishError {
-                                code: failed.code,
-                                message: failed.message.unwrap_or_default(),
-                            });
+                            *slot =
+                                Err(PublishError { code: failed.code, message: failed.message.unwrap_or_default() });
                         }
                     }
                     // An entry SNS neither accepted nor refused is not known
@@ -125,7 +129,8 @@ impl Publisher for SnsPublisher {
                         out.successful.unwrap_or_default().into_iter().filter_map(|s| s.id).collect();
                     for i in range {
                         if results[i].is_ok() && !ok.contains(&i.to_string()) {
-                            results[i] = Err(PublishError { code: "Missing".into(), message: "no result for entry".into() });
+                            results[i] =
+                                Err(PublishError { code: "Missing".into(), message: "no result for entry".into() });
                         }
                     }
                 }

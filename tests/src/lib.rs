@@ -1,1 +1,258 @@
+#![allow(missing_debug_implementations)] // test harness types hold clients and closures
+//! The integration-test harness: each test gets its own table, stream,
+//! topic and in-process pipeline (the local event source mapping driving the
+//! real fan-out handler) on the shared local engines that `./scripts/test`
+//! starts. Nothing here is a mock: the engines are DynamoDB Local and the
+//! moto SNS/SQS server.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use beacon::dynamo::DynamoRegistry;
+use beacon::local::poller::{Handler, MappingConfig, MappingStats, Poller};
+use beacon::local::setup::{ensure_table, ensure_topic};
+use beacon::publish::{Publisher, SnsPublisher};
+use beacon::store::Registry;
+use beacon_fanout::FanOut;
+use serde_json::Value;
+use tokio::sync::watch;
+
+/// The local stack's SDK config, from the standard variables that
+/// `.beacon/test/dev.env` exports. Panics with what to run when absent.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
+        "the local stack is not running: run the suite with ./scripts/test"
+    );
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+/// A name no other test (or earlier run against the same engines) uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{}-{nanos}", std::process::id(), UNIQUE.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Epoch seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// One test's pipeline.
+pub struct TestPipeline {
+    /// The table name.
+    pub table: String,
+    /// The topic ARN.
+    pub topic_arn: String,
+    /// A registry adapter over the table (for writes and reads).
+    pub registry: DynamoRegistry,
+    /// The DynamoDB client.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// The SNS client.
+    pub sns: aws_sdk_sns::Client,
+    /// The SQS client.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The mapping's counters.
+    pub stats: Arc<MappingStats>,
+    /// The on-failure queue.
+    pub on_failure: Queue,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Options for [`TestPipeline::start_with`].
+pub struct Options<P> {
+    /// Wraps the real SNS publisher (fault injection).
+    pub publisher: Box<dyn FnOnce(SnsPublisher) -> P + Send>,
+    /// Adjusts the mapping.
+    pub mapping: Box<dyn FnOnce(&mut MappingConfig) + Send>,
+}
+
+impl TestPipeline {
+    /// A pipeline with the real publisher and AWS's default mapping.
+    pub async fn start(name: &str) -> Self {
+        Self::start_with(name, Options { publisher: Box::new(|p| p), mapping: Box::new(|_| {}) }).await
+    }
+
+    /// A pipeline with a wrapped publisher and/or adjusted mapping.
+    pub async fn start_with<P: Publisher + 'static>(name: &str, options: Options<P>) -> Self {
+        // RUST_LOG=beacon=debug shows the pipeline's logs under a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let config = sdk_config().await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let sns = aws_sdk_sns::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+        let table = unique(name);
+        let stream_arn = ensure_table(&dynamodb, &table).await.expect("creating the table");
+        let topic_arn = ensure_topic(&sns, &table).await.expect("creating the topic");
+        let on_failure = Queue::create(&sqs, &format!("{table}-dlq")).await;
+        let registry = DynamoRegistry::new(dynamodb.clone(), &table);
+        let publisher = (options.publisher)(SnsPublisher::new(sns.clone(), &topic_arn));
+        let fanout = Arc::new(FanOut::new(registry.clone(), publisher));
+        let handler: Handler = Arc::new(move |event| {
+            let fanout = fanout.clone();
+            Box::pin(async move { Ok(fanout.handle(&event, now()).await.0) })
+        });
+        let mut mapping =
+            MappingConfig { on_failure_queue_url: Some(on_failure.url.clone()), ..MappingConfig::default() };
+        (options.mapping)(&mut mapping);
+        let poller = Poller::new(streams, Some(sqs.clone()), stream_arn, "us-east-1", mapping, handler);
+        let stats = poller.stats();
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(poller.run(rx));
+        Self { table, topic_arn, registry, dynamodb, sns, sqs, stats, on_failure, stop, task }
+    }
+
+    /// A queue subscribed to the topic (raw delivery), with an optional
+    /// filter policy on the message attributes.
+    pub async fn subscribe(&self, filter_policy: Option<&str>) -> Queue {
+        let queue = Queue::create(&self.sqs, &unique("q")).await;
+        let mut sub = self
+            .sns
+            .subscribe()
+            .topic_arn(&self.topic_arn)
+            .protocol("sqs")
+            .endpoint(&queue.arn)
+            .attributes("RawMessageDelivery", "true");
+        if let Some(policy) = filter_policy {
+            sub = sub.attributes("FilterPolicy", policy);
+        }
+        sub.send().await.expect("subscribing the queue");
+        queue
+    }
+
+    /// Stops the poller and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+
+    /// Waits until `check` holds, polling every 100 ms, or panics after `limit`.
+    pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out after {limit:?} waiting for {what}");
+    }
+
+    /// Reads a consumer's resolved item.
+    pub async fn resolved(&self, consumer: &str) -> Option<beacon::item::ResolvedItem> {
+        self.registry.get_resolved(consumer).await.expect("reading the resolved item")
+    }
+}
+
+/// An SQS queue the tests read events from.
+pub struct Queue {
+    /// Its URL.
+    pub url: String,
+    /// Its ARN.
+    pub arn: String,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl Queue {
+    async fn create(sqs: &aws_sdk_sqs::Client, name: &str) -> Self {
+        let url =
+            sqs.create_queue().queue_name(name).send().await.expect("creating a queue").queue_url.unwrap_or_default();
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("reading the queue ARN");
+        let arn = attrs
+            .attributes
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .unwrap_or_default();
+        Self { url, arn, sqs: sqs.clone() }
+    }
+
+    /// Receives what is available now (one short poll of up to 10 messages),
+    /// deleting what it receives.
+    pub async fn receive_once(&self) -> Vec<Value> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .expect("receiving");
+        let mut bodies = Vec::new();
+        for m in out.messages.unwrap_or_default() {
+            if let Some(handle) = &m.receipt_handle {
+                let _ = self.sqs.delete_message().queue_url(&self.url).receipt_handle(handle).send().await;
+            }
+            if let Some(body) = m.body {
+                bodies.push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+            }
+        }
+        bodies
+    }
+
+    /// Receives until `done` holds for everything received so far, or
+    /// `limit` passes; returns everything received.
+    pub async fn receive_until(&self, limit: Duration, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let start = Instant::now();
+        let mut all = Vec::new();
+        while start.elapsed() < limit {
+            let got = self.receive_once().await;
+            let empty = got.is_empty();
+            all.extend(got);
+            if done(&all) {
+                return all;
+            }
+            if empty {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        all
+    }
+
+    /// Receives everything that arrives within `window` (to show that
+    /// nothing more arrives).
+    pub async fn receive_for(&self, window: Duration) -> Vec<Value> {
+        self.receive_until(window, |_| false).await
+    }
+}
+
+/// Validates an event against the schema for its kind; returns the errors.
+pub fn schema_errors(event: &Value) -> Vec<String> {
+    let kind = event["kind"].as_str().unwrap_or_default();
+    let name = match kind {
+        "invalid" => "invalid",
+        "resolved" => "resolved",
+        _ => "change",
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../events/schema/{name}.schema.json"));
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("schema file")).expect("schema JSON");
+    let validator = jsonschema::validator_for(&schema).expect("compiling the schema");
+    validator.iter_errors(event).map(|e| format!("{e} at {}", e.instance_path())).collect()
+}
+
+/// Events of one kind.
+pub fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["kind"] == kind).collect()
+}

@@ -191,12 +191,7 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
     }
 
     /// Computes `consumer`'s view of `service` from a partition read.
-    fn view_of(
-        generation: u64,
-        requirements: &[String],
-        instances: &[beacon::Registration],
-        now: i64,
-    ) -> ServiceView {
+    fn view_of(generation: u64, requirements: &[String], instances: &[beacon::Registration], now: i64) -> ServiceView {
         let views = requirements
             .iter()
             .filter_map(|text| match Requirement::parse(text) {
@@ -249,9 +244,7 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
                 // A retry of a batch whose view write landed but whose event
                 // may not have: the stored change id is one of ours, so the
                 // event is published again under the same id.
-                ViewWrite::Unchanged(item)
-                    if item.last_change_id.as_deref().is_some_and(|id| ids.contains(&id)) =>
-                {
+                ViewWrite::Unchanged(item) if item.last_change_id.as_deref().is_some_and(|id| ids.contains(&id)) => {
                     let id = item.last_change_id.clone().unwrap_or_default();
                     events.push(Event::resolved(&id, Some(service), &item, created_at));
                 }

@@ -25,7 +25,13 @@ async fn main() -> Result<(), Error> {
             .map(|d| d.as_secs() as i64)
             .unwrap_or_default();
         let (response, report) = fanout.handle(&event.payload, now).await;
-        tracing::info!(records = report.records, failed = report.failed, invalid = report.invalid, views_changed = report.views_changed, "batch done");
+        tracing::info!(
+            records = report.records,
+            failed = report.failed,
+            invalid = report.invalid,
+            views_changed = report.views_changed,
+            "batch done"
+        );
         Ok::<DynamoDbEventResponse, Error>(response)
     }))
     .await

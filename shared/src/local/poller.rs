@@ -204,7 +204,8 @@ impl Poller {
                         }
                         // Parent first: a child waits until its parent is
                         // finished, unless the parent has been trimmed away.
-                        let parent_ready = parent.as_ref().is_none_or(|p| finished.contains(p) || !known.contains(p.as_str()));
+                        let parent_ready =
+                            parent.as_ref().is_none_or(|p| finished.contains(p) || !known.contains(p.as_str()));
                         if parent_ready {
                             started.insert(id.clone());
                             let me = self.clone();
@@ -263,7 +264,8 @@ impl Poller {
             Some(seq) => req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(seq),
             None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
-        let out = req.send().await.map_err(|e| format!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
+        let out =
+            req.send().await.map_err(|e| format!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
         Ok(out.shard_iterator)
     }
 
@@ -307,15 +309,29 @@ impl Poller {
             if let Some(it) = iterator.clone()
                 && buffer.len() < self.config.batch_size
             {
-                match self.streams.get_records().shard_iterator(it).limit(1000).send().await {
-                    Ok(out) => {
-                        iterator = out.next_shard_iterator;
-                        for record in out.records.unwrap_or_default() {
+                let fetched = match self.streams.get_records().shard_iterator(it).limit(1000).send().await {
+                    Ok(out) => Ok((
+                        out.next_shard_iterator,
+                        out.records.unwrap_or_default().iter().map(|r| self.lambda_record(r)).collect::<Vec<_>>(),
+                    )),
+                    // DynamoDB Local streams an empty map as `{}` with no
+                    // `M` tag, which the SDK cannot parse, failing the whole
+                    // response. The body is still there: read it ourselves.
+                    Err(e) => {
+                        match e.raw_response().and_then(|r| r.body().bytes()).and_then(|b| self.records_from_raw(b)) {
+                            Some(parsed) => Ok(parsed),
+                            None => Err(format!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e))),
+                        }
+                    }
+                };
+                match fetched {
+                    Ok((next, records)) => {
+                        iterator = next;
+                        for value in records {
                             fetched_any = true;
-                            let Some(seq) = record.dynamodb.as_ref().and_then(|d| d.sequence_number.clone()) else {
+                            let Some(seq) = value["dynamodb"]["SequenceNumber"].as_str().map(str::to_owned) else {
                                 continue;
                             };
-                            let value = self.lambda_record(&record);
                             last_consumed = Some(seq.clone());
                             if self.config.filter.matches(&value) {
                                 first_buffered.get_or_insert_with(Instant::now);
@@ -325,8 +341,7 @@ impl Poller {
                             }
                         }
                     }
-                    Err(e) => {
-                        let text = format!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e));
+                    Err(text) => {
                         warn!(shard, error = %text, "GetRecords failed; re-opening the shard");
                         tokio::time::sleep(self.config.poll_interval).await;
                         if let Ok(it) = self.iterator(shard).await {
@@ -406,7 +421,12 @@ impl Poller {
         self.stats.failed_invocations.fetch_add(1, Ordering::Relaxed);
         let exhausted = self.config.max_retry_attempts.is_some_and(|max| *attempts > max);
         if exhausted {
-            warn!(shard, records = failed.len(), attempts = *attempts, "retries exhausted; sending batch to the on-failure queue");
+            warn!(
+                shard,
+                records = failed.len(),
+                attempts = *attempts,
+                "retries exhausted; sending batch to the on-failure queue"
+            );
             self.send_to_on_failure(shard, failed, *attempts).await;
             let n = failed.len().min(buffer.len());
             buffer.drain(..n);
@@ -466,6 +486,26 @@ impl Poller {
         }
     }
 
+    /// Parses a raw GetRecords body into Lambda records and the next
+    /// iterator, restoring the `M` tag DynamoDB Local drops from empty maps.
+    fn records_from_raw(&self, body: &[u8]) -> Option<(Option<String>, Vec<Value>)> {
+        let mut doc: Value = serde_json::from_slice(body).ok()?;
+        let next = doc.get("NextShardIterator").and_then(Value::as_str).map(str::to_owned);
+        let records = doc.get_mut("Records")?.as_array_mut()?;
+        let mut out = Vec::with_capacity(records.len());
+        for record in records.iter_mut() {
+            for image in ["Keys", "NewImage", "OldImage"] {
+                if let Some(Value::Object(attrs)) = record.get_mut("dynamodb").and_then(|d| d.get_mut(image)) {
+                    attrs.values_mut().for_each(fix_empty_maps);
+                }
+            }
+            record["eventSourceARN"] = Value::String(self.stream_arn.clone());
+            record["awsRegion"] = Value::String(self.region.clone());
+            out.push(record.take());
+        }
+        Some((next, out))
+    }
+
     /// The record exactly as Lambda delivers it.
     fn lambda_record(&self, r: &Record) -> Value {
         let d = r.dynamodb.as_ref();
@@ -490,7 +530,8 @@ impl Poller {
             "eventName": r.event_name.as_ref().map(|n| n.as_str().to_owned()),
             "eventVersion": r.event_version,
             "eventSource": r.event_source.clone().unwrap_or_else(|| "aws:dynamodb".into()),
-            "awsRegion": r.aws_region.clone().unwrap_or_else(|| self.region.clone()),
+            // Lambda reports the table's region; DynamoDB Local says "ddblocal".
+            "awsRegion": self.region,
             "dynamodb": dynamodb,
             "eventSourceARN": self.stream_arn,
         });
@@ -501,6 +542,22 @@ impl Poller {
     }
 }
 
+/// In DynamoDB JSON every attribute value is a one-key object naming its
+/// type; a bare `{}` can only be an empty map that lost its tag.
+fn fix_empty_maps(value: &mut Value) {
+    let Value::Object(obj) = value else { return };
+    if obj.is_empty() {
+        *value = json!({ "M": {} });
+        return;
+    }
+    if let Some(Value::Object(m)) = obj.get_mut("M") {
+        m.values_mut().for_each(fix_empty_maps);
+    }
+    if let Some(Value::Array(l)) = obj.get_mut("L") {
+        l.iter_mut().for_each(fix_empty_maps);
+    }
+}
+
 fn epoch_seconds_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -508,6 +565,13 @@ fn epoch_seconds_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn untagged_empty_maps_get_their_tag_back() {
+        let mut v = json!({"M": {"a": {}, "b": {"L": [{}, {"S": "x"}]}}});
+        fix_empty_maps(&mut v);
+        assert_eq!(v, json!({"M": {"a": {"M": {}}, "b": {"L": [{"M": {}}, {"S": "x"}]}}}));
+    }
 
     #[test]
     fn sequence_numbers_order_numerically() {

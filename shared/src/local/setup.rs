@@ -31,7 +31,12 @@ pub async fn ensure_table(client: &Dynamo, table: &str) -> Result<String, SetupE
     let exists = match &describe {
         Ok(_) => true,
         Err(e) if e.code() == Some("ResourceNotFoundException") => false,
-        Err(e) => return Err(SetupError(format!("DescribeTable {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))),
+        Err(e) => {
+            return Err(SetupError(format!(
+                "DescribeTable {table}: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            )));
+        }
     };
     if !exists {
         let index = GlobalSecondaryIndex::builder()
@@ -64,7 +69,10 @@ pub async fn ensure_table(client: &Dynamo, table: &str) -> Result<String, SetupE
         if let Err(e) = created
             && e.code() != Some("ResourceInUseException")
         {
-            return Err(SetupError(format!("CreateTable {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))));
+            return Err(SetupError(format!(
+                "CreateTable {table}: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            )));
         }
     }
     let ttl = client
@@ -83,15 +91,15 @@ pub async fn ensure_table(client: &Dynamo, table: &str) -> Result<String, SetupE
     if let Err(e) = ttl
         && e.code() != Some("ValidationException")
     {
-        return Err(SetupError(format!("UpdateTimeToLive {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))));
+        return Err(SetupError(format!(
+            "UpdateTimeToLive {table}: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+        )));
     }
     for _ in 0..100 {
-        let out = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| SetupError(format!("DescribeTable {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))))?;
+        let out = client.describe_table().table_name(table).send().await.map_err(|e| {
+            SetupError(format!("DescribeTable {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+        })?;
         if let Some(t) = out.table
             && t.table_status == Some(aws_sdk_dynamodb::types::TableStatus::Active)
             && let Some(arn) = t.latest_stream_arn
@@ -135,7 +143,8 @@ impl LocalEndpoints {
     /// An SDK config pointing every service at the local engines, built
     /// explicitly (no process environment is read or changed).
     pub fn sdk_config(&self) -> aws_config::SdkConfig {
-        let creds = aws_sdk_dynamodb::config::Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "beacon-local");
+        let creds =
+            aws_sdk_dynamodb::config::Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "beacon-local");
         aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(LOCAL_REGION))
@@ -151,7 +160,8 @@ impl LocalEndpoints {
 
     /// The DynamoDB Streams client.
     pub fn streams(&self) -> aws_sdk_dynamodbstreams::Client {
-        let conf = aws_sdk_dynamodbstreams::config::Builder::from(&self.sdk_config()).endpoint_url(&self.dynamodb).build();
+        let conf =
+            aws_sdk_dynamodbstreams::config::Builder::from(&self.sdk_config()).endpoint_url(&self.dynamodb).build();
         aws_sdk_dynamodbstreams::Client::from_conf(conf)
     }
 
