@@ -386,24 +386,17 @@ impl Registry for DynamoRegistry {
         services: &[String],
         dropped: &[String],
     ) -> Result<ResolvedItem, StoreError> {
-        let mut expr = String::from(
-            "SET consumer = :c, needs = :needs, needed_services = :svcs, \
-             revision = if_not_exists(revision, :zero), services = if_not_exists(services, :empty)",
-        );
-        let mut update = self.client.update_item();
-        if !dropped.is_empty() {
-            expr.push_str(" REMOVE ");
-            let names: Vec<String> = (0..dropped.len()).map(|i| format!("services.#d{i}")).collect();
-            expr.push_str(&names.join(", "));
-            for (i, d) in dropped.iter().enumerate() {
-                update = update.expression_attribute_names(format!("#d{i}"), d);
-            }
-        }
+        let key = Self::key(keys::consumer_pk(consumer), keys::resolved_sk());
         self.write();
-        let out = update
+        let out = self
+            .client
+            .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::consumer_pk(consumer), keys::resolved_sk())))
-            .update_expression(expr)
+            .set_key(Some(key.clone()))
+            .update_expression(
+                "SET consumer = :c, needs = :needs, needed_services = :svcs, \
+                 revision = if_not_exists(revision, :zero), services = if_not_exists(services, :empty)",
+            )
             .expression_attribute_values(":c", s(consumer))
             .expression_attribute_values(":needs", AttributeValue::L(needs.iter().map(s).collect()))
             .expression_attribute_values(":svcs", AttributeValue::L(services.iter().map(s).collect()))
@@ -413,6 +406,26 @@ impl Registry for DynamoRegistry {
             .send()
             .await
             .map_err(|e| store_error(format!("UpdateItem resolved header {consumer}"), e))?;
+        let item = self.resolved_from(consumer, out.attributes.unwrap_or_default())?;
+        // A second update: DynamoDB refuses SET services and REMOVE
+        // services.x in one expression (overlapping paths).
+        let present: Vec<&String> = dropped.iter().filter(|d| item.services.contains_key(*d)).collect();
+        if present.is_empty() {
+            return Ok(item);
+        }
+        let names: Vec<String> = (0..present.len()).map(|i| format!("services.#d{i}")).collect();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(format!("REMOVE {}", names.join(", ")))
+            .return_values(ReturnValue::AllNew);
+        for (i, d) in present.iter().enumerate() {
+            update = update.expression_attribute_names(format!("#d{i}"), d.as_str());
+        }
+        self.write();
+        let out = update.send().await.map_err(|e| store_error(format!("UpdateItem drop views {consumer}"), e))?;
         self.resolved_from(consumer, out.attributes.unwrap_or_default())
     }
 
