@@ -1,3 +1,192 @@
-pub async fn run(_e: &beacon::local::setup::LocalEndpoints, _t: &str, _a: &str) -> anyhow::Result<()> {
+//! The demo `beacon dev --demo` runs once the pipeline is up: the seed's
+//! `helloworld` 1.0 registers, a consumer that needs it gets its resolved
+//! item, a subscriber queue receives the events, then a status change and a
+//! deregistration arrive. Everything printed is read back from the engines.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use beacon::dynamo::DynamoRegistry;
+use beacon::item::{Needs, Outcome, ResolvedItem};
+use beacon::local::setup::LocalEndpoints;
+use beacon::store::Registry;
+use beacon::{Registration, Status, parse_needs};
+use serde_json::Value;
+
+const CONSUMER: &str = "hello-client";
+/// The seed's endpoint shape (an API Gateway stage URL).
+const ENDPOINT: &str = "https://abc123.execute-api.us-east-1.amazonaws.com/dev";
+
+struct Subscriber {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl Subscriber {
+    async fn create(endpoints: &LocalEndpoints, topic_arn: &str) -> Result<Self> {
+        let sqs = endpoints.sqs();
+        let url = sqs
+            .create_queue()
+            .queue_name("beacon-demo-subscriber")
+            .send()
+            .await
+            .context("creating the demo queue")?
+            .queue_url
+            .unwrap_or_default();
+        // Drain what an earlier demo left behind.
+        let _ = sqs.purge_queue().queue_url(&url).send().await;
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await?;
+        let arn = attrs
+            .attributes
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .unwrap_or_default();
+        endpoints
+            .sns()
+            .subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(&arn)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .context("subscribing the demo queue")?;
+        Ok(Self { sqs, url })
+    }
+
+    /// Prints events as they arrive until one of `kind` has; returns it.
+    async fn wait_for(&self, kind: &str, since: Instant) -> Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await?;
+            let mut found = None;
+            for m in out.messages.unwrap_or_default() {
+                if let Some(h) = &m.receipt_handle {
+                    let _ = self.sqs.delete_message().queue_url(&self.url).receipt_handle(h).send().await;
+                }
+                let event: Value = serde_json::from_str(m.body.as_deref().unwrap_or("null"))?;
+                print_event(&event, since.elapsed());
+                if event["kind"] == kind && found.is_none() {
+                    found = Some(event);
+                }
+            }
+            if let Some(e) = found {
+                return Ok(e);
+            }
+        }
+        bail!("no `{kind}` event arrived within 30 s")
+    }
+}
+
+fn print_event(e: &Value, after: Duration) {
+    let ms = after.as_millis();
+    match e["kind"].as_str().unwrap_or_default() {
+        "resolved" => println!(
+            "   ← resolved    consumer {} now at revision {}   (+{ms} ms)",
+            e["consumer"].as_str().unwrap_or("?"),
+            e["revision"]
+        ),
+        kind => println!(
+            "   ← {kind:<11} {} {} {} ({})   record {}   (+{ms} ms)",
+            e["service"].as_str().unwrap_or("?"),
+            e["version"].as_str().unwrap_or("?"),
+            e["instance_id"].as_str().unwrap_or("?"),
+            e["status"].as_str().unwrap_or("?"),
+            e["record_id"].as_str().unwrap_or("?"),
+        ),
+    }
+}
+
+fn describe(item: &ResolvedItem) -> String {
+    let mut lines = Vec::new();
+    for (service, view) in &item.services {
+        for r in &view.requirements {
+            let what = match &r.outcome {
+                Outcome::Resolved(ok) => format!(
+                    "{} → {}",
+                    ok.version,
+                    ok.endpoints.iter().map(|e| e.endpoint_url.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                Outcome::Unresolved(why) => format!("unresolved: {why}"),
+            };
+            lines.push(format!("{service} [{}]: {what}", r.requirement));
+        }
+    }
+    format!("revision {}: {}", item.revision, lines.join("; "))
+}
+
+async fn wait_revision(registry: &DynamoRegistry, at_least: u64) -> Result<ResolvedItem> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(item) = registry.get_resolved(CONSUMER).await?
+            && item.revision >= at_least
+        {
+            return Ok(item);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the resolved item of {CONSUMER} did not reach revision {at_least}")
+}
+
+/// Runs the demo.
+pub async fn run(endpoints: &LocalEndpoints, table: &str, topic_arn: &str) -> Result<()> {
+    let registry = DynamoRegistry::new(endpoints.dynamodb(), table);
+    println!("\n== Beacon demo: push-based discovery on the local stack ==\n");
+    println!("1. A subscriber: SQS queue beacon-demo-subscriber, subscribed to the change topic.");
+    let subscriber = Subscriber::create(endpoints, topic_arn).await?;
+
+    println!("2. Consumer `{CONSUMER}` declares what it needs: helloworld (item CONSUMER#{CONSUMER} / NEEDS).");
+    let start = Instant::now();
+    registry
+        .put_needs(&Needs { consumer: CONSUMER.into(), needs: parse_needs("helloworld")? }, crate::dev::now())
+        .await?;
+    subscriber.wait_for("resolved", start).await?;
+    let item = wait_revision(&registry, 1).await?;
+    println!("   → its resolved item: {}", describe(&item));
+
+    println!("\n3. helloworld 1.0 registers, as the seed's registrar does (healthy, ttl 300 s).");
+    let mut hello =
+        Registration::new_at("helloworld", "1.0", "default", ENDPOINT, Status::Healthy, 300, crate::dev::now())?;
+    let start = Instant::now();
+    registry.put_registration(&hello).await?;
+    subscriber.wait_for("registered", start).await?;
+    let item = wait_revision(&registry, item.revision + 1).await?;
+    println!("   → resolved item refreshed by the fan-out: {}", describe(&item));
+
+    println!("\n4. A heartbeat (only expires_at moves): nothing is published.");
+    registry.heartbeat(&hello, crate::dev::now() + 1).await?;
+
+    println!("\n5. helloworld turns unhealthy.");
+    hello.status = Status::Unhealthy;
+    hello.updated_at = crate::dev::now();
+    let start = Instant::now();
+    registry.put_registration(&hello).await?;
+    subscriber.wait_for("status_changed", start).await?;
+    let item = wait_revision(&registry, item.revision + 1).await?;
+    println!("   → resolved item: {}", describe(&item));
+
+    println!("\n6. helloworld deregisters.");
+    let start = Instant::now();
+    registry.delete_registration("helloworld", "1.0.0", "default").await?;
+    subscriber.wait_for("deregistered", start).await?;
+    let item = wait_revision(&registry, item.revision + 1).await?;
+    println!("   → resolved item: {}", describe(&item));
+
+    println!("\n== The stack keeps running. In another shell: ==");
+    println!("   source .beacon/dev.env");
+    println!("   aws dynamodb scan --table-name $BEACON_TABLE --endpoint-url $AWS_ENDPOINT_URL_DYNAMODB");
+    println!("   (README, \"Play with it\", has registration, subscription and boto3 examples.)");
+    println!("Ctrl-C stops everything.\n");
     Ok(())
 }

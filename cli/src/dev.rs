@@ -326,7 +326,7 @@ async fn start_pipeline(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Pi
         let fanout = fanout.clone();
         Box::pin(async move {
             let (response, report) = fanout.handle(&event, now()).await;
-            tracing::info!(records = report.records, published = ?report.published, failed = report.failed, "batch");
+            tracing::debug!(records = report.records, published = ?report.published, failed = report.failed, "batch");
             Ok(response)
         })
     });
