@@ -1,0 +1,215 @@
+//! Pipeline benchmark against the local stack (run it with ./scripts/bench):
+//!
+//! - write → subscriber receipt (SQS) latency over N changes, with the local
+//!   event source mapping polling at AWS's 4 polls a second per shard;
+//! - write → resolved item updated, for a consumer that needs the service;
+//! - the fan-out handler's own time per record, and its DynamoDB and SNS
+//!   requests per record.
+//!
+//! `BENCH_CHANGES` (default 500) sets N. Results print as a Markdown table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use beacon::dynamo::DynamoRegistry;
+use beacon::item::Needs;
+use beacon::local::poller::{Handler, MappingConfig, Poller};
+use beacon::local::setup::{ensure_table, ensure_topic};
+use beacon::publish::SnsPublisher;
+use beacon::store::Registry;
+use beacon::{Registration, Status, parse_needs};
+use beacon_fanout::FanOut;
+use beacon_tests::{now, sdk_config, unique};
+use tokio::sync::{Mutex, watch};
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn summary(name: &str, mut ms: Vec<f64>) -> String {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    format!(
+        "| {name} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+        ms.len(),
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.95),
+        percentile(&ms, 0.99),
+        ms.last().copied().unwrap_or(f64::NAN)
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let changes: usize = std::env::var("BENCH_CHANGES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let config = sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let sns = aws_sdk_sns::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let table = unique("bench");
+    let stream_arn = ensure_table(&dynamodb, &table).await.expect("table");
+    let topic_arn = ensure_topic(&sns, &table).await.expect("topic");
+
+    // The fan-out's own adapters, so their counts are its requests only.
+    let fan_registry = DynamoRegistry::new(dynamodb.clone(), &table);
+    let publisher = SnsPublisher::new(sns.clone(), &topic_arn);
+    let fanout = Arc::new(FanOut::new(fan_registry.clone(), publisher.clone()));
+    let handler_nanos = Arc::new(AtomicU64::new(0));
+    let handled_records = Arc::new(AtomicU64::new(0));
+    let (h_nanos, h_records) = (handler_nanos.clone(), handled_records.clone());
+    let handler: Handler = Arc::new(move |event| {
+        let fanout = fanout.clone();
+        let (h_nanos, h_records) = (h_nanos.clone(), h_records.clone());
+        Box::pin(async move {
+            let start = Instant::now();
+            let n = event.records.len() as u64;
+            let (response, _) = fanout.handle(&event, now()).await;
+            h_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            h_records.fetch_add(n, Ordering::Relaxed);
+            Ok(response)
+        })
+    });
+    let poller = Poller::new(
+        aws_sdk_dynamodbstreams::Client::new(&config),
+        Some(sqs.clone()),
+        stream_arn,
+        "us-east-1",
+        MappingConfig::default(),
+        handler,
+    );
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(poller.run(rx));
+
+    // A subscriber queue, drained by a task that stamps receipt times.
+    let queue_url =
+        sqs.create_queue().queue_name(unique("bench-q")).send().await.expect("queue").queue_url.unwrap_or_default();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("arn")
+        .attributes
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .attributes("FilterPolicy", r#"{"kind":["registered"]}"#)
+        .send()
+        .await
+        .expect("subscribe");
+    let received: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let (rx_stop, rx_stop_rx) = watch::channel(false);
+    let receiver = {
+        let (sqs, url, received) = (sqs.clone(), queue_url.clone(), received.clone());
+        tokio::spawn(async move {
+            while !*rx_stop_rx.borrow() {
+                let Ok(out) =
+                    sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await
+                else {
+                    continue;
+                };
+                let at = Instant::now();
+                for m in out.messages.unwrap_or_default() {
+                    if let Some(h) = &m.receipt_handle {
+                        let _ = sqs.delete_message().queue_url(&url).receipt_handle(h).send().await;
+                    }
+                    let v: serde_json::Value = serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or_default();
+                    if let Some(id) = v["instance_id"].as_str() {
+                        received.lock().await.entry(id.to_owned()).or_insert(at);
+                    }
+                }
+            }
+        })
+    };
+
+    // 1. write → SQS receipt: N new instances of services with no dependents,
+    //    one every 20 ms (50 changes/s), each write timed from before PutItem.
+    let writer = DynamoRegistry::new(dynamodb.clone(), &table);
+    let mut written: HashMap<String, Instant> = HashMap::new();
+    let fan_before = fan_registry.counts().snapshot();
+    let sns_before = publisher.calls();
+    let recs_before = handled_records.load(Ordering::Relaxed);
+    let nanos_before = handler_nanos.load(Ordering::Relaxed);
+    for i in 0..changes {
+        let id = format!("i{i}");
+        let r = Registration::new_at(&format!("svc{}", i % 10), "1.0.0", &id, "https://x.example", Status::Healthy, 3600, now())
+            .expect("valid");
+        written.insert(id, Instant::now());
+        writer.put_registration(&r).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received.lock().await.len() < changes && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = received.lock().await.clone();
+    let latencies: Vec<f64> = written
+        .iter()
+        .filter_map(|(id, w)| got.get(id).map(|r| r.duration_since(*w).as_secs_f64() * 1000.0))
+        .collect();
+    let fan_after = fan_registry.counts().snapshot();
+    let records = handled_records.load(Ordering::Relaxed) - recs_before;
+    let handler_ms = (handler_nanos.load(Ordering::Relaxed) - nanos_before) as f64 / 1e6;
+    let per = |v: u64| v as f64 / records.max(1) as f64;
+
+    // 2. write → resolved item updated: one consumer needs `hot`; each change
+    //    flips the instance's endpoint, and we poll the item every 5 ms.
+    writer.put_needs(&Needs { consumer: "reader".into(), needs: parse_needs("hot").expect("needs") }, now()).await.expect("needs");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut resolved_ms = Vec::new();
+    let dep_before = fan_registry.counts().snapshot();
+    let dep_recs_before = handled_records.load(Ordering::Relaxed);
+    for i in 0..(changes / 5).max(20) {
+        let before = writer.get_resolved("reader").await.expect("read").map(|r| r.revision).unwrap_or(0);
+        let r = Registration::new_at("hot", "1.0.0", "h1", &format!("https://h{i}.example"), Status::Healthy, 3600, now())
+            .expect("valid");
+        let start = Instant::now();
+        writer.put_registration(&r).await.expect("write");
+        loop {
+            let rev = writer.get_resolved("reader").await.expect("read").map(|r| r.revision).unwrap_or(0);
+            if rev > before || start.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        resolved_ms.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    let dep_after = fan_registry.counts().snapshot();
+    let dep_records = (handled_records.load(Ordering::Relaxed) - dep_recs_before).max(1) as f64;
+
+    let _ = rx_stop.send(true);
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), receiver).await;
+
+    println!("## Pipeline benchmark ({changes} changes, poller at 4 polls/s per shard)\n");
+    println!("| path | n | p50 ms | p95 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|");
+    println!("{}", summary("write → SQS receipt", latencies.clone()));
+    println!("{}", summary("write → resolved item updated (1 dependent)", resolved_ms));
+    println!();
+    println!("| fan-out, per record | value |");
+    println!("|---|---|");
+    println!("| records handled (no dependents) | {records} |");
+    println!("| received by the subscriber | {} of {changes} |", latencies.len());
+    println!("| handler time per record | {:.2} ms |", handler_ms / records.max(1) as f64);
+    println!("| DynamoDB reads per record (no dependents) | {:.2} |", per(fan_after.0 - fan_before.0));
+    println!("| DynamoDB writes per record (no dependents) | {:.2} |", per(fan_after.1 - fan_before.1));
+    println!("| SNS PublishBatch calls per record | {:.2} |", per(publisher.calls() - sns_before));
+    println!("| DynamoDB reads per record (1 dependent) | {:.2} |", (dep_after.0 - dep_before.0) as f64 / dep_records);
+    println!("| DynamoDB writes per record (1 dependent) | {:.2} |", (dep_after.1 - dep_before.1) as f64 / dep_records);
+    if latencies.len() < changes {
+        eprintln!("bench: {} of {changes} events did not arrive", changes - latencies.len());
+        std::process::exit(1);
+    }
+}
