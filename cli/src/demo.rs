@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use beacon::dynamo::DynamoRegistry;
 use beacon::item::{Needs, Outcome, ResolvedItem};
-use beacon::local::setup::LocalEndpoints;
+use beacon::local::setup::{LocalEndpoints, subscribe_queue};
 use beacon::store::Registry;
 use beacon::{Registration, Status, parse_needs};
 use serde_json::Value;
@@ -25,37 +25,12 @@ struct Subscriber {
 impl Subscriber {
     async fn create(endpoints: &LocalEndpoints, topic_arn: &str) -> Result<Self> {
         let sqs = endpoints.sqs();
-        let url = sqs
-            .create_queue()
-            .queue_name("beacon-demo-subscriber")
-            .send()
-            .await
-            .context("creating the demo queue")?
-            .queue_url
-            .unwrap_or_default();
-        // Drain what an earlier demo left behind.
-        let _ = sqs.purge_queue().queue_url(&url).send().await;
-        let attrs = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await?;
-        let arn = attrs
-            .attributes
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
-            .unwrap_or_default();
-        endpoints
-            .sns()
-            .subscribe()
-            .topic_arn(topic_arn)
-            .protocol("sqs")
-            .endpoint(&arn)
-            .attributes("RawMessageDelivery", "true")
-            .send()
+        let queue = subscribe_queue(&sqs, &endpoints.sns(), topic_arn, "beacon-demo-subscriber", None)
             .await
             .context("subscribing the demo queue")?;
-        Ok(Self { sqs, url })
+        // Drain what an earlier demo left behind.
+        let _ = sqs.purge_queue().queue_url(&queue.url).send().await;
+        Ok(Self { sqs, url: queue.url })
     }
 
     /// Prints events as they arrive until one of `kind` has; returns it.

@@ -379,10 +379,10 @@ async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let demo = async {
-        if opts.demo {
-            if let Err(e) = crate::demo::run(&stack.endpoints, &pipeline.table, &pipeline.topic_arn).await {
-                eprintln!("beacon dev: the demo failed: {e:#}");
-            }
+        if opts.demo
+            && let Err(e) = crate::demo::run(&stack.endpoints, &pipeline.table, &pipeline.topic_arn).await
+        {
+            eprintln!("beacon dev: the demo failed: {e:#}");
         }
         std::future::pending::<()>().await
     };

@@ -386,44 +386,36 @@ pub fn from_sdk(item: HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) 
     Item::from(item.into_iter().map(|(k, v)| (k, av_from_sdk(v))).collect::<HashMap<_, _>>())
 }
 
-fn av_from_sdk(v: aws_sdk_dynamodb::types::AttributeValue) -> Av {
-    use aws_sdk_dynamodb::types::AttributeValue as S;
-    match v {
-        S::N(n) => Av::N(n),
-        S::S(s) => Av::S(s),
-        S::Bool(b) => Av::Bool(b),
-        S::B(b) => Av::B(b.into_inner()),
-        S::Null(b) => Av::Null(b),
-        S::M(m) => Av::M(m.into_iter().map(|(k, v)| (k, av_from_sdk(v))).collect()),
-        S::L(l) => Av::L(l.into_iter().map(av_from_sdk).collect()),
-        S::Ss(s) => Av::Ss(s),
-        S::Ns(n) => Av::Ns(n),
-        S::Bs(b) => Av::Bs(b.into_iter().map(|b| b.into_inner()).collect()),
-        _ => Av::M(HashMap::new()),
-    }
+/// One conversion for both SDKs' `AttributeValue` (the DynamoDB and the
+/// DynamoDB Streams crates each have their own, with the same variants).
+macro_rules! av_from {
+    ($name:ident, $sdk:ty) => {
+        fn $name(v: $sdk) -> Av {
+            use $sdk as S;
+            match v {
+                S::N(n) => Av::N(n),
+                S::S(s) => Av::S(s),
+                S::Bool(b) => Av::Bool(b),
+                S::B(b) => Av::B(b.into_inner()),
+                S::Null(b) => Av::Null(b),
+                S::M(m) => Av::M(m.into_iter().map(|(k, v)| (k, $name(v))).collect()),
+                S::L(l) => Av::L(l.into_iter().map($name).collect()),
+                S::Ss(s) => Av::Ss(s),
+                S::Ns(n) => Av::Ns(n),
+                S::Bs(b) => Av::Bs(b.into_iter().map(|b| b.into_inner()).collect()),
+                _ => Av::M(HashMap::new()),
+            }
+        }
+    };
 }
+
+av_from!(av_from_sdk, aws_sdk_dynamodb::types::AttributeValue);
+av_from!(av_from_stream, aws_sdk_dynamodbstreams::types::AttributeValue);
 
 /// Converts the stream SDK's map to the neutral carrier (same rule as
 /// [`from_sdk`] for unknown types).
 pub fn from_stream_sdk(item: HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>) -> Item {
     Item::from(item.into_iter().map(|(k, v)| (k, av_from_stream(v))).collect::<HashMap<_, _>>())
-}
-
-fn av_from_stream(v: aws_sdk_dynamodbstreams::types::AttributeValue) -> Av {
-    use aws_sdk_dynamodbstreams::types::AttributeValue as S;
-    match v {
-        S::N(n) => Av::N(n),
-        S::S(s) => Av::S(s),
-        S::Bool(b) => Av::Bool(b),
-        S::B(b) => Av::B(b.into_inner()),
-        S::Null(b) => Av::Null(b),
-        S::M(m) => Av::M(m.into_iter().map(|(k, v)| (k, av_from_stream(v))).collect()),
-        S::L(l) => Av::L(l.into_iter().map(av_from_stream).collect()),
-        S::Ss(s) => Av::Ss(s),
-        S::Ns(n) => Av::Ns(n),
-        S::Bs(b) => Av::Bs(b.into_iter().map(|b| b.into_inner()).collect()),
-        _ => Av::M(HashMap::new()),
-    }
 }
 
 /// Converts the neutral carrier to the SDK's map (always succeeds).

@@ -1,5 +1,7 @@
 //! Property tests for the domain (proptest).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 use std::collections::HashMap;
 
 use beacon::change::{Classified, StreamChange};

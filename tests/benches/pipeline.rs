@@ -8,6 +8,8 @@
 //!
 //! `BENCH_CHANGES` (default 500) sets N. Results print as a Markdown table.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use beacon::dynamo::DynamoRegistry;
 use beacon::item::Needs;
 use beacon::local::poller::{Handler, MappingConfig, Poller};
-use beacon::local::setup::{ensure_table, ensure_topic};
+use beacon::local::setup::{ensure_table, ensure_topic, subscribe_queue};
 use beacon::publish::SnsPublisher;
 use beacon::store::Registry;
 use beacon::{Registration, Status, parse_needs};
@@ -86,27 +88,10 @@ async fn main() {
     let task = tokio::spawn(poller.run(rx));
 
     // A subscriber queue, drained by a task that stamps receipt times.
-    let queue_url =
-        sqs.create_queue().queue_name(unique("bench-q")).send().await.expect("queue").queue_url.unwrap_or_default();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
+    let queue_url = subscribe_queue(&sqs, &sns, &topic_arn, &unique("bench-q"), Some(r#"{"kind":["registered"]}"#))
         .await
-        .expect("arn")
-        .attributes
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
-        .unwrap_or_default();
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(&queue_arn)
-        .attributes("RawMessageDelivery", "true")
-        .attributes("FilterPolicy", r#"{"kind":["registered"]}"#)
-        .send()
-        .await
-        .expect("subscribe");
+        .expect("subscribing the queue")
+        .url;
     let received: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let (rx_stop, rx_stop_rx) = watch::channel(false);
     let receiver = {
@@ -123,7 +108,8 @@ async fn main() {
                     if let Some(h) = &m.receipt_handle {
                         let _ = sqs.delete_message().queue_url(&url).receipt_handle(h).send().await;
                     }
-                    let v: serde_json::Value = serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or_default();
+                    let v: serde_json::Value =
+                        serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or_default();
                     if let Some(id) = v["instance_id"].as_str() {
                         received.lock().await.entry(id.to_owned()).or_insert(at);
                     }
@@ -142,8 +128,16 @@ async fn main() {
     let nanos_before = handler_nanos.load(Ordering::Relaxed);
     for i in 0..changes {
         let id = format!("i{i}");
-        let r = Registration::new_at(&format!("svc{}", i % 10), "1.0.0", &id, "https://x.example", Status::Healthy, 3600, now())
-            .expect("valid");
+        let r = Registration::new_at(
+            &format!("svc{}", i % 10),
+            "1.0.0",
+            &id,
+            "https://x.example",
+            Status::Healthy,
+            3600,
+            now(),
+        )
+        .expect("valid");
         written.insert(id, Instant::now());
         writer.put_registration(&r).await.expect("write");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -153,10 +147,8 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let got = received.lock().await.clone();
-    let latencies: Vec<f64> = written
-        .iter()
-        .filter_map(|(id, w)| got.get(id).map(|r| r.duration_since(*w).as_secs_f64() * 1000.0))
-        .collect();
+    let latencies: Vec<f64> =
+        written.iter().filter_map(|(id, w)| got.get(id).map(|r| r.duration_since(*w).as_secs_f64() * 1000.0)).collect();
     let fan_after = fan_registry.counts().snapshot();
     let records = handled_records.load(Ordering::Relaxed) - recs_before;
     let handler_ms = (handler_nanos.load(Ordering::Relaxed) - nanos_before) as f64 / 1e6;
@@ -164,15 +156,19 @@ async fn main() {
 
     // 2. write → resolved item updated: one consumer needs `hot`; each change
     //    flips the instance's endpoint, and we poll the item every 5 ms.
-    writer.put_needs(&Needs { consumer: "reader".into(), needs: parse_needs("hot").expect("needs") }, now()).await.expect("needs");
+    writer
+        .put_needs(&Needs { consumer: "reader".into(), needs: parse_needs("hot").expect("needs") }, now())
+        .await
+        .expect("needs");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut resolved_ms = Vec::new();
     let dep_before = fan_registry.counts().snapshot();
     let dep_recs_before = handled_records.load(Ordering::Relaxed);
     for i in 0..(changes / 5).max(20) {
         let before = writer.get_resolved("reader").await.expect("read").map(|r| r.revision).unwrap_or(0);
-        let r = Registration::new_at("hot", "1.0.0", "h1", &format!("https://h{i}.example"), Status::Healthy, 3600, now())
-            .expect("valid");
+        let r =
+            Registration::new_at("hot", "1.0.0", "h1", &format!("https://h{i}.example"), Status::Healthy, 3600, now())
+                .expect("valid");
         let start = Instant::now();
         writer.put_registration(&r).await.expect("write");
         loop {

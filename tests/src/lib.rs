@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use beacon::dynamo::DynamoRegistry;
 use beacon::local::poller::{Handler, MappingConfig, MappingStats, Poller};
-use beacon::local::setup::{ensure_table, ensure_topic};
+use beacon::local::setup::{ensure_table, ensure_topic, subscribe_queue};
 use beacon::publish::{Publisher, SnsPublisher};
 use beacon::store::Registry;
 use beacon_fanout::FanOut;
@@ -65,6 +65,7 @@ pub struct TestPipeline {
     pub on_failure: Queue,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    restart: Box<dyn Fn() -> Poller + Send + Sync>,
 }
 
 /// Options for [`TestPipeline::start_with`].
@@ -107,29 +108,49 @@ impl TestPipeline {
         let mut mapping =
             MappingConfig { on_failure_queue_url: Some(on_failure.url.clone()), ..MappingConfig::default() };
         (options.mapping)(&mut mapping);
-        let poller = Poller::new(streams, Some(sqs.clone()), stream_arn, "us-east-1", mapping, handler);
+        let sqs_for_poller = sqs.clone();
+        let restart = Box::new(move || {
+            Poller::new(
+                streams.clone(),
+                Some(sqs_for_poller.clone()),
+                stream_arn.clone(),
+                "us-east-1",
+                mapping.clone(),
+                handler.clone(),
+            )
+        });
+        let poller = restart();
         let stats = poller.stats();
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(poller.run(rx));
-        Self { table, topic_arn, registry, dynamodb, sns, sqs, stats, on_failure, stop, task }
+        Self { table, topic_arn, registry, dynamodb, sns, sqs, stats, on_failure, stop, task, restart }
     }
 
     /// A queue subscribed to the topic (raw delivery), with an optional
     /// filter policy on the message attributes.
     pub async fn subscribe(&self, filter_policy: Option<&str>) -> Queue {
-        let queue = Queue::create(&self.sqs, &unique("q")).await;
-        let mut sub = self
-            .sns
-            .subscribe()
-            .topic_arn(&self.topic_arn)
-            .protocol("sqs")
-            .endpoint(&queue.arn)
-            .attributes("RawMessageDelivery", "true");
-        if let Some(policy) = filter_policy {
-            sub = sub.attributes("FilterPolicy", policy);
-        }
-        sub.send().await.expect("subscribing the queue");
-        queue
+        let q = subscribe_queue(&self.sqs, &self.sns, &self.topic_arn, &unique("q"), filter_policy)
+            .await
+            .expect("subscribing a queue");
+        Queue { url: q.url, arn: q.arn, sqs: self.sqs.clone() }
+    }
+
+    /// Stops the poller, as a crash between batches would. Nothing reads
+    /// the stream until [`TestPipeline::start_poller`].
+    pub async fn stop_poller(&mut self) {
+        let _ = self.stop.send(true);
+        let old = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        let _ = tokio::time::timeout(Duration::from_secs(10), old).await;
+    }
+
+    /// Starts a new poller with the same mapping; it resumes from the
+    /// persisted checkpoint, if the mapping has one.
+    pub fn start_poller(&mut self) {
+        let poller = (self.restart)();
+        self.stats = poller.stats();
+        let (stop, rx) = watch::channel(false);
+        self.stop = stop;
+        self.task = tokio::spawn(poller.run(rx));
     }
 
     /// Stops the poller and waits for it.
@@ -173,18 +194,7 @@ impl Queue {
     async fn create(sqs: &aws_sdk_sqs::Client, name: &str) -> Self {
         let url =
             sqs.create_queue().queue_name(name).send().await.expect("creating a queue").queue_url.unwrap_or_default();
-        let attrs = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("reading the queue ARN");
-        let arn = attrs
-            .attributes
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
-            .unwrap_or_default();
-        Self { url, arn, sqs: sqs.clone() }
+        Self { url, arn: String::new(), sqs: sqs.clone() }
     }
 
     /// Receives what is available now (one short poll of up to 10 messages),

@@ -2,6 +2,8 @@
 //! engines. The only test double is [`FlakyPublisher`], which injects a
 //! publish failure the moto server cannot be made to produce per message.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -266,4 +268,44 @@ async fn resolved_events_carry_their_consumer_for_filtering() {
     assert!(resolved.iter().all(|e| e["consumer"] == "web"), "{resolved:#?}");
     assert_eq!(of_kind(&events, "registered").len(), 0, "the filter let a change event through");
     p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_poller_resumes_from_its_checkpoint_and_loses_nothing() {
+    let dir = std::env::temp_dir().join(beacon_tests::unique("ckpt"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let checkpoint = dir.join("checkpoint.json");
+    let path = checkpoint.clone();
+    let mut p = TestPipeline::start_with(
+        "restart",
+        Options { publisher: Box::new(|p| p), mapping: Box::new(move |m| m.checkpoint_path = Some(path)) },
+    )
+    .await;
+    let q = p.subscribe(Some(r#"{"kind":["registered"]}"#)).await;
+    let write = |i: usize| {
+        Registration::new_at("svc", "1.0.0", &format!("i{i}"), "https://x.example", Status::Healthy, 600, now())
+            .unwrap()
+    };
+    for i in 0..10 {
+        p.registry.put_registration(&write(i)).await.unwrap();
+    }
+    let first = q.receive_until(Duration::from_secs(20), |a| a.len() >= 10).await;
+    assert!(checkpoint.exists(), "no checkpoint was written");
+    // Stop, write while nothing reads the stream, start again.
+    p.stop_poller().await;
+    for i in 10..20 {
+        p.registry.put_registration(&write(i)).await.unwrap();
+    }
+    p.start_poller();
+    let second = q
+        .receive_until(Duration::from_secs(20), |a| {
+            a.iter().filter_map(|e| e["instance_id"].as_str()).collect::<HashSet<_>>().len() >= 10
+        })
+        .await;
+    let ids: HashSet<&str> = first.iter().chain(&second).filter_map(|e| e["instance_id"].as_str()).collect();
+    assert_eq!(ids.len(), 20, "lost changes across the restart: {ids:?}");
+    let replayed = second.iter().filter(|e| first.iter().any(|f| f["event_id"] == e["event_id"])).count();
+    assert_eq!(replayed, 0, "the checkpoint did not hold: {replayed} events were replayed");
+    p.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -2,6 +2,8 @@
 //! server: stream → local event source mapping → fan-out → SNS → SQS, and
 //! resolved items refreshed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -194,3 +194,50 @@ impl LocalEndpoints {
         vars.iter().map(|(k, v)| format!("export {k}={v}\n")).collect()
     }
 }
+
+/// A queue subscribed to the topic.
+#[derive(Debug, Clone)]
+pub struct SubscribedQueue {
+    /// The queue's URL.
+    pub url: String,
+    /// The queue's ARN.
+    pub arn: String,
+}
+
+/// Creates (or reuses) the queue `name` and subscribes it to `topic_arn`
+/// with raw delivery and an optional filter policy.
+pub async fn subscribe_queue(
+    sqs: &aws_sdk_sqs::Client,
+    sns: &Sns,
+    topic_arn: &str,
+    name: &str,
+    filter_policy: Option<&str>,
+) -> Result<SubscribedQueue, SetupError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs_err = |op: &str, e: &dyn std::fmt::Display| SetupError(format!("{op} {name}: {e}"));
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| sqs_err("CreateQueue", &aws_sdk_sqs::error::DisplayErrorContext(&e)))?
+        .queue_url
+        .ok_or_else(|| SetupError(format!("CreateQueue {name} returned no URL")))?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| sqs_err("GetQueueAttributes", &aws_sdk_sqs::error::DisplayErrorContext(&e)))?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| SetupError(format!("queue {name} has no ARN")))?;
+    let mut subscribe =
+        sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(&arn).attributes("RawMessageDelivery", "true");
+    if let Some(policy) = filter_policy {
+        subscribe = subscribe.attributes("FilterPolicy", policy);
+    }
+    subscribe.send().await.map_err(|e| sqs_err("Subscribe", &aws_sdk_sns::error::DisplayErrorContext(&e)))?;
+    Ok(SubscribedQueue { url, arn })
+}
