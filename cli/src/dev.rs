@@ -61,6 +61,9 @@ pub struct DevOpts {
     /// Run the demo once the pipeline is up.
     #[arg(long, global = true)]
     demo: bool,
+    /// How often the sweeper runs (AWS: every minute).
+    #[arg(long, default_value_t = 60, global = true)]
+    sweep_every_seconds: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -338,7 +341,27 @@ async fn start_pipeline(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Pi
         ..MappingConfig::default()
     };
     let poller = Poller::new(endpoints.streams(), Some(sqs), stream_arn, "us-east-1", config, handler);
-    let task = tokio::spawn(poller.run(stop_rx));
+    // The sweeper's schedule stand-in: EventBridge's rate(1 minute) in AWS.
+    let sweeper = DynamoRegistry::new(endpoints.dynamodb(), &opts.table);
+    let mut sweep_stop = stop_rx.clone();
+    let sweep_every = Duration::from_secs(opts.sweep_every_seconds.max(1));
+    let sweeps = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = sweep_stop.changed() => break,
+                _ = tokio::time::sleep(sweep_every) => {}
+            }
+            match beacon::sweep::sweep(&sweeper, now()).await {
+                Ok(r) if r.due > 0 => tracing::info!(expired = r.expired, refreshed = r.refreshed, "sweep"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweep failed; the next one retries"),
+            }
+        }
+    });
+    let task = tokio::spawn(async move {
+        poller.run(stop_rx).await;
+        let _ = sweeps.await;
+    });
     Ok(Pipeline { table: opts.table.clone(), topic_arn, stop, task })
 }
 

@@ -28,6 +28,8 @@ pub struct RequestCounts {
     pub writes: AtomicU64,
     /// Writes refused by their condition (they still cost a write unit).
     pub conditional_failures: AtomicU64,
+    /// Items returned by index queries (what the sweeper read).
+    pub items_read: AtomicU64,
 }
 
 impl RequestCounts {
@@ -498,5 +500,62 @@ impl Registry for DynamoRegistry {
             .await
             .map_err(|e| store_error(format!("DeleteItem edge {service}->{consumer}"), e))?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::sweep::ExpiryIndex for DynamoRegistry {
+    async fn due(&self, shard: u32, now: i64) -> Result<Vec<crate::sweep::DueKey>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            self.read();
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::EXPIRY_INDEX)
+                .key_condition_expression("#shard = :shard AND #exp <= :now")
+                .expression_attribute_names("#shard", keys::EXPIRY_SHARD)
+                .expression_attribute_names("#exp", keys::EXPIRES_AT)
+                .expression_attribute_values(":shard", s(shard.to_string()))
+                .expression_attribute_values(":now", n(now))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error(format!("Query {} shard {shard}", keys::EXPIRY_INDEX), e))?;
+            self.counts.items_read.fetch_add(out.count as u64, Ordering::Relaxed);
+            for item in out.items.unwrap_or_default() {
+                if let Some((pk, sk)) = crate::item::item_key(&from_sdk(item)) {
+                    keys.push(crate::sweep::DueKey { pk, sk });
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
+
+    async fn delete_if_expired(&self, key: &crate::sweep::DueKey, now: i64) -> Result<bool, StoreError> {
+        self.write();
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key.pk.clone(), &key.sk)))
+            .condition_expression("#exp <= :now")
+            .expression_attribute_names("#exp", keys::EXPIRES_AT)
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => {
+                self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(e) => Err(store_error(format!("DeleteItem expired {}/{}", key.pk, key.sk), e)),
+        }
     }
 }

@@ -16,6 +16,8 @@
 //! - Ports and adapters: [`store`] (the registry trait) with [`dynamo`]
 //!   (DynamoDB), [`publish`] (the event bus trait, SNS), [`aws`] (one place
 //!   that builds the AWS config and reads Beacon's environment).
+//! - [`sweep`]: the sweeper's logic over the expiry index port (adapter in
+//!   [`dynamo`]).
 //! - [`local`]: the local stack's stand-ins for AWS's own machinery (table and
 //!   topic set-up, the event source mapping with its filter criteria).
 
@@ -32,6 +34,7 @@ pub mod requirement;
 pub mod resolution;
 pub mod store;
 pub mod stream;
+pub mod sweep;
 pub mod version;
 
 pub use change::{ChangeKind, Classified, StreamChange, classify};

@@ -1,0 +1,34 @@
+//! The sweeper Lambda, on a one-minute schedule: set-up only (STYLE.md);
+//! the logic is `beacon::sweep`.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use beacon::aws::{sdk_config, table_from_env};
+use beacon::dynamo::DynamoRegistry;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let table = table_from_env()?;
+    let config = sdk_config().await;
+    let registry = DynamoRegistry::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let registry = &registry;
+    run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| async move {
+        // The schedule's own time is when the sweep was due; the clock is
+        // read here, once, and injected.
+        let now = event.payload.time.map_or_else(
+            || {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            },
+            |t| t.timestamp(),
+        );
+        let report = beacon::sweep::sweep(registry, now).await?;
+        tracing::info!(due = report.due, expired = report.expired, refreshed = report.refreshed, "sweep done");
+        Ok::<_, Error>(
+            serde_json::json!({ "due": report.due, "expired": report.expired, "refreshed": report.refreshed }),
+        )
+    }))
+    .await
+}
