@@ -1,12 +1,21 @@
 //! `beacon`: the command line. `main` only parses and dispatches; each
 //! subcommand owns its arguments, and their doc comments are the help text.
+//!
+//! Exit codes: 0 success, 1 failure (the message says what to do), 2 bad
+//! arguments (clap's, or a value the domain rules refuse), 3 not found (nothing resolves, no resolved item).
 
 use clap::{Parser, Subcommand};
 
+mod context;
 mod demo;
 mod dev;
+mod registry;
+mod watch;
 
 /// Beacon: push-based service discovery for serverless systems on AWS.
+///
+/// Works against AWS (the standard profile, region and credentials chain)
+/// and against the local stack (`source .beacon/dev.env`).
 #[derive(Debug, Parser)]
 #[command(name = "beacon", version, about)]
 struct Cli {
@@ -16,8 +25,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Register(registry::RegisterArgs),
+    /// Deregister a service instance (publishes `deregistered`).
+    Deregister(registry::InstanceArgs),
+    /// Mark an instance draining: never chosen again, not reported missing.
+    Drain(registry::InstanceArgs),
+    List(registry::ListArgs),
+    Get(registry::GetArgs),
+    Needs(registry::NeedsArgs),
+    Resolve(registry::ResolveArgs),
+    Watch(watch::WatchArgs),
     /// Run the local stack (DynamoDB Local, the SNS/SQS server) and the
-    /// pipeline (stream poller + fan-out), with no AWS account.
+    /// pipeline (stream poller + fan-out + sweeper), with no AWS account.
     Dev(dev::DevArgs),
 }
 
@@ -32,13 +51,25 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Dev(args) => dev::run(args).await,
+        Command::Register(a) => registry::register(a).await,
+        Command::Deregister(a) => registry::deregister(a).await,
+        Command::Drain(a) => registry::drain(a).await,
+        Command::List(a) => registry::list(a).await,
+        Command::Get(a) => registry::get(a).await,
+        Command::Needs(a) => registry::needs(a).await,
+        Command::Resolve(a) => registry::resolve_consumer(a).await,
+        Command::Watch(a) => watch::watch(a).await,
+        Command::Dev(a) => dev::run(a).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("beacon: {e:#}");
-            std::process::ExitCode::FAILURE
+            let bad_input = e.downcast_ref::<beacon::ValidationError>().is_some()
+                || e.downcast_ref::<beacon::requirement::RequirementError>().is_some()
+                || e.downcast_ref::<beacon::version::VersionError>().is_some();
+            let code = e.downcast_ref::<context::Exit>().map_or(if bad_input { 2 } else { 1 }, |x| x.code);
+            std::process::ExitCode::from(code)
         }
     }
 }

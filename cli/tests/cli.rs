@@ -1,0 +1,149 @@
+//! The real `beacon` binary against the local stack (and an in-process
+//! pipeline for the commands that need the fan-out).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use beacon_tests::TestPipeline;
+use serde_json::Value;
+
+fn beacon(p: &TestPipeline, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(args)
+        .env("BEACON_TABLE", &p.table)
+        .env("BEACON_TOPIC_ARN", &p.topic_arn)
+        .output()
+        .expect("running beacon")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_then_list_and_get_show_it() {
+    let p = TestPipeline::start("cli-reg").await;
+    let out = beacon(
+        &p,
+        &["register", "orders", "1.2", "--endpoint", "https://orders.example", "--instance", "i-1", "--attr", "zone=a"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let list = beacon(&p, &["list"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let text = stdout(&list);
+    assert!(text.contains("orders") && text.contains("1.2.0") && text.contains("https://orders.example"), "{text}");
+
+    let json = beacon(&p, &["list", "--service", "orders", "--json"]);
+    let parsed: Value = serde_json::from_slice(&json.stdout).expect("list --json parses");
+    assert_eq!(parsed[0]["attributes"]["zone"], "a");
+
+    let get = beacon(&p, &["get", "orders^1", "--json"]);
+    assert!(get.status.success(), "{}", stderr(&get));
+    let parsed: Value = serde_json::from_slice(&get.stdout).expect("get --json parses");
+    assert_eq!(parsed["outcome"]["resolved"]["version"], "1.2.0");
+
+    let missing = beacon(&p, &["get", "orders^2"]);
+    assert_eq!(missing.status.code(), Some(3), "nothing resolves → exit 3");
+    assert!(stderr(&missing).contains("no registered version matches"), "{}", stderr(&missing));
+
+    let drain = beacon(&p, &["drain", "orders", "1.2.0", "--instance", "i-1"]);
+    assert!(drain.status.success(), "{}", stderr(&drain));
+    let get = beacon(&p, &["get", "orders"]);
+    assert!(stderr(&get).contains("draining"), "{}", stderr(&get));
+
+    let dereg = beacon(&p, &["deregister", "orders", "1.2", "--instance", "i-1"]);
+    assert!(dereg.status.success(), "{}", stderr(&dereg));
+    let list = beacon(&p, &["list", "--json"]);
+    assert_eq!(serde_json::from_slice::<Value>(&list.stdout).unwrap(), serde_json::json!([]));
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn needs_and_resolve_show_the_resolved_view() {
+    let p = TestPipeline::start("cli-needs").await;
+    assert!(beacon(&p, &["register", "users", "2.1.0", "--endpoint", "https://users.example"]).status.success());
+    let out = beacon(&p, &["needs", "web", "users>=2,<3", "payments==1.2.0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let start = Instant::now();
+    let view = loop {
+        let out = beacon(&p, &["resolve", "web", "--json"]);
+        if out.status.success() {
+            break serde_json::from_slice::<Value>(&out.stdout).expect("resolve --json parses");
+        }
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(start.elapsed() < Duration::from_secs(20), "no resolved item appeared");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(view["services"]["users"][0]["resolved"]["version"], "2.1.0", "{view:#}");
+    assert_eq!(view["services"]["payments"][0]["unresolved"]["reason"], "no_such_service", "{view:#}");
+    let table = beacon(&p, &["resolve", "web"]);
+    assert!(stdout(&table).contains("https://users.example"), "{}", stdout(&table));
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_events_from_another_process_and_cleans_up() {
+    let p = TestPipeline::start("cli-watch").await;
+    let watch = Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(["watch", "--service", "billing", "--count", "1"])
+        .env("BEACON_TABLE", &p.table)
+        .env("BEACON_TOPIC_ARN", &p.topic_arn)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting watch");
+    let prefix = format!("beacon-watch-{}-", watch.id());
+    let queues = |p: &TestPipeline| {
+        let sqs = p.sqs.clone();
+        let prefix = prefix.clone();
+        async move { sqs.list_queues().queue_name_prefix(prefix).send().await.unwrap().queue_urls.unwrap_or_default().len() }
+    };
+    let start = Instant::now();
+    while queues(&p).await == 0 {
+        assert!(start.elapsed() < Duration::from_secs(20), "watch created no queue");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A change to another service is filtered out; billing's is printed.
+    assert!(beacon(&p, &["register", "other", "1.0.0", "--endpoint", "https://o.example"]).status.success());
+    assert!(beacon(&p, &["register", "billing", "3.0.0", "--endpoint", "https://b.example"]).status.success());
+    let out = tokio::task::spawn_blocking(move || watch.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("registered") && text.contains("billing 3.0.0"), "{text}");
+    assert!(!text.contains("other"), "the filter let another service through: {text}");
+    assert_eq!(queues(&p).await, 0, "watch left its queue behind");
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_arguments_say_what_is_wrong() {
+    let p = TestPipeline::start("cli-bad").await;
+    for (args, says) in [
+        (vec!["register", "orders", "1.0", "--endpoint", "ftp://x"], "endpoint_url"),
+        (vec!["register", "9orders", "1.0", "--endpoint", "https://x"], "service"),
+        (vec!["register", "orders", "one", "--endpoint", "https://x"], "version"),
+        (vec!["register", "orders", "1.0", "--endpoint", "https://x", "--ttl", "1"], "ttl_seconds"),
+        (vec!["register", "orders", "1.0", "--endpoint", "https://x", "--status", "up"], "status"),
+        (vec!["register", "orders", "1.0"], "--endpoint"),
+        (vec!["needs", "web", "orders,,users"], "empty part"),
+        (vec!["get", "orders=1"], "=="),
+        (vec!["watch", "--kind", "nope"], "nope"),
+    ] {
+        let out = beacon(&p, &args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let no_table =
+        Command::new(env!("CARGO_BIN_EXE_beacon")).args(["list"]).env_remove("BEACON_TABLE").output().unwrap();
+    assert_eq!(no_table.status.code(), Some(1));
+    assert!(stderr(&no_table).contains("BEACON_TABLE"), "{}", stderr(&no_table));
+    p.stop().await;
+}
