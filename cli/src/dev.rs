@@ -61,6 +61,9 @@ pub struct DevOpts {
     /// Run the demo once the pipeline is up.
     #[arg(long, global = true)]
     demo: bool,
+    /// Loopback port for the catalog API (0 picks a free one).
+    #[arg(long, default_value_t = 8787, env = "BEACON_DEV_API_PORT", global = true)]
+    api_port: u16,
     /// How often the sweeper runs (AWS: every minute).
     #[arg(long, default_value_t = 60, global = true)]
     sweep_every_seconds: u64,
@@ -302,6 +305,7 @@ async fn ns_child(socket: &Path, jar_dir: &Path) -> Result<()> {
 pub struct Pipeline {
     pub table: String,
     pub topic_arn: String,
+    pub api_url: Option<String>,
     pub stop: watch::Sender<bool>,
     pub task: tokio::task::JoinHandle<()>,
 }
@@ -311,7 +315,13 @@ async fn start_pipeline(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Pi
     let topic_arn = ensure_topic(&endpoints.sns(), &opts.topic).await?;
     let (stop, stop_rx) = watch::channel(false);
     if opts.no_pipeline {
-        return Ok(Pipeline { table: opts.table.clone(), topic_arn, stop, task: tokio::spawn(async {}) });
+        return Ok(Pipeline {
+            table: opts.table.clone(),
+            topic_arn,
+            api_url: None,
+            stop,
+            task: tokio::spawn(async {}),
+        });
     }
     let sqs = endpoints.sqs();
     let dlq = sqs
@@ -358,11 +368,26 @@ async fn start_pipeline(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Pi
             }
         }
     });
+    // API Gateway's stand-in: the catalog handler on loopback, SigV4 on writes.
+    let api_listener = TcpListener::bind(("127.0.0.1", opts.api_port))
+        .await
+        .with_context(|| format!("port {} for the catalog API is busy: pick another with --api-port", opts.api_port))?;
+    let api_url = format!("http://{}", api_listener.local_addr()?);
+    let api = tokio::spawn(beacon_catalog_api::local_server::serve(
+        api_listener,
+        DynamoRegistry::new(endpoints.dynamodb(), &opts.table),
+        beacon_catalog_api::local_server::LocalCredentials {
+            access_key: beacon::local::setup::LOCAL_ACCESS_KEY.into(),
+            secret_key: beacon::local::setup::LOCAL_SECRET_KEY.into(),
+        },
+        stop_rx.clone(),
+    ));
     let task = tokio::spawn(async move {
         poller.run(stop_rx).await;
         let _ = sweeps.await;
+        let _ = api.await;
     });
-    Ok(Pipeline { table: opts.table.clone(), topic_arn, stop, task })
+    Ok(Pipeline { table: opts.table.clone(), topic_arn, api_url: Some(api_url), stop, task })
 }
 
 fn sanitize(s: &str) -> String {
@@ -387,7 +412,7 @@ async fn foreground(opts: DevOpts) -> Result<()> {
 
 async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
     let pipeline = start_pipeline(opts, &stack.endpoints).await?;
-    let env = stack.endpoints.env_lines(&pipeline.table, &pipeline.topic_arn);
+    let env = stack.endpoints.env_lines(&pipeline.table, &pipeline.topic_arn, pipeline.api_url.as_deref());
     let env_path = opts.state_dir.join("dev.env");
     std::fs::write(opts.state_dir.join("dev.env.tmp"), &env)?;
     std::fs::rename(opts.state_dir.join("dev.env.tmp"), &env_path)?;
@@ -397,8 +422,11 @@ async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
         stack.endpoints.dynamodb, stack.endpoints.sns_sqs, pipeline.table, pipeline.topic_arn
     );
     eprintln!("beacon dev: `source {}` points the AWS CLI, boto3 and beacon at it", env_path.display());
-    if !opts.no_pipeline {
-        eprintln!("beacon dev: the pipeline is running (stream poller at 4 polls/s per shard → fan-out → SNS)");
+    if let Some(url) = &pipeline.api_url {
+        eprintln!(
+            "beacon dev: the pipeline is running (stream poller at 4 polls/s per shard → fan-out → SNS; sweeper)"
+        );
+        eprintln!("beacon dev: catalog API at {url}/catalog (writes need SigV4 with the local credentials)");
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let demo = async {
@@ -440,6 +468,8 @@ async fn up(opts: DevOpts) -> Result<()> {
         .arg(&opts.table)
         .arg("--topic")
         .arg(&opts.topic)
+        .arg("--api-port")
+        .arg(opts.api_port.to_string())
         .arg("--state-dir")
         .arg(&opts.state_dir);
     if opts.no_pipeline {

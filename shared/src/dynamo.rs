@@ -43,6 +43,15 @@ impl RequestCounts {
     }
 }
 
+/// The outcome of a conditional client write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Written.
+    Done,
+    /// The condition failed: the item exists (create) or does not (delete).
+    Conflict,
+}
+
 /// The table, through the AWS SDK.
 #[derive(Debug, Clone)]
 pub struct DynamoRegistry {
@@ -138,6 +147,73 @@ impl DynamoRegistry {
             .await
             .map_err(|e| store_error(format!("PutItem {}#{}", r.service, r.instance_id), e))?;
         Ok(())
+    }
+
+    /// Creates a registration only if that instance is not registered.
+    pub async fn create_registration(&self, r: &Registration) -> Result<WriteOutcome, StoreError> {
+        self.write();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_sdk(encode_registration(r))))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(WriteOutcome::Done),
+            Err(e) if is_conditional(&e) => Ok(WriteOutcome::Conflict),
+            Err(e) => Err(store_error(format!("PutItem (create) {}#{}", r.service, r.instance_id), e)),
+        }
+    }
+
+    /// Deletes a registration only if it exists.
+    pub async fn delete_existing_registration(
+        &self,
+        service: &str,
+        version: &str,
+        instance_id: &str,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.write();
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::service_pk(service), &keys::instance_sk(version, instance_id))))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(WriteOutcome::Done),
+            Err(e) if is_conditional(&e) => Ok(WriteOutcome::Conflict),
+            Err(e) => Err(store_error(format!("DeleteItem {service}"), e)),
+        }
+    }
+
+    /// One page of registrations (a Scan filtered to registration keys), and
+    /// the key to continue from. A page may hold fewer than `limit` items:
+    /// DynamoDB applies the limit before the filter.
+    pub async fn list_registrations(
+        &self,
+        limit: i32,
+        start: Option<(String, String)>,
+    ) -> Result<(Vec<Registration>, Option<(String, String)>), StoreError> {
+        self.read();
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(limit)
+            .filter_expression("begins_with(sk, :p)")
+            .expression_attribute_values(":p", s(keys::instance_sk_prefix()))
+            .set_exclusive_start_key(start.map(|(pk, sk)| Self::key(pk, &sk)))
+            .send()
+            .await
+            .map_err(|e| store_error("Scan registrations".into(), e))?;
+        let items =
+            out.items.unwrap_or_default().into_iter().filter_map(|i| decode_registration(&from_sdk(i)).ok()).collect();
+        let next = out.last_evaluated_key.and_then(|k| crate::item::item_key(&from_sdk(k)));
+        Ok((items, next))
     }
 
     /// Moves only the heartbeat fields of an existing registration. Fails

@@ -178,7 +178,7 @@ impl LocalEndpoints {
     }
 
     /// The `export` lines a shell, the AWS CLI or boto3 needs.
-    pub fn env_lines(&self, table: &str, topic_arn: &str) -> String {
+    pub fn env_lines(&self, table: &str, topic_arn: &str, api_url: Option<&str>) -> String {
         let vars = [
             ("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY),
             ("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_KEY),
@@ -191,7 +191,11 @@ impl LocalEndpoints {
             ("BEACON_TABLE", table),
             ("BEACON_TOPIC_ARN", topic_arn),
         ];
-        vars.iter().map(|(k, v)| format!("export {k}={v}\n")).collect()
+        let mut lines: String = vars.iter().map(|(k, v)| format!("export {k}={v}\n")).collect();
+        if let Some(url) = api_url {
+            lines.push_str(&format!("export BEACON_API_URL={url}\n"));
+        }
+        lines
     }
 }
 

@@ -1,0 +1,30 @@
+//! The catalog API Lambda behind API Gateway: set-up only (STYLE.md).
+//! API Gateway verifies SigV4 on the write routes (IAM auth in the template).
+
+use beacon::aws::{sdk_config, table_from_env};
+use beacon::dynamo::DynamoRegistry;
+use beacon_catalog_api::{from_lambda, handle};
+use lambda_http::{Body, Error, Request, Response, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let table = table_from_env()?;
+    let config = sdk_config().await;
+    let registry = DynamoRegistry::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let registry = &registry;
+    run(service_fn(move |request: Request| async move {
+        let api = from_lambda(&request);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let (status, json) = handle(registry, &api, now).await;
+        Ok::<_, Error>(
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::Text(json.to_string()))?,
+        )
+    }))
+    .await
+}
