@@ -188,6 +188,12 @@ impl LocalEndpoints {
             ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", &self.dynamodb),
             ("AWS_ENDPOINT_URL_SNS", &self.sns_sqs),
             ("AWS_ENDPOINT_URL_SQS", &self.sns_sqs),
+            // The registrar's checks and self-removal, served by moto too.
+            ("AWS_ENDPOINT_URL_LAMBDA", &self.sns_sqs),
+            ("AWS_ENDPOINT_URL_API_GATEWAY", &self.sns_sqs),
+            ("AWS_ENDPOINT_URL_APIGATEWAYV2", &self.sns_sqs),
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE", &self.sns_sqs),
+            ("AWS_ENDPOINT_URL_IAM", &self.sns_sqs),
             ("BEACON_TABLE", table),
             ("BEACON_TOPIC_ARN", topic_arn),
         ];

@@ -1,0 +1,362 @@
+//! Seed 1's registrar agent, in Rust. On a schedule it checks the parts that
+//! make up a service — its Lambda functions and its API (REST or HTTP) — and:
+//!
+//! - all present → registers the service `healthy`;
+//! - some present → registers it `unhealthy`;
+//! - none present → deregisters it, removes its own schedule, and deletes
+//!   itself (the service is gone, so its agent has nothing left to do).
+//!
+//! Every run rewrites the registration with a fresh `expires_at`, so a
+//! registrar that stops running lets its service expire (the sweeper).
+//!
+//! Fixed from the seed: only "not found" counts as a missing part. The seed
+//! treated any client error (throttling, access denied) as "gone" and could
+//! deregister a healthy service and delete itself; here such an error fails
+//! the run, writes nothing, and the next scheduled run tries again.
+
+use async_trait::async_trait;
+use aws_sdk_lambda::error::ProvideErrorMetadata as _;
+use beacon::dynamo::DynamoRegistry;
+use beacon::registration::{DEFAULT_TTL_SECONDS, Registration, Status};
+use serde::Deserialize;
+
+/// What the registrar knows about its service: seed 1's
+/// `service_properties.json`, plus Beacon's optional fields.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ServiceProperties {
+    /// The service's name.
+    pub service_name: String,
+    /// Its version (the seed uses `1.0`).
+    pub service_version: String,
+    /// Where clients call it.
+    pub endpoint_url: String,
+    /// The Lambda functions that make up the service.
+    #[serde(default)]
+    pub lambda_functions: Vec<String>,
+    /// Its REST API (API Gateway v1), as in the seed.
+    #[serde(default)]
+    pub rest_api_id: Option<String>,
+    /// Its HTTP API (API Gateway v2).
+    #[serde(default)]
+    pub http_api_id: Option<String>,
+    /// Instance id (default `default`).
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// Registration ttl in seconds (the seed sends "300").
+    #[serde(default, deserialize_with = "ttl_text_or_number")]
+    pub ttl: Option<u64>,
+    /// The registrar's own function name, deleted when the service is gone.
+    #[serde(default)]
+    pub registrar_name: Option<String>,
+    /// The EventBridge rule that schedules the registrar, removed with it.
+    #[serde(default)]
+    pub schedule_rule: Option<String>,
+}
+
+fn ttl_text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ttl {
+        Number(u64),
+        Text(String),
+    }
+    match Option::<Ttl>::deserialize(d)? {
+        None => Ok(None),
+        Some(Ttl::Number(n)) => Ok(Some(n)),
+        Some(Ttl::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("ttl `{t}` is not a number of seconds"))),
+    }
+}
+
+/// Why the properties could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PropertiesError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The path tried.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The JSON is malformed or a field has the wrong type.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The path (or `environment`).
+        path: String,
+        /// The cause, naming the field.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A required variable is missing.
+    #[error(transparent)]
+    Env(#[from] beacon::aws::MissingEnv),
+    /// The properties break a registration rule.
+    #[error("service properties: {0}")]
+    Invalid(#[from] beacon::ValidationError),
+}
+
+impl ServiceProperties {
+    /// Reads the bundled JSON file.
+    pub fn from_file(path: &str) -> Result<Self, PropertiesError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| PropertiesError::Read { path: path.into(), source })?;
+        let props: Self =
+            serde_json::from_str(&text).map_err(|source| PropertiesError::Parse { path: path.into(), source })?;
+        props.registration(Status::Healthy, 0)?;
+        Ok(props)
+    }
+
+    /// Reads `REGISTRAR_SERVICE_NAME`, `REGISTRAR_SERVICE_VERSION`,
+    /// `REGISTRAR_ENDPOINT_URL`, and optional `REGISTRAR_LAMBDA_FUNCTIONS`
+    /// (comma-separated), `REGISTRAR_REST_API_ID`, `REGISTRAR_HTTP_API_ID`,
+    /// `REGISTRAR_INSTANCE_ID`, `REGISTRAR_TTL`, `REGISTRAR_NAME`,
+    /// `REGISTRAR_SCHEDULE_RULE`.
+    pub fn from_env() -> Result<Self, PropertiesError> {
+        use beacon::aws::require_env;
+        let opt = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let ttl = match opt("REGISTRAR_TTL") {
+            None => None,
+            Some(t) => Some(t.parse().map_err(|_| {
+                beacon::ValidationError::new("ttl_seconds", format!("REGISTRAR_TTL `{t}` is not a number"))
+            })?),
+        };
+        let props = Self {
+            service_name: require_env("REGISTRAR_SERVICE_NAME", "the service this registrar registers")?,
+            service_version: require_env("REGISTRAR_SERVICE_VERSION", "the service's version")?,
+            endpoint_url: require_env("REGISTRAR_ENDPOINT_URL", "where clients call the service")?,
+            lambda_functions: opt("REGISTRAR_LAMBDA_FUNCTIONS")
+                .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default(),
+            rest_api_id: opt("REGISTRAR_REST_API_ID"),
+            http_api_id: opt("REGISTRAR_HTTP_API_ID"),
+            instance_id: opt("REGISTRAR_INSTANCE_ID"),
+            ttl,
+            registrar_name: opt("REGISTRAR_NAME"),
+            schedule_rule: opt("REGISTRAR_SCHEDULE_RULE"),
+        };
+        props.registration(Status::Healthy, 0)?;
+        Ok(props)
+    }
+
+    /// The registration these properties describe, `status` at `now`.
+    pub fn registration(&self, status: Status, now: i64) -> Result<Registration, beacon::ValidationError> {
+        Registration::new_at(
+            &self.service_name,
+            &self.service_version,
+            self.instance_id.as_deref().unwrap_or("default"),
+            &self.endpoint_url,
+            status,
+            self.ttl.unwrap_or(DEFAULT_TTL_SECONDS),
+            now.max(0),
+        )
+    }
+}
+
+/// A check that could not decide (not a "not found").
+#[derive(Debug, thiserror::Error)]
+#[error("checking {part}: {message}")]
+pub struct CheckError {
+    /// The part being checked.
+    pub part: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The service's parts, as the registrar checks them.
+#[async_trait]
+pub trait Components: Send + Sync {
+    /// Whether the Lambda function exists (GetFunctionConfiguration).
+    async fn lambda_exists(&self, name: &str) -> Result<bool, CheckError>;
+    /// Whether the REST API exists (GetRestApi).
+    async fn rest_api_exists(&self, id: &str) -> Result<bool, CheckError>;
+    /// Whether the HTTP API exists (GetApi).
+    async fn http_api_exists(&self, id: &str) -> Result<bool, CheckError>;
+    /// Removes the registrar's schedule (its targets, then the rule).
+    async fn remove_schedule(&self, rule: &str) -> Result<(), CheckError>;
+    /// Deletes the registrar's own function.
+    async fn delete_function(&self, name: &str) -> Result<(), CheckError>;
+}
+
+/// The state of the service's parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Every part is there.
+    Healthy,
+    /// Some parts are there.
+    Unhealthy,
+    /// None is: the service was removed.
+    Removed,
+}
+
+/// Checks every part (seed 1's `component_status`).
+pub async fn component_status(c: &impl Components, props: &ServiceProperties) -> Result<Health, CheckError> {
+    let mut present = 0;
+    let mut total = 0;
+    for f in &props.lambda_functions {
+        total += 1;
+        present += usize::from(c.lambda_exists(f).await?);
+    }
+    if let Some(id) = &props.rest_api_id {
+        total += 1;
+        present += usize::from(c.rest_api_exists(id).await?);
+    }
+    if let Some(id) = &props.http_api_id {
+        total += 1;
+        present += usize::from(c.http_api_exists(id).await?);
+    }
+    Ok(match present {
+        0 => Health::Removed,
+        p if p == total => Health::Healthy,
+        _ => Health::Unhealthy,
+    })
+}
+
+/// What one run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Registered with this status (and a fresh `expires_at`).
+    Registered(Status),
+    /// Deregistered, and removed its schedule and itself.
+    Removed,
+}
+
+/// Why a run failed (nothing was decided; the next run retries).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A part could not be checked.
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    /// The registry write failed.
+    #[error(transparent)]
+    Store(#[from] beacon::store::StoreError),
+    /// The properties break a rule.
+    #[error(transparent)]
+    Invalid(#[from] beacon::ValidationError),
+}
+
+/// One scheduled run at `now`.
+pub async fn run_once(
+    registry: &DynamoRegistry,
+    components: &impl Components,
+    props: &ServiceProperties,
+    now: i64,
+) -> Result<RunOutcome, RunError> {
+    let health = component_status(components, props).await?;
+    let status = match health {
+        Health::Healthy => Status::Healthy,
+        Health::Unhealthy => Status::Unhealthy,
+        Health::Removed => {
+            let r = props.registration(Status::Unhealthy, now)?;
+            registry.delete_registration(&r.service, &r.version.to_string(), &r.instance_id).await?;
+            tracing::info!(service = %r.service, version = %r.version, "service removed: deregistered");
+            if let Some(rule) = &props.schedule_rule {
+                components.remove_schedule(rule).await?;
+            }
+            if let Some(name) = &props.registrar_name {
+                components.delete_function(name).await?;
+            }
+            return Ok(RunOutcome::Removed);
+        }
+    };
+    let r = props.registration(status, now)?;
+    registry.put_registration(&r).await?;
+    tracing::info!(service = %r.service, version = %r.version, %status, "registered");
+    Ok(RunOutcome::Registered(status))
+}
+
+/// The AWS adapter for [`Components`].
+#[derive(Debug, Clone)]
+pub struct AwsComponents {
+    /// Lambda.
+    pub lambda: aws_sdk_lambda::Client,
+    /// API Gateway (REST APIs).
+    pub apigateway: aws_sdk_apigateway::Client,
+    /// API Gateway v2 (HTTP APIs).
+    pub apigatewayv2: aws_sdk_apigatewayv2::Client,
+    /// EventBridge (the schedule).
+    pub events: aws_sdk_eventbridge::Client,
+}
+
+impl AwsComponents {
+    /// All four clients from one config.
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            lambda: aws_sdk_lambda::Client::new(config),
+            apigateway: aws_sdk_apigateway::Client::new(config),
+            apigatewayv2: aws_sdk_apigatewayv2::Client::new(config),
+            events: aws_sdk_eventbridge::Client::new(config),
+        }
+    }
+}
+
+/// Maps an SDK result to "exists / not found / could not tell".
+fn existence<T, E, R>(
+    part: String,
+    result: Result<T, aws_sdk_lambda::error::SdkError<E, R>>,
+) -> Result<bool, CheckError>
+where
+    E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.code(), Some("ResourceNotFoundException" | "NotFoundException")) => Ok(false),
+        Err(e) => Err(CheckError { part, message: format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&e)) }),
+    }
+}
+
+#[async_trait]
+impl Components for AwsComponents {
+    async fn lambda_exists(&self, name: &str) -> Result<bool, CheckError> {
+        existence(format!("Lambda {name}"), self.lambda.get_function_configuration().function_name(name).send().await)
+    }
+
+    async fn rest_api_exists(&self, id: &str) -> Result<bool, CheckError> {
+        existence(format!("REST API {id}"), self.apigateway.get_rest_api().rest_api_id(id).send().await)
+    }
+
+    async fn http_api_exists(&self, id: &str) -> Result<bool, CheckError> {
+        existence(format!("HTTP API {id}"), self.apigatewayv2.get_api().api_id(id).send().await)
+    }
+
+    async fn remove_schedule(&self, rule: &str) -> Result<(), CheckError> {
+        let err = |e: &dyn std::fmt::Display| CheckError { part: format!("schedule {rule}"), message: e.to_string() };
+        let targets = self
+            .events
+            .list_targets_by_rule()
+            .rule(rule)
+            .send()
+            .await
+            .map_err(|e| err(&aws_sdk_eventbridge::error::DisplayErrorContext(&e)))?;
+        let ids: Vec<String> = targets.targets.unwrap_or_default().into_iter().map(|t| t.id).collect();
+        if !ids.is_empty() {
+            self.events
+                .remove_targets()
+                .rule(rule)
+                .set_ids(Some(ids))
+                .send()
+                .await
+                .map_err(|e| err(&aws_sdk_eventbridge::error::DisplayErrorContext(&e)))?;
+        }
+        self.events
+            .delete_rule()
+            .name(rule)
+            .send()
+            .await
+            .map_err(|e| err(&aws_sdk_eventbridge::error::DisplayErrorContext(&e)))?;
+        Ok(())
+    }
+
+    async fn delete_function(&self, name: &str) -> Result<(), CheckError> {
+        self.lambda.delete_function().function_name(name).send().await.map_err(|e| CheckError {
+            part: format!("Lambda {name}"),
+            message: format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&e)),
+        })?;
+        Ok(())
+    }
+}
