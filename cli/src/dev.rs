@@ -64,6 +64,13 @@ pub struct DevOpts {
     /// Loopback port for the catalog API (0 picks a free one).
     #[arg(long, default_value_t = 8787, env = "BEACON_DEV_API_PORT", global = true)]
     api_port: u16,
+    /// Run a registrar agent for this `service_properties.json` (repeatable),
+    /// as its EventBridge schedule would.
+    #[arg(long = "registrar", global = true)]
+    registrars: Vec<PathBuf>,
+    /// How often registrars run (the seed: every 5 minutes).
+    #[arg(long, default_value_t = 300, global = true)]
+    registrar_every_seconds: u64,
     /// How often the sweeper runs (AWS: every minute).
     #[arg(long, default_value_t = 60, global = true)]
     sweep_every_seconds: u64,
@@ -368,6 +375,33 @@ async fn start_pipeline(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Pi
             }
         }
     });
+    // The registrars' schedules. Their checks reach moto's Lambda and API
+    // Gateway through the same local endpoints.
+    let mut registrar_tasks = Vec::new();
+    for path in &opts.registrars {
+        let props = beacon_registrar::ServiceProperties::from_file(&path.display().to_string())
+            .with_context(|| format!("--registrar {}", path.display()))?;
+        let registry = DynamoRegistry::new(endpoints.dynamodb(), &opts.table);
+        let components = beacon_registrar::AwsComponents::new(&endpoints.sdk_config_for_moto());
+        let mut stop = stop_rx.clone();
+        let every = Duration::from_secs(opts.registrar_every_seconds.max(1));
+        registrar_tasks.push(tokio::spawn(async move {
+            loop {
+                match beacon_registrar::run_once(&registry, &components, &props, now()).await {
+                    Ok(beacon_registrar::RunOutcome::Removed) => {
+                        tracing::info!(service = %props.service_name, "registrar removed its service and stops");
+                        break;
+                    }
+                    Ok(outcome) => tracing::info!(service = %props.service_name, ?outcome, "registrar ran"),
+                    Err(e) => tracing::warn!(service = %props.service_name, error = %e, "registrar run failed; next run retries"),
+                }
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        }));
+    }
     // API Gateway's stand-in: the catalog handler on loopback, SigV4 on writes.
     let api_listener = TcpListener::bind(("127.0.0.1", opts.api_port))
         .await
@@ -386,6 +420,9 @@ async fn start_pipeline(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Pi
         poller.run(stop_rx).await;
         let _ = sweeps.await;
         let _ = api.await;
+        for t in registrar_tasks {
+            let _ = t.await;
+        }
     });
     Ok(Pipeline { table: opts.table.clone(), topic_arn, api_url: Some(api_url), stop, task })
 }
@@ -474,6 +511,9 @@ async fn up(opts: DevOpts) -> Result<()> {
         .arg(&opts.state_dir);
     if opts.no_pipeline {
         cmd.arg("--no-pipeline");
+    }
+    for r in &opts.registrars {
+        cmd.arg("--registrar").arg(r);
     }
     let log = log_file(&opts.state_dir, "dev.log")?;
     let mut child = cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).process_group(0).spawn()?;

@@ -147,3 +147,40 @@ async fn bad_arguments_say_what_is_wrong() {
     assert!(stderr(&no_table).contains("BEACON_TABLE"), "{}", stderr(&no_table));
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_heartbeat_keeps_it_alive_and_deregisters_on_stop() {
+    use beacon::store::Registry as _;
+    let p = TestPipeline::start("cli-hb").await;
+    let child = Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(["register", "pulse", "1.0.0", "--endpoint", "https://pulse.example", "--ttl", "10", "--heartbeat"])
+        .env("BEACON_TABLE", &p.table)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let expires = |p: &TestPipeline| {
+        let registry = p.registry.clone();
+        async move { registry.read_service("pulse").await.unwrap().instances.first().map(|r| r.expires_at) }
+    };
+    let start = Instant::now();
+    let first = loop {
+        if let Some(e) = expires(&p).await {
+            break e;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "never registered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // ttl 10 s → a heartbeat every 3 s moves expires_at.
+    let start = Instant::now();
+    while expires(&p).await == Some(first) {
+        assert!(start.elapsed() < Duration::from_secs(8), "no heartbeat moved expires_at");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(expires(&p).await, None, "stopping --heartbeat did not deregister");
+    p.stop().await;
+}

@@ -152,6 +152,12 @@ impl LocalEndpoints {
             .build()
     }
 
+    /// An SDK config whose every service goes to the moto server (Lambda,
+    /// API Gateway, EventBridge: what the registrar calls).
+    pub fn sdk_config_for_moto(&self) -> aws_config::SdkConfig {
+        self.sdk_config().to_builder().endpoint_url(&self.sns_sqs).build()
+    }
+
     /// The DynamoDB client.
     pub fn dynamodb(&self) -> Dynamo {
         let conf = aws_sdk_dynamodb::config::Builder::from(&self.sdk_config()).endpoint_url(&self.dynamodb).build();
