@@ -256,6 +256,41 @@ impl DynamoRegistry {
         Ok(())
     }
 
+    /// Reads only a consumer's resolved `revision` (a projection, consistent):
+    /// the extension's cheap "did anything change?".
+    pub async fn resolved_revision(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        self.read();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .set_key(Some(Self::key(keys::consumer_pk(consumer), keys::resolved_sk())))
+            .projection_expression("revision")
+            .send()
+            .await
+            .map_err(|e| store_error(format!("GetItem revision {consumer}"), e))?;
+        Ok(out.item.and_then(|i| i.get("revision").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())))
+    }
+
+    /// Reads a consumer's declared needs, as text.
+    pub async fn get_needs(&self, consumer: &str) -> Result<Option<Vec<String>>, StoreError> {
+        self.read();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .set_key(Some(Self::key(keys::consumer_pk(consumer), keys::needs_sk())))
+            .send()
+            .await
+            .map_err(|e| store_error(format!("GetItem needs {consumer}"), e))?;
+        Ok(out
+            .item
+            .and_then(|i| crate::item::decode_needs(&from_sdk(i)).ok())
+            .map(|n| n.needs.iter().map(ToString::to_string).collect()))
+    }
+
     /// Declares a consumer's needs.
     pub async fn put_needs(&self, needs: &crate::item::Needs, now: i64) -> Result<(), StoreError> {
         self.write();

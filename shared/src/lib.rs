@@ -16,6 +16,7 @@
 //! - Ports and adapters: [`store`] (the registry trait) with [`dynamo`]
 //!   (DynamoDB), [`publish`] (the event bus trait, SNS), [`aws`] (one place
 //!   that builds the AWS config and reads Beacon's environment).
+//! - [`services_file`]: the file the Lambda extension writes, and a reader.
 //! - [`sweep`]: the sweeper's logic over the expiry index port (adapter in
 //!   [`dynamo`]).
 //! - [`local`]: the local stack's stand-ins for AWS's own machinery (table and
@@ -32,6 +33,7 @@ pub mod publish;
 pub mod registration;
 pub mod requirement;
 pub mod resolution;
+pub mod services_file;
 pub mod store;
 pub mod stream;
 pub mod sweep;

@@ -5,6 +5,8 @@
 //! starts. Nothing here is a mock: the engines are DynamoDB Local and the
 //! moto SNS/SQS server.
 
+pub mod extensions_api;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -255,6 +257,11 @@ pub fn schema_errors(event: &Value) -> Vec<String> {
         "resolved" => "resolved",
         _ => "change",
     };
+    errors_against(name, event)
+}
+
+/// Validates a document against `events/schema/<name>.schema.json`.
+pub fn errors_against(name: &str, event: &Value) -> Vec<String> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../events/schema/{name}.schema.json"));
     let schema: Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("schema file")).expect("schema JSON");

@@ -1,0 +1,247 @@
+//! The Beacon Lambda extension (seed 2, fixed): reads `NEEDED_SERVICES`,
+//! makes sure the consumer's needs item says the same, and keeps a file with
+//! the consumer's resolved view current for the function.
+//!
+//! Lifecycle (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html>):
+//! the environment is frozen between invocations, so there is no timer to
+//! rely on. Instead, on each INVOKE the extension reads the resolved item's
+//! `revision` — at most once per interval — and rewrites the file (write to
+//! a temporary file in the same directory, then rename) only when the
+//! revision moved. The file exists before the first INVOKE: Lambda invokes
+//! the function only after every extension has finished init.
+//!
+//! What the seed got wrong and this fixes: it resolved once at cold start
+//! and never refreshed; a missing service was only logged (here it is in the
+//! file, with the reason); it crashed on its first event.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use beacon::dynamo::DynamoRegistry;
+use beacon::item::Needs;
+use beacon::requirement::{Requirement, format_needs, parse_needs};
+use beacon::services_file::{DEFAULT_PATH, ServicesFile};
+use beacon::store::Registry;
+
+/// The extension's configuration, read once at init.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What the function needs.
+    pub needs: Vec<Requirement>,
+    /// The consumer id (default: the function's name).
+    pub consumer: String,
+    /// Where the file goes.
+    pub path: PathBuf,
+    /// Least time between two registry checks.
+    pub interval: Duration,
+    /// How long init waits for the fan-out to resolve a first declaration.
+    pub init_wait: Duration,
+    /// The registry table.
+    pub table: String,
+}
+
+/// A configuration error: names the variable and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `NEEDED_SERVICES` does not parse; names the offending part.
+    #[error("NEEDED_SERVICES: {0}")]
+    Needs(#[from] beacon::requirement::RequirementError),
+    /// A variable is missing.
+    #[error(transparent)]
+    Missing(#[from] beacon::aws::MissingEnv),
+    /// A variable has a bad value.
+    #[error("{name}: {message}")]
+    Bad {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(Duration::from_millis(default)),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| ConfigError::Bad { name, message: format!("`{v}` is not a number of milliseconds") }),
+    }
+}
+
+impl Config {
+    /// Reads `NEEDED_SERVICES` (required), `BEACON_CONSUMER` (default
+    /// `AWS_LAMBDA_FUNCTION_NAME`), `BEACON_SERVICES_FILE` (or the seed's
+    /// `SERVICES_FILE`; default `/tmp/beacon/services.json`),
+    /// `BEACON_CHECK_INTERVAL_MS` (default 5000), `BEACON_INIT_WAIT_MS`
+    /// (default 3000) and `BEACON_TABLE`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let needed =
+            beacon::aws::require_env("NEEDED_SERVICES", "list what the function needs, e.g. orders,payments==1.2.0")?;
+        let needs = parse_needs(&needed)?;
+        let consumer =
+            std::env::var("BEACON_CONSUMER").or_else(|_| std::env::var("AWS_LAMBDA_FUNCTION_NAME")).map_err(|_| {
+                beacon::aws::MissingEnv("BEACON_CONSUMER", "the consumer id (default: the function's name)")
+            })?;
+        beacon::registration::validate_name("consumer", &consumer)
+            .map_err(|e| ConfigError::Bad { name: "BEACON_CONSUMER", message: e.rule })?;
+        let path = std::env::var("BEACON_SERVICES_FILE")
+            .or_else(|_| std::env::var("SERVICES_FILE"))
+            .unwrap_or_else(|_| DEFAULT_PATH.into());
+        Ok(Self {
+            needs,
+            consumer,
+            path: PathBuf::from(path),
+            interval: millis("BEACON_CHECK_INTERVAL_MS", 5000)?,
+            init_wait: millis("BEACON_INIT_WAIT_MS", 3000)?,
+            table: beacon::aws::table_from_env()?,
+        })
+    }
+}
+
+/// Keeps the file current.
+#[derive(Debug)]
+pub struct Watcher {
+    registry: DynamoRegistry,
+    config: Config,
+    last_check: Option<Instant>,
+    revision: Option<u64>,
+    in_outage: bool,
+}
+
+impl Watcher {
+    /// A watcher over the registry.
+    pub fn new(registry: DynamoRegistry, config: Config) -> Self {
+        Self { registry, config, last_check: None, revision: None, in_outage: false }
+    }
+
+    /// Init: declare the needs (only when they differ), wait briefly for the
+    /// resolved item, write the file. A registry outage here is logged, not
+    /// fatal: the function starts, and the next INVOKE tries again.
+    pub async fn init(&mut self) {
+        let wanted: Vec<String> = self.config.needs.iter().map(ToString::to_string).collect();
+        match self.registry.get_needs(&self.config.consumer).await {
+            Ok(current) if current.as_ref() == Some(&wanted) => {}
+            Ok(_) => {
+                let needs = Needs { consumer: self.config.consumer.clone(), needs: self.config.needs.clone() };
+                if let Err(e) = self.registry.put_needs(&needs, now()).await {
+                    self.outage(&e);
+                    return;
+                }
+                tracing::info!(consumer = %self.config.consumer, needs = %format_needs(&self.config.needs), "declared needs");
+            }
+            Err(e) => {
+                self.outage(&e);
+                return;
+            }
+        }
+        let deadline = Instant::now() + self.config.init_wait;
+        loop {
+            match self.registry.get_resolved(&self.config.consumer).await {
+                Ok(Some(item)) if answers(&item, &self.config.needs) => {
+                    self.write(&item);
+                    self.last_check = Some(Instant::now());
+                    return;
+                }
+                Ok(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(_) => {
+                    tracing::warn!(consumer = %self.config.consumer, "no resolved view yet; the first INVOKE checks again");
+                    return;
+                }
+                Err(e) => {
+                    self.outage(&e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// On INVOKE: at most once per interval, read the revision; rewrite the
+    /// file only if it moved. Never fails: an outage keeps the last file.
+    pub async fn on_invoke(&mut self) {
+        if self.last_check.is_some_and(|t| t.elapsed() < self.config.interval) {
+            return;
+        }
+        self.last_check = Some(Instant::now());
+        tracing::debug!(consumer = %self.config.consumer, "registry check");
+        let revision = match self.registry.resolved_revision(&self.config.consumer).await {
+            Ok(r) => r,
+            Err(e) => return self.outage(&e),
+        };
+        if self.in_outage {
+            tracing::info!("registry reachable again");
+            self.in_outage = false;
+        }
+        if revision.is_none() || revision == self.revision {
+            return;
+        }
+        match self.registry.get_resolved(&self.config.consumer).await {
+            Ok(Some(item)) => self.write(&item),
+            Ok(None) => {}
+            Err(e) => self.outage(&e),
+        }
+    }
+
+    fn outage(&mut self, e: &beacon::store::StoreError) {
+        // Once per outage: an unreachable registry on every INVOKE would
+        // flood the function's logs.
+        if !self.in_outage {
+            tracing::warn!(error = %e, "registry unreachable; keeping the last file");
+            self.in_outage = true;
+        }
+    }
+
+    fn write(&mut self, item: &beacon::item::ResolvedItem) {
+        let file = ServicesFile::from_resolved(item);
+        match write_atomic(&self.config.path, &serde_json::to_vec_pretty(&file).unwrap_or_default()) {
+            Ok(()) => {
+                tracing::info!(revision = item.revision, path = %self.config.path.display(), "services file written");
+                self.revision = Some(item.revision);
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.config.path.display(), error = %e, "could not write the services file")
+            }
+        }
+    }
+}
+
+/// Whether a resolved item already answers exactly these needs: the fan-out
+/// updates the needs header before it writes each service's view, so a
+/// matching header alone can be a view still being filled in.
+fn answers(item: &beacon::item::ResolvedItem, needs: &[Requirement]) -> bool {
+    let needs = Needs { consumer: item.consumer.clone(), needs: needs.to_vec() };
+    let wanted: Vec<String> = needs.needs.iter().map(ToString::to_string).collect();
+    item.needs == wanted
+        && needs.services().iter().all(|s| {
+            item.services.get(s).is_some_and(|v| {
+                v.requirements.iter().map(|r| r.requirement.clone()).collect::<Vec<_>>() == needs.requirements_on(s)
+            })
+        })
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory (same file system), then a rename, so a reader sees the old
+/// file or the new one, never half of one. Mode 0600: only the function's
+/// own user reads it.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("services"),
+        std::process::id()
+    ));
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,208 @@
+//! The extension binary against the Extensions API stand-in and DynamoDB
+//! Local (with the pipeline running, so resolved items are real).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use beacon::services_file::ServicesFile;
+use beacon::{Registration, Status};
+use beacon_tests::extensions_api::ExtensionsApi;
+use beacon_tests::{TestPipeline, now, unique};
+
+fn extension_binary() -> PathBuf {
+    // target/debug/deps/extension-… → target/debug/beacon-extension
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("beacon-extension");
+    assert!(bin.exists(), "{} is not built: run cargo build --workspace", bin.display());
+    bin
+}
+
+fn spawn(api: &ExtensionsApi, table: &str, needs: &str, file: &PathBuf, log: &PathBuf, dynamodb: &str) -> Child {
+    Command::new(extension_binary())
+        .env("AWS_LAMBDA_RUNTIME_API", &api.addr)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "orders-web")
+        .env("AWS_LAMBDA_LOG_LEVEL", "debug")
+        .env("NEEDED_SERVICES", needs)
+        .env("BEACON_TABLE", table)
+        .env("BEACON_SERVICES_FILE", file)
+        .env("BEACON_CHECK_INTERVAL_MS", "1500")
+        .env("BEACON_INIT_WAIT_MS", "10000")
+        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
+        .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn version_in(file: &PathBuf, service: &str) -> Option<String> {
+    ServicesFile::read(file).unwrap().resolved(service).and_then(|e| e.version.clone())
+}
+
+fn checks(log: &PathBuf) -> usize {
+    std::fs::read_to_string(log).unwrap_or_default().matches("registry check").count()
+}
+
+fn reg(version: &str) -> Registration {
+    Registration::new_at(
+        "orders",
+        version,
+        "i-1",
+        &format!("https://orders-{version}.example"),
+        Status::Healthy,
+        600,
+        now(),
+    )
+    .unwrap()
+}
+
+/// A loopback TCP proxy to DynamoDB that the test can cut, connections and
+/// all, to make the registry unreachable for the extension.
+struct Proxy {
+    addr: String,
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let t = tasks.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                let target = target.clone();
+                let h = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                t.lock().unwrap().push(h.abort_handle());
+            }
+        });
+        tasks.lock().unwrap().push(accept.abort_handle());
+        Self { addr, tasks }
+    }
+
+    fn cut(&self) {
+        for h in self.tasks.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_is_there_before_the_first_invoke_and_follows_changes_once_per_interval() {
+    let p = TestPipeline::start("ext").await;
+    p.registry.put_registration(&reg("1.0.0")).await.unwrap();
+    let dir = std::env::temp_dir().join(unique("ext"));
+    let (file, log) = (dir.join("services.json"), dir.join("ext.log"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let real = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap();
+    let proxy = Proxy::start(real.trim_start_matches("http://").to_owned()).await;
+    let api = ExtensionsApi::start().await;
+    let mut child = spawn(&api, &p.table, "orders,payments==1.2.0", &file, &log, &proxy.addr);
+
+    // Init: registered under its executable's name, file written before the
+    // first INVOKE (Lambda invokes only after every extension calls next).
+    api.wait_for_next_call(1, Duration::from_secs(30)).await;
+    let (name, events) = api.registered().await.unwrap();
+    assert_eq!((name.as_str(), events), ("beacon-extension", vec!["INVOKE".to_string(), "SHUTDOWN".to_string()]));
+    let first = ServicesFile::read(&file).expect("the file exists before the first INVOKE");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let errors = beacon_tests::errors_against("services-file", &json);
+    assert!(errors.is_empty(), "the file does not match its schema: {errors:?}");
+    assert_eq!(version_in(&file, "orders").as_deref(), Some("1.0.0"));
+    assert_eq!(first.services["payments"][0].reason.as_deref(), Some("no_such_service"));
+    assert_eq!(
+        p.registry.get_needs("orders-web").await.unwrap().unwrap(),
+        ["orders", "payments==1.2.0"],
+        "needs declared"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    // A change lands; within the interval, invocations read nothing.
+    p.registry.put_registration(&reg("2.0.0")).await.unwrap();
+    TestPipeline::eventually(Duration::from_secs(20), "the resolved item to move", || async {
+        p.resolved("orders-web").await.is_some_and(|r| r.revision > first.revision)
+    })
+    .await;
+    let checks_before = checks(&log);
+    for _ in 0..5 {
+        api.invoke().await;
+    }
+    assert_eq!(checks(&log), checks_before, "an INVOKE within the interval read the registry");
+    assert_eq!(version_in(&file, "orders").as_deref(), Some("1.0.0"));
+
+    // The first INVOKE after the interval sees it; the next ones read nothing.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    for _ in 0..5 {
+        api.invoke().await;
+    }
+    assert_eq!(version_in(&file, "orders").as_deref(), Some("2.0.0"));
+    assert_eq!(checks(&log), checks_before + 1, "more than one registry check in one interval");
+
+    // Unchanged revision: checked, but nothing rewritten.
+    let inode = |f: &PathBuf| {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(f).unwrap().ino()
+    };
+    let before = inode(&file);
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    api.invoke().await;
+    assert_eq!(checks(&log), checks_before + 2);
+    assert_eq!(inode(&file), before, "an unchanged revision rewrote the file");
+
+    // The registry goes away: the last file stays, whole; one log line.
+    proxy.cut();
+    p.registry.put_registration(&reg("3.0.0")).await.unwrap();
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        api.invoke().await;
+    }
+    assert_eq!(version_in(&file, "orders").as_deref(), Some("2.0.0"), "the old file must stay intact");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("registry unreachable").count(), 1, "log once per outage:\n{text}");
+
+    api.shutdown().await;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the extension did not exit on SHUTDOWN");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    let _ = std::fs::remove_dir_all(dir);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_needed_services_is_an_init_error_naming_the_part() {
+    let p = TestPipeline::start("ext-bad").await;
+    let dir = std::env::temp_dir().join(unique("ext-bad"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (file, log) = (dir.join("services.json"), dir.join("ext.log"));
+    let api = ExtensionsApi::start().await;
+    let real = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap();
+    let mut child = spawn(&api, &p.table, "orders,payments@1.2", &file, &log, &real);
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(!status.success(), "the extension must fail init");
+    let errors = api.init_errors().await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, "Extension.ConfigInvalid");
+    let message = errors[0].1["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("NEEDED_SERVICES") && message.contains("payments@1.2"), "{message}");
+    assert_eq!(api.next_calls().await, 0, "it went on after a bad config");
+    assert!(!file.exists());
+    let _ = std::fs::remove_dir_all(dir);
+    p.stop().await;
+}
