@@ -16,6 +16,7 @@
 //! - Ports and adapters: [`store`] (the registry trait) with [`dynamo`]
 //!   (DynamoDB), [`publish`] (the event bus trait, SNS), [`aws`] (one place
 //!   that builds the AWS config and reads Beacon's environment).
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines.
 //! - [`services_file`]: the file the Lambda extension writes, and a reader.
 //! - [`sweep`]: the sweeper's logic over the expiry index port (adapter in
 //!   [`dynamo`]).
@@ -29,6 +30,7 @@ pub mod event;
 pub mod item;
 pub mod keys;
 pub mod local;
+pub mod metrics;
 pub mod publish;
 pub mod registration;
 pub mod requirement;

@@ -10,6 +10,10 @@ use async_trait::async_trait;
 use crate::keys::EXPIRY_SHARDS;
 use crate::store::StoreError;
 
+/// Every IAM action the sweeper's code needs (Query on the expiry index,
+/// DeleteItem on the table); `infra/template.yaml` must grant exactly these.
+pub const IAM_ACTIONS: &[&str] = &["dynamodb:Query", "dynamodb:DeleteItem"];
+
 /// A registration the index says is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueKey {

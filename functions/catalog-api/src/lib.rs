@@ -24,6 +24,11 @@ use serde_json::{Value, json};
 pub mod local_server;
 pub mod sigv4;
 
+/// Every IAM action the API's code needs: PutItem (register), DeleteItem
+/// (deregister), Query (lookup, resolve), Scan (list). The template must
+/// grant exactly these (a test checks).
+pub const IAM_ACTIONS: &[&str] = &["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan"];
+
 /// Largest request body accepted (a registration is far smaller).
 pub const MAX_BODY: usize = 64 * 1024;
 /// Largest page of `GET /catalog`.

@@ -29,6 +29,25 @@ use beacon::{Requirement, classify, resolve};
 use futures::{StreamExt, TryStreamExt};
 use tracing::{Instrument, debug, info_span, warn};
 
+/// Every IAM action this function's code (and its event source mapping)
+/// needs; `infra/template.yaml` must grant exactly these (a test checks).
+/// Registry: GetItem (resolved items), Query (a service's partition),
+/// PutItem (dependency edges), UpdateItem (generations, views, revisions),
+/// DeleteItem (edges, resolved items). Stream reads are the mapping's.
+pub const IAM_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+    "sns:Publish",
+    "sqs:SendMessage",
+];
+
 /// How many dependents' views are written at once for one service.
 const VIEW_WRITE_CONCURRENCY: usize = 16;
 /// How many services are refreshed at once within one batch.
@@ -49,6 +68,35 @@ pub struct BatchReport {
     pub views_changed: usize,
     /// Records reported for retry.
     pub failed: usize,
+    /// The oldest record's approximate creation time (epoch seconds), for
+    /// the propagation-lag metric.
+    pub oldest_record_at: Option<i64>,
+}
+
+impl BatchReport {
+    /// The batch's metrics as EMF documents at `now_ms`: totals, and events
+    /// published per kind.
+    pub fn metrics(&self, now_ms: i64) -> Vec<serde_json::Value> {
+        use beacon::metrics::{Metric, document};
+        let count = |name, v: usize| Metric { name, value: v as f64, unit: "Count" };
+        let mut totals = vec![
+            count("Records", self.records),
+            count("InvalidRecords", self.invalid),
+            count("ResolvedRefreshed", self.views_changed),
+            count("BatchFailures", self.failed),
+        ];
+        if let Some(oldest) = self.oldest_record_at {
+            // The stream's creation time has one-second (locally one-minute)
+            // granularity: the lag is accurate to that.
+            let lag = (now_ms - oldest * 1000).max(0);
+            totals.push(Metric { name: "PropagationLag", value: lag as f64, unit: "Milliseconds" });
+        }
+        let mut docs = vec![document(&[("Function", "fanout")], &totals, now_ms)];
+        for (kind, n) in &self.published {
+            docs.push(document(&[("Function", "fanout"), ("Kind", kind)], &[count("EventsPublished", *n)], now_ms));
+        }
+        docs
+    }
 }
 
 /// The fan-out handler, generic over its ports so tests can inject faults
@@ -114,6 +162,10 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
                     report.heartbeats += 1;
                 }
                 Classified::Ignored(why) => debug!(why, "ignored"),
+            }
+            if change.created_at > 0 {
+                report.oldest_record_at =
+                    Some(report.oldest_record_at.map_or(change.created_at, |o| o.min(change.created_at)));
             }
             refs.push(RecordRef { id: change.event_id, created_at: change.created_at, item_identifier });
         }
@@ -310,5 +362,24 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
             return Ok((vec![Event::resolved(record_id, None, &item, created_at)], 0));
         }
         Ok((Vec::new(), 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_reports_its_metrics_in_emf() {
+        let mut report =
+            BatchReport { records: 3, invalid: 1, failed: 1, oldest_record_at: Some(100), ..Default::default() };
+        report.published.insert("registered", 2);
+        let docs = report.metrics(100_250);
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0]["InvalidRecords"], 1.0);
+        assert_eq!(docs[0]["BatchFailures"], 1.0);
+        assert_eq!(docs[0]["PropagationLag"], 250.0);
+        assert_eq!(docs[1]["Kind"], "registered");
+        assert_eq!(docs[1]["EventsPublished"], 2.0);
     }
 }

@@ -20,6 +20,20 @@ use beacon::dynamo::DynamoRegistry;
 use beacon::registration::{DEFAULT_TTL_SECONDS, Registration, Status};
 use serde::Deserialize;
 
+/// Every IAM action the registrar's code needs; `infra/registrar.yaml` must
+/// grant exactly these (a test checks). `apigateway:GET` covers GetRestApi
+/// and GetApi.
+pub const IAM_ACTIONS: &[&str] = &[
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    "lambda:GetFunctionConfiguration",
+    "apigateway:GET",
+    "lambda:DeleteFunction",
+    "events:ListTargetsByRule",
+    "events:RemoveTargets",
+    "events:DeleteRule",
+];
+
 /// What the registrar knows about its service: seed 1's
 /// `service_properties.json`, plus Beacon's optional fields.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -26,6 +26,16 @@ async fn main() -> Result<(), Error> {
         );
         let report = beacon::sweep::sweep(registry, now).await?;
         tracing::info!(due = report.due, expired = report.expired, refreshed = report.refreshed, "sweep done");
+        let count = |name, v: usize| beacon::metrics::Metric { name, value: v as f64, unit: "Count" };
+        beacon::metrics::emit(&[beacon::metrics::document(
+            &[("Function", "sweeper")],
+            &[
+                count("Due", report.due),
+                count("Expired", report.expired),
+                count("RefreshedBeforeSweep", report.refreshed),
+            ],
+            now * 1000,
+        )]);
         Ok::<_, Error>(
             serde_json::json!({ "due": report.due, "expired": report.expired, "refreshed": report.refreshed }),
         )
