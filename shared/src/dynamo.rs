@@ -132,6 +132,28 @@ impl DynamoRegistry {
         self.counts.writes.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A consistent GetItem, optionally projected; `what` names it in errors.
+    async fn get_consistent(
+        &self,
+        pk: String,
+        sk: &str,
+        projection: Option<&str>,
+        what: String,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        self.read();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .set_key(Some(Self::key(pk, sk)))
+            .set_projection_expression(projection.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| store_error(format!("GetItem {what}"), e))?;
+        Ok(out.item)
+    }
+
     fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
         HashMap::from([(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))])
     }
@@ -259,34 +281,23 @@ impl DynamoRegistry {
     /// Reads only a consumer's resolved `revision` (a projection, consistent):
     /// the extension's cheap "did anything change?".
     pub async fn resolved_revision(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
-        self.read();
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .set_key(Some(Self::key(keys::consumer_pk(consumer), keys::resolved_sk())))
-            .projection_expression("revision")
-            .send()
-            .await
-            .map_err(|e| store_error(format!("GetItem revision {consumer}"), e))?;
-        Ok(out.item.and_then(|i| i.get("revision").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())))
+        let item = self
+            .get_consistent(
+                keys::consumer_pk(consumer),
+                keys::resolved_sk(),
+                Some("revision"),
+                format!("revision {consumer}"),
+            )
+            .await?;
+        Ok(item.and_then(|i| i.get("revision").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())))
     }
 
     /// Reads a consumer's declared needs, as text.
     pub async fn get_needs(&self, consumer: &str) -> Result<Option<Vec<String>>, StoreError> {
-        self.read();
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .set_key(Some(Self::key(keys::consumer_pk(consumer), keys::needs_sk())))
-            .send()
-            .await
-            .map_err(|e| store_error(format!("GetItem needs {consumer}"), e))?;
-        Ok(out
-            .item
+        let item = self
+            .get_consistent(keys::consumer_pk(consumer), keys::needs_sk(), None, format!("needs {consumer}"))
+            .await?;
+        Ok(item
             .and_then(|i| crate::item::decode_needs(&from_sdk(i)).ok())
             .map(|n| n.needs.iter().map(ToString::to_string).collect()))
     }
@@ -573,17 +584,10 @@ impl Registry for DynamoRegistry {
     }
 
     async fn get_resolved(&self, consumer: &str) -> Result<Option<ResolvedItem>, StoreError> {
-        self.read();
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .set_key(Some(Self::key(keys::consumer_pk(consumer), keys::resolved_sk())))
-            .send()
-            .await
-            .map_err(|e| store_error(format!("GetItem resolved {consumer}"), e))?;
-        out.item.map(|item| self.resolved_from(consumer, item)).transpose()
+        let item = self
+            .get_consistent(keys::consumer_pk(consumer), keys::resolved_sk(), None, format!("resolved {consumer}"))
+            .await?;
+        item.map(|item| self.resolved_from(consumer, item)).transpose()
     }
 
     async fn put_edge(&self, service: &str, consumer: &str, requirements: &[String]) -> Result<(), StoreError> {

@@ -16,6 +16,7 @@
 //! - Ports and adapters: [`store`] (the registry trait) with [`dynamo`]
 //!   (DynamoDB), [`publish`] (the event bus trait, SNS), [`aws`] (one place
 //!   that builds the AWS config and reads Beacon's environment).
+//! - [`clock`]: the wall clock, read only by binaries (the domain takes `now`).
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines.
 //! - [`services_file`]: the file the Lambda extension writes, and a reader.
 //! - [`sweep`]: the sweeper's logic over the expiry index port (adapter in
@@ -25,6 +26,7 @@
 
 pub mod aws;
 pub mod change;
+pub mod clock;
 pub mod dynamo;
 pub mod event;
 pub mod item;

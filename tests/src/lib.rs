@@ -41,10 +41,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// Epoch seconds now.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
+    beacon::clock::now_seconds()
 }
 
 /// One test's pipeline.

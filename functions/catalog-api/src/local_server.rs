@@ -26,12 +26,6 @@ pub struct LocalCredentials {
     pub secret_key: String,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 fn json_response(status: u16, body: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
@@ -68,7 +62,7 @@ async fn serve_one(
             body: &body,
         };
         let secret = |key: &str| (key == credentials.access_key).then(|| credentials.secret_key.clone());
-        if let Err(e) = verify(&signed, secret, now()) {
+        if let Err(e) = verify(&signed, secret, beacon::clock::now_seconds()) {
             tracing::warn!(method = %parts.method, %path, reason = %e, "refused an unsigned or wrongly signed write");
             let (status, json) = ApiError::Forbidden(e.0).response();
             return Ok(json_response(status, &json));
@@ -82,7 +76,7 @@ async fn serve_one(
         if_none_match: parts.headers.get("if-none-match").and_then(|v| v.to_str().ok()).map(str::to_owned),
         body,
     };
-    let (status, json) = handle(&registry, &api, now()).await;
+    let (status, json) = handle(&registry, &api, beacon::clock::now_seconds()).await;
     Ok(json_response(status, &json))
 }
 

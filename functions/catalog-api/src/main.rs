@@ -15,9 +15,7 @@ async fn main() -> Result<(), Error> {
     let registry = &registry;
     run(service_fn(move |request: Request| async move {
         let api = from_lambda(&request);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = beacon::clock::now_seconds();
         let (status, json) = handle(registry, &api, now).await;
         Ok::<_, Error>(
             Response::builder()

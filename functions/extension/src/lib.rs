@@ -125,7 +125,7 @@ impl Watcher {
             Ok(current) if current.as_ref() == Some(&wanted) => {}
             Ok(_) => {
                 let needs = Needs { consumer: self.config.consumer.clone(), needs: self.config.needs.clone() };
-                if let Err(e) = self.registry.put_needs(&needs, now()).await {
+                if let Err(e) = self.registry.put_needs(&needs, beacon::clock::now_seconds()).await {
                     self.outage(&e);
                     return;
                 }
@@ -238,10 +238,4 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

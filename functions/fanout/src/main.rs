@@ -20,11 +20,8 @@ async fn main() -> Result<(), Error> {
     );
     let fanout = &fanout;
     run(service_fn(move |event: LambdaEvent<Event>| async move {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
-        let (response, report) = fanout.handle(&event.payload, now).await;
+        let now_ms = beacon::clock::now_millis();
+        let (response, report) = fanout.handle(&event.payload, now_ms / 1000).await;
         tracing::info!(
             records = report.records,
             failed = report.failed,
@@ -32,6 +29,7 @@ async fn main() -> Result<(), Error> {
             views_changed = report.views_changed,
             "batch done"
         );
+        beacon::metrics::emit(&report.metrics(now_ms));
         Ok::<DynamoDbEventResponse, Error>(response)
     }))
     .await

@@ -16,14 +16,7 @@ async fn main() -> Result<(), Error> {
     run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| async move {
         // The schedule's own time is when the sweep was due; the clock is
         // read here, once, and injected.
-        let now = event.payload.time.map_or_else(
-            || {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            },
-            |t| t.timestamp(),
-        );
+        let now = event.payload.time.map_or_else(beacon::clock::now_seconds, |t| t.timestamp());
         let report = beacon::sweep::sweep(registry, now).await?;
         tracing::info!(due = report.due, expired = report.expired, refreshed = report.refreshed, "sweep done");
         let count = |name, v: usize| beacon::metrics::Metric { name, value: v as f64, unit: "Count" };

@@ -470,7 +470,7 @@ impl Poller {
         let body = json!({
             "requestContext": { "condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts },
             "version": "1.0",
-            "timestamp": epoch_seconds_now(),
+            "timestamp": crate::clock::now_seconds(),
             "DDBStreamBatchInfo": {
                 "shardId": shard,
                 "startSequenceNumber": failed.first().map(|(s, _)| s.clone()),
@@ -558,9 +558,6 @@ fn fix_empty_maps(value: &mut Value) {
     }
 }
 
-fn epoch_seconds_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
 
 #[cfg(test)]
 mod tests {
