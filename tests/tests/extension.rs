@@ -29,7 +29,7 @@ fn spawn(api: &ExtensionsApi, table: &str, needs: &str, file: &PathBuf, log: &Pa
         .env("NEEDED_SERVICES", needs)
         .env("BEACON_TABLE", table)
         .env("BEACON_SERVICES_FILE", file)
-        .env("BEACON_CHECK_INTERVAL_MS", "1500")
+        .env("BEACON_CHECK_INTERVAL_MS", "3000")
         .env("BEACON_INIT_WAIT_MS", "10000")
         .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
         .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
@@ -142,7 +142,7 @@ async fn the_file_is_there_before_the_first_invoke_and_follows_changes_once_per_
     assert_eq!(version_in(&file, "orders").as_deref(), Some("1.0.0"));
 
     // The first INVOKE after the interval sees it; the next ones read nothing.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     for _ in 0..5 {
         api.invoke().await;
     }
@@ -155,7 +155,7 @@ async fn the_file_is_there_before_the_first_invoke_and_follows_changes_once_per_
         std::fs::metadata(f).unwrap().ino()
     };
     let before = inode(&file);
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     api.invoke().await;
     assert_eq!(checks(&log), checks_before + 2);
     assert_eq!(inode(&file), before, "an unchanged revision rewrote the file");
@@ -164,7 +164,7 @@ async fn the_file_is_there_before_the_first_invoke_and_follows_changes_once_per_
     proxy.cut();
     p.registry.put_registration(&reg("3.0.0")).await.unwrap();
     for _ in 0..2 {
-        tokio::time::sleep(Duration::from_millis(1600)).await;
+        tokio::time::sleep(Duration::from_millis(3100)).await;
         api.invoke().await;
     }
     assert_eq!(version_in(&file, "orders").as_deref(), Some("2.0.0"), "the old file must stay intact");
