@@ -48,7 +48,7 @@ fn summary(name: &str, mut ms: Vec<f64>) -> String {
 
 #[tokio::main]
 async fn main() {
-    let changes: usize = std::env::var("BENCH_CHANGES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let changes: usize = std::env::var("BENCH_CHANGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let config = sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let sns = aws_sdk_sns::Client::new(&config);

@@ -558,7 +558,6 @@ fn fix_empty_maps(value: &mut Value) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

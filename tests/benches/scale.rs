@@ -1,0 +1,256 @@
+//! Scale benchmark against the local stack (./scripts/bench runs it after the
+//! pipeline benchmark):
+//!
+//! - fan-out throughput at batch sizes 1, 10 and 100, next to the raw write
+//!   rate DynamoDB Local sustains on the same machine (the ceiling);
+//! - cost per change, as counted by the adapters, for a service with 0, 10
+//!   and 1,000 dependents — for a change that moves every dependent's view
+//!   and for one that moves none;
+//! - a catalog-polling baseline (seed 1's design) at 1 s, measured, on the
+//!   same kind of changes.
+//!
+//! `BENCH_DEPENDENTS_MAX` (default 1000) caps the largest dependent count.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use beacon::dynamo::DynamoRegistry;
+use beacon::item::Needs;
+use beacon::local::poller::{Handler, MappingConfig, Poller};
+use beacon::local::setup::{ensure_table, ensure_topic};
+use beacon::publish::SnsPublisher;
+use beacon::store::Registry;
+use beacon::{Registration, Status, parse_needs};
+use beacon_fanout::FanOut;
+use beacon_tests::{now, sdk_config, unique};
+use futures::StreamExt;
+use tokio::sync::watch;
+
+struct Rig {
+    writer: DynamoRegistry,
+    fan: DynamoRegistry,
+    publisher: SnsPublisher,
+    stream_arn: String,
+    handled: Arc<AtomicU64>,
+    published: Arc<AtomicU64>,
+}
+
+struct Mapping {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Mapping {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// A fresh table and topic, with the fan-out's own adapters (so their
+/// counts are its requests only).
+async fn rig(config: &aws_config::SdkConfig) -> Rig {
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    let sns = aws_sdk_sns::Client::new(config);
+    let table = unique("scale");
+    let stream_arn = ensure_table(&dynamodb, &table).await.expect("table");
+    let topic_arn = ensure_topic(&sns, &table).await.expect("topic");
+    Rig {
+        writer: DynamoRegistry::new(dynamodb.clone(), &table),
+        fan: DynamoRegistry::new(dynamodb, &table),
+        publisher: SnsPublisher::new(sns, &topic_arn),
+        stream_arn,
+        handled: Arc::default(),
+        published: Arc::default(),
+    }
+}
+
+/// Starts the local event source mapping with the fan-out at `batch_size`.
+fn start_mapping(config: &aws_config::SdkConfig, rig: &Rig, batch_size: usize) -> Mapping {
+    let fanout = Arc::new(FanOut::new(rig.fan.clone(), rig.publisher.clone()));
+    let (h, pb) = (rig.handled.clone(), rig.published.clone());
+    let handler: Handler = Arc::new(move |event| {
+        let (fanout, h, pb) = (fanout.clone(), h.clone(), pb.clone());
+        Box::pin(async move {
+            let (response, report) = fanout.handle(&event, now()).await;
+            h.fetch_add(event.records.len() as u64, Ordering::Relaxed);
+            pb.fetch_add(report.published.values().sum::<usize>() as u64, Ordering::Relaxed);
+            Ok(response)
+        })
+    });
+    let mapping = MappingConfig { batch_size, ..MappingConfig::default() };
+    let poller = Poller::new(
+        aws_sdk_dynamodbstreams::Client::new(config),
+        None,
+        rig.stream_arn.clone(),
+        "us-east-1",
+        mapping,
+        handler,
+    );
+    let (stop, rx) = watch::channel(false);
+    Mapping { stop, task: tokio::spawn(poller.run(rx)) }
+}
+
+/// Writes `n` new instances over 50 services, 16 at a time.
+async fn write_many(rig: &Rig, n: usize) {
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let w = rig.writer.clone();
+            async move {
+                w.put_registration(&reg(&format!("s{}", i % 50), &format!("i{i}"), Status::Healthy))
+                    .await
+                    .expect("write")
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+}
+
+async fn wait_handled(rig: &Rig, at_least: u64, limit: Duration) -> bool {
+    let start = Instant::now();
+    while rig.handled.load(Ordering::Relaxed) < at_least {
+        if start.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+fn reg(service: &str, id: &str, status: Status) -> Registration {
+    Registration::new_at(service, "1.0.0", id, "https://x.example", status, 3600, now()).expect("valid")
+}
+
+#[tokio::main]
+async fn main() {
+    let config = sdk_config().await;
+    let n: usize = 600;
+
+    // Raw write ceiling: 16 concurrent PutItems.
+    let ceiling = rig(&config).await;
+    let start = Instant::now();
+    write_many(&ceiling, n).await;
+    let raw = n as f64 / start.elapsed().as_secs_f64();
+
+    println!("## Fan-out throughput ({n} changes with no dependents, written before the mapping starts)\n");
+    println!("| batch size | records/s through the handler | ratio to the raw write ceiling ({raw:.0} writes/s) |");
+    println!("|---|---|---|");
+    for batch in [1usize, 10, 100] {
+        let r = rig(&config).await;
+        write_many(&r, n).await;
+        // The mapping drains the stream as fast as the handler allows.
+        let start = Instant::now();
+        let m = start_mapping(&config, &r, batch);
+        let done = wait_handled(&r, n as u64, Duration::from_secs(300)).await;
+        let rate = r.handled.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+        m.stop().await;
+        println!("| {batch} | {rate:.0}{} | {:.2} |", if done { "" } else { " (timed out)" }, rate / raw);
+    }
+
+    // Cost per change by dependent count.
+    let max: usize = std::env::var("BENCH_DEPENDENTS_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    println!("\n## Requests per change, by number of dependents\n");
+    println!("| dependents | change | DynamoDB reads | DynamoDB writes (refused) | events published | fan-out time |");
+    println!("|---|---|---|---|---|---|");
+    for dependents in [0usize, 10, max] {
+        let r = rig(&config).await;
+        let m = start_mapping(&config, &r, 100);
+        r.writer.put_registration(&reg("hot", "a", Status::Healthy)).await.expect("write");
+        futures::stream::iter(0..dependents)
+            .map(|c| {
+                let w = r.writer.clone();
+                async move {
+                    let needs = Needs { consumer: format!("c{c}"), needs: parse_needs("hot").expect("needs") };
+                    w.put_needs(&needs, now()).await.expect("needs")
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
+        let all = 1 + dependents as u64;
+        assert!(wait_handled(&r, all, Duration::from_secs(600)).await, "set-up did not drain");
+        for (what, change) in [
+            ("views change (status → unhealthy)", reg("hot", "a", Status::Unhealthy)),
+            ("no view changes (attribute only)", {
+                let mut x = reg("hot", "a", Status::Unhealthy);
+                x.attributes.insert("zone".into(), "b".into());
+                x
+            }),
+        ] {
+            let before = r.fan.counts().snapshot();
+            let published_before = r.published.load(Ordering::Relaxed);
+            let handled_before = r.handled.load(Ordering::Relaxed);
+            let start = Instant::now();
+            r.writer.put_registration(&change).await.expect("write");
+            assert!(wait_handled(&r, handled_before + 1, Duration::from_secs(600)).await);
+            let elapsed = start.elapsed();
+            let after = r.fan.counts().snapshot();
+            println!(
+                "| {dependents} | {what} | {} | {} ({}) | {} | {:.0} ms |",
+                after.0 - before.0,
+                after.1 - before.1,
+                after.2 - before.2,
+                r.published.load(Ordering::Relaxed) - published_before,
+                elapsed.as_secs_f64() * 1000.0
+            );
+        }
+        m.stop().await;
+    }
+
+    // Polling baseline at 1 s, measured: a client polls each service's
+    // catalog entry (one Query per service per poll) while changes land.
+    println!("\n## Catalog polling at 1 s (seed 1's design), measured\n");
+    let r = rig(&config).await;
+    let services = 10;
+    let changes = 200;
+    let seen: Arc<tokio::sync::Mutex<std::collections::HashMap<String, Instant>>> = Arc::default();
+    let requests = Arc::new(AtomicU64::new(0));
+    let (pstop, prx) = watch::channel(false);
+    let poller = {
+        let (reader, seen, requests) = (r.writer.clone(), seen.clone(), requests.clone());
+        tokio::spawn(async move {
+            while !*prx.borrow() {
+                let tick = Instant::now();
+                for s in 0..services {
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(p) = reader.read_service(&format!("p{s}")).await {
+                        let at = Instant::now();
+                        let mut seen = seen.lock().await;
+                        for i in p.instances {
+                            seen.entry(i.instance_id).or_insert(at);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1).saturating_sub(tick.elapsed())).await;
+            }
+        })
+    };
+    let mut written = Vec::new();
+    for i in 0..changes {
+        let id = format!("i{i}");
+        written.push((id.clone(), Instant::now()));
+        r.writer.put_registration(&reg(&format!("p{}", i % services), &id, Status::Healthy)).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = pstop.send(true);
+    let _ = poller.await;
+    let seen = seen.lock().await;
+    let mut stale: Vec<f64> = written
+        .iter()
+        .filter_map(|(id, w)| seen.get(id).map(|s| s.duration_since(*w).as_secs_f64() * 1000.0))
+        .collect();
+    stale.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| stale[((stale.len() as f64 - 1.0) * p).round() as usize];
+    println!("| poll interval | changes seen | staleness p50 | p99 | requests per change |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| 1 s | {} of {changes} | {:.0} ms | {:.0} ms | {:.1} |",
+        stale.len(),
+        pct(0.5),
+        pct(0.99),
+        requests.load(Ordering::Relaxed) as f64 / changes as f64
+    );
+}
