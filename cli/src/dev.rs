@@ -167,7 +167,7 @@ async fn start_stack(opts: &DevOpts) -> Result<Stack> {
     // DynamoDB Local in a private network namespace. Its stdin is a pipe
     // from us: when we die, it reads EOF and stops, so nothing is left behind.
     let exe = std::env::current_exe().context("locating the beacon binary")?;
-    let root = std::process::id() == 0 || is_root();
+    let root = is_root();
     let mut unshare = Command::new("unshare");
     if !root {
         unshare.arg("-r");
@@ -207,12 +207,14 @@ async fn start_stack(opts: &DevOpts) -> Result<Stack> {
     Ok(stack)
 }
 
+/// Whether the effective uid is 0: root may `unshare -n` directly; anyone
+/// else needs a user namespace too (`unshare -rn`).
 fn is_root() -> bool {
-    std::env::var("USER").is_ok_and(|u| u == "root")
-        || std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
-            .unwrap_or(false)
+    // `Uid:` lists real, effective, saved and file-system ids.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
 }
 
 fn log_file(dir: &Path, name: &str) -> Result<std::fs::File> {
