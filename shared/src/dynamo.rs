@@ -154,6 +154,19 @@ impl DynamoRegistry {
         Ok(out.item)
     }
 
+    /// An unconditional DeleteItem; `what` names it in errors.
+    async fn delete_key(&self, pk: String, sk: &str, what: String) -> Result<(), StoreError> {
+        self.write();
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .send()
+            .await
+            .map_err(|e| store_error(format!("DeleteItem {what}"), e))?;
+        Ok(())
+    }
+
     fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
         HashMap::from([(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))])
     }
@@ -267,15 +280,12 @@ impl DynamoRegistry {
 
     /// Deletes a registration.
     pub async fn delete_registration(&self, service: &str, version: &str, instance_id: &str) -> Result<(), StoreError> {
-        self.write();
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(keys::service_pk(service), &keys::instance_sk(version, instance_id))))
-            .send()
-            .await
-            .map_err(|e| store_error(format!("DeleteItem {service}"), e))?;
-        Ok(())
+        self.delete_key(
+            keys::service_pk(service),
+            &keys::instance_sk(version, instance_id),
+            format!("registration {service}"),
+        )
+        .await
     }
 
     /// Reads only a consumer's resolved `revision` (a projection, consistent):
@@ -317,15 +327,7 @@ impl DynamoRegistry {
 
     /// Removes a consumer's needs.
     pub async fn delete_needs(&self, consumer: &str) -> Result<(), StoreError> {
-        self.write();
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(keys::consumer_pk(consumer), keys::needs_sk())))
-            .send()
-            .await
-            .map_err(|e| store_error(format!("DeleteItem needs {consumer}"), e))?;
-        Ok(())
+        self.delete_key(keys::consumer_pk(consumer), keys::needs_sk(), format!("needs {consumer}")).await
     }
 
     async fn query_partition(&self, pk: String) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
@@ -572,15 +574,7 @@ impl Registry for DynamoRegistry {
     }
 
     async fn delete_resolved(&self, consumer: &str) -> Result<(), StoreError> {
-        self.write();
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(keys::consumer_pk(consumer), keys::resolved_sk())))
-            .send()
-            .await
-            .map_err(|e| store_error(format!("DeleteItem resolved {consumer}"), e))?;
-        Ok(())
+        self.delete_key(keys::consumer_pk(consumer), keys::resolved_sk(), format!("resolved {consumer}")).await
     }
 
     async fn get_resolved(&self, consumer: &str) -> Result<Option<ResolvedItem>, StoreError> {
@@ -606,15 +600,8 @@ impl Registry for DynamoRegistry {
     }
 
     async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError> {
-        self.write();
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(keys::service_pk(service), &keys::dependent_sk(consumer))))
-            .send()
+        self.delete_key(keys::service_pk(service), &keys::dependent_sk(consumer), format!("edge {service}->{consumer}"))
             .await
-            .map_err(|e| store_error(format!("DeleteItem edge {service}->{consumer}"), e))?;
-        Ok(())
     }
 }
 
