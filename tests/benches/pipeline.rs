@@ -192,6 +192,7 @@ async fn main() {
     println!("| path | n | p50 ms | p95 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|");
     println!("{}", summary("write → SQS receipt", latencies.clone()));
+    let resolved_for_plot = resolved_ms.clone();
     println!("{}", summary("write → resolved item updated (1 dependent)", resolved_ms));
     println!();
     println!("| fan-out, per record | value |");
@@ -204,6 +205,30 @@ async fn main() {
     println!("| SNS PublishBatch calls per record | {:.2} |", per(publisher.calls() - sns_before));
     println!("| DynamoDB reads per record (1 dependent) | {:.2} |", (dep_after.0 - dep_before.0) as f64 / dep_records);
     println!("| DynamoDB writes per record (1 dependent) | {:.2} |", (dep_after.1 - dep_before.1) as f64 / dep_records);
+    // The latency distribution as a CDF, for docs/benchmarks.md.
+    let mut sorted = latencies.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let cdf = |v: &[f64]| -> Vec<(f64, f64)> {
+        v.iter().enumerate().map(|(i, ms)| (*ms, (i + 1) as f64 / v.len() as f64)).collect()
+    };
+    let mut resolved_sorted = resolved_for_plot.clone();
+    resolved_sorted.sort_by(|a, b| a.total_cmp(b));
+    let svg = beacon_tests::plot::line_chart(
+        "Write → consumer latency (CDF), poller at 4 polls/s",
+        "milliseconds",
+        "share of changes",
+        &[
+            beacon_tests::plot::Series { name: "write → SQS receipt".into(), points: cdf(&sorted) },
+            beacon_tests::plot::Series { name: "write → resolved item".into(), points: cdf(&resolved_sorted) },
+        ],
+        false,
+        false,
+    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/img/latency-cdf.svg");
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&path, svg);
     if latencies.len() < changes {
         eprintln!("bench: {} of {changes} events did not arrive", changes - latencies.len());
         std::process::exit(1);

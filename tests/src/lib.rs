@@ -6,6 +6,7 @@
 //! moto SNS/SQS server.
 
 pub mod extensions_api;
+pub mod plot;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
