@@ -118,6 +118,46 @@ async fn main() {
         })
     };
 
+    // Polling baselines on the same changes (seed 1's design): clients that
+    // read every service's catalog entry each interval, from a random phase.
+    let poll_intervals: Vec<u64> = std::env::var("BENCH_POLL_INTERVALS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 30, 300]);
+    let (poll_stop, poll_stop_rx) = watch::channel(false);
+    let mut pollers = Vec::new();
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(7);
+    for (k, &t) in poll_intervals.iter().enumerate() {
+        let reader = DynamoRegistry::new(dynamodb.clone(), &table);
+        let mut stop = poll_stop_rx.clone();
+        let phase =
+            Duration::from_millis(u64::from(seed.wrapping_mul(2_654_435_761).rotate_left(k as u32 * 7)) % (t * 1000));
+        pollers.push(tokio::spawn(async move {
+            let mut seen: HashMap<String, Instant> = HashMap::new();
+            let mut requests = 0u64;
+            let mut last_poll_started = Instant::now();
+            tokio::select! { _ = stop.changed() => return (t, seen, requests, last_poll_started), _ = tokio::time::sleep(phase) => {} }
+            loop {
+                last_poll_started = Instant::now();
+                for s in 0..10 {
+                    requests += 1;
+                    if let Ok(p) = reader.read_service(&format!("svc{s}")).await {
+                        let at = Instant::now();
+                        for i in p.instances {
+                            seen.entry(i.instance_id).or_insert(at);
+                        }
+                    }
+                }
+                let next = last_poll_started + Duration::from_secs(t);
+                tokio::select! {
+                    _ = stop.changed() => return (t, seen, requests, last_poll_started),
+                    _ = tokio::time::sleep_until(next.into()) => {}
+                }
+            }
+        }));
+    }
+
     // 1. write → SQS receipt: N new instances of services with no dependents,
     //    one every 20 ms (50 changes/s), each write timed from before PutItem.
     let writer = DynamoRegistry::new(dynamodb.clone(), &table);
@@ -146,6 +186,7 @@ async fn main() {
     while received.lock().await.len() < changes && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let last_write = Instant::now();
     let got = received.lock().await.clone();
     let latencies: Vec<f64> =
         written.iter().filter_map(|(id, w)| got.get(id).map(|r| r.duration_since(*w).as_secs_f64() * 1000.0)).collect();
@@ -183,6 +224,23 @@ async fn main() {
     let dep_after = fan_registry.counts().snapshot();
     let dep_records = (handled_records.load(Ordering::Relaxed) - dep_recs_before).max(1) as f64;
 
+    // Every poller must complete a poll that started after the last write.
+    let longest = poll_intervals.iter().copied().max().unwrap_or(0);
+    let wait_until = last_write + Duration::from_secs(longest) + Duration::from_secs(2);
+    if longest > 0 {
+        eprintln!(
+            "bench: waiting {} s for the slowest poller's next cycle",
+            wait_until.saturating_duration_since(Instant::now()).as_secs()
+        );
+    }
+    tokio::time::sleep_until(wait_until.into()).await;
+    let _ = poll_stop.send(true);
+    let mut polled = Vec::new();
+    for p in pollers {
+        if let Ok(r) = p.await {
+            polled.push(r);
+        }
+    }
     let _ = rx_stop.send(true);
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
@@ -205,6 +263,26 @@ async fn main() {
     println!("| SNS PublishBatch calls per record | {:.2} |", per(publisher.calls() - sns_before));
     println!("| DynamoDB reads per record (1 dependent) | {:.2} |", (dep_after.0 - dep_before.0) as f64 / dep_records);
     println!("| DynamoDB writes per record (1 dependent) | {:.2} |", (dep_after.1 - dep_before.1) as f64 / dep_records);
+    println!();
+    println!("| polling (same changes) | seen | staleness p50 ms | p99 ms | requests per change |");
+    println!("|---|---|---|---|---|");
+    let mut poll_series = Vec::new();
+    for (t, seen, requests, _) in &polled {
+        let mut stale: Vec<f64> = written
+            .iter()
+            .filter_map(|(id, w)| seen.get(id).map(|s| s.saturating_duration_since(*w).as_secs_f64() * 1000.0))
+            .collect();
+        stale.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "| every {t} s | {} of {changes} | {:.0} | {:.0} | {:.2} |",
+            stale.len(),
+            percentile(&stale, 0.5),
+            percentile(&stale, 0.99),
+            *requests as f64 / changes as f64
+        );
+        poll_series.push((format!("polling every {t} s"), stale));
+    }
+
     // The latency distribution as a CDF, for docs/benchmarks.md.
     let mut sorted = latencies.clone();
     sorted.sort_by(|a, b| a.total_cmp(b));
@@ -214,14 +292,18 @@ async fn main() {
     let mut resolved_sorted = resolved_for_plot.clone();
     resolved_sorted.sort_by(|a, b| a.total_cmp(b));
     let svg = beacon_tests::plot::line_chart(
-        "Write → consumer latency (CDF), poller at 4 polls/s",
+        "Change → consumer knows (CDF): push vs polling",
         "milliseconds",
         "share of changes",
         &[
-            beacon_tests::plot::Series { name: "write → SQS receipt".into(), points: cdf(&sorted) },
-            beacon_tests::plot::Series { name: "write → resolved item".into(), points: cdf(&resolved_sorted) },
-        ],
-        false,
+            vec![
+                beacon_tests::plot::Series { name: "push → SQS receipt".into(), points: cdf(&sorted) },
+                beacon_tests::plot::Series { name: "push → resolved item".into(), points: cdf(&resolved_sorted) },
+            ],
+            poll_series.iter().map(|(n, v)| beacon_tests::plot::Series { name: n.clone(), points: cdf(v) }).collect(),
+        ]
+        .concat(),
+        true,
         false,
     );
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/img/latency-cdf.svg");
