@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_dynamo::{AttributeValue as Av, Item};
 
 use crate::keys::{self, KeyKind};
-use crate::registration::{DEFAULT_TTL_SECONDS, Registration, Status, ValidationError};
+use crate::registration::{DEFAULT_TTL_SECONDS, Registration, Status, ValidationError, shown};
 use crate::requirement::{Requirement, RequirementError, parse_needs};
 use crate::resolution::Resolution;
 use crate::version::parse_version;
@@ -145,15 +145,25 @@ pub fn decode_registration(item: &Item) -> Result<Registration, DecodeError> {
         .map_err(|e| DecodeError::Invalid(ValidationError::new("version", e.to_string())))?;
     let instance_id = f.string("instance_id")?;
     if key_service != service {
-        return Err(DecodeError::Key(format!("pk names service `{key_service}` but `service` is `{service}`")));
+        return Err(DecodeError::Key(format!(
+            "pk names service `{}` but `service` is `{}`",
+            shown(&key_service),
+            shown(service)
+        )));
     }
     if key_instance != instance_id {
         return Err(DecodeError::Key(format!(
-            "sk names instance `{key_instance}` but `instance_id` is `{instance_id}`"
+            "sk names instance `{}` but `instance_id` is `{}`",
+            shown(&key_instance),
+            shown(instance_id)
         )));
     }
     if parse_version(&key_version).ok().as_ref() != Some(&version) {
-        return Err(DecodeError::Key(format!("sk names version `{key_version}` but `version` is `{version_text}`")));
+        return Err(DecodeError::Key(format!(
+            "sk names version `{}` but `version` is `{}`",
+            shown(&key_version),
+            shown(version_text)
+        )));
     }
     let status: Status = f.string("status")?.parse()?;
     let ttl = f.opt_int("ttl_seconds")?.unwrap_or(DEFAULT_TTL_SECONDS as i64);
@@ -258,7 +268,11 @@ pub fn decode_needs(item: &Item) -> Result<Needs, DecodeError> {
     if let Some(c) = f.opt_string("consumer")?
         && c != consumer
     {
-        return Err(DecodeError::Key(format!("pk names consumer `{consumer}` but `consumer` is `{c}`")));
+        return Err(DecodeError::Key(format!(
+            "pk names consumer `{}` but `consumer` is `{}`",
+            shown(&consumer),
+            shown(c)
+        )));
     }
     let mut needs = Vec::new();
     for text in f.string_list("needs")? {

@@ -70,9 +70,10 @@ impl std::str::FromStr for Status {
             "healthy" => Ok(Status::Healthy),
             "unhealthy" => Ok(Status::Unhealthy),
             "draining" => Ok(Status::Draining),
-            other => {
-                Err(ValidationError::new("status", format!("`{other}` is not one of healthy, unhealthy, draining")))
-            }
+            other => Err(ValidationError::new(
+                "status",
+                format!("`{}` is not one of healthy, unhealthy, draining", shown(other)),
+            )),
         }
     }
 }
@@ -122,6 +123,20 @@ impl ValidationError {
     /// A new error for `field`.
     pub fn new(field: &'static str, rule: impl Into<String>) -> Self {
         Self { field, rule: rule.into() }
+    }
+}
+
+/// A value as error messages show it: escaped, and cut to 64 characters so
+/// an error (and the log line or `invalid` event carrying it) never echoes
+/// a large payload back.
+pub fn shown(value: &str) -> String {
+    const MAX: usize = 64;
+    let escaped: String = value.escape_debug().collect();
+    if escaped.chars().count() <= MAX {
+        escaped
+    } else {
+        let cut: String = escaped.chars().take(MAX).collect();
+        format!("{cut}… ({} bytes)", value.len())
     }
 }
 
@@ -243,14 +258,18 @@ fn validate_attributes(attributes: &BTreeMap<String, String>) -> Result<(), Vali
                 field,
                 format!(
                     "key `{}` must be 1 to {MAX_ATTRIBUTE_KEY_LEN} letters, digits, `.`, `_`, `:`, `/` or `-`",
-                    key.escape_debug()
+                    shown(key)
                 ),
             ));
         }
         if value.len() > MAX_ATTRIBUTE_VALUE_LEN {
             return Err(ValidationError::new(
                 field,
-                format!("value of `{key}` is {} bytes; at most {MAX_ATTRIBUTE_VALUE_LEN} are allowed", value.len()),
+                format!(
+                    "value of `{}` is {} bytes; at most {MAX_ATTRIBUTE_VALUE_LEN} are allowed",
+                    shown(key),
+                    value.len()
+                ),
             ));
         }
     }

@@ -80,14 +80,21 @@ impl Requirement {
                 return Err(RequirementError::new(whole, "use `==` for an exact version (as in payments==1.2.0)"));
             }
             if !text.starts_with(['^', '~', '>', '<']) {
-                return Err(RequirementError::new(whole, format!("`{text}` must start with one of == ^ ~ >= > <= <")));
+                return Err(RequirementError::new(
+                    whole,
+                    format!("`{}` must start with one of == ^ ~ >= > <= <", crate::registration::shown(text)),
+                ));
             }
             if text.len() > 2 * crate::version::MAX_VERSION_LEN {
                 return Err(RequirementError::new(whole, "the version range is too long"));
             }
-            let c = Comparator::parse(text).map_err(|e| RequirementError::new(whole, format!("`{text}`: {e}")))?;
+            let c = Comparator::parse(text)
+                .map_err(|e| RequirementError::new(whole, format!("`{}`: {e}", crate::registration::shown(text))))?;
             if c.op == Op::Wildcard || c.op == Op::Exact {
-                return Err(RequirementError::new(whole, format!("`{text}` is not a supported range")));
+                return Err(RequirementError::new(
+                    whole,
+                    format!("`{}` is not a supported range", crate::registration::shown(text)),
+                ));
             }
             c
         };

@@ -46,7 +46,7 @@ pub fn parse_version(text: &str) -> Result<Version, VersionError> {
             {
                 return Ok(v);
             }
-            Err(VersionError::Invalid { text: text.to_owned(), reason: first.to_string() })
+            Err(VersionError::Invalid { text: crate::registration::shown(text), reason: first.to_string() })
         }
     }
 }

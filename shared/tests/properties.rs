@@ -197,3 +197,35 @@ fn arbitrary_item() -> impl Strategy<Value = Item> {
         Item::from(m.into_iter().collect::<HashMap<_, _>>())
     })
 }
+
+proptest! {
+    /// Fuzzing by property (cargo-fuzz's nightly toolchain is not available
+    /// here): any text at all is either a needs list or an error naming a part.
+    #[test]
+    fn the_requirement_parser_never_panics(text in "\\PC{0,60}", raw in prop::collection::vec(any::<u8>(), 0..80)) {
+        if let Err(e) = parse_needs(&text) {
+            prop_assert!(!e.to_string().is_empty());
+        }
+        let lossy = String::from_utf8_lossy(&raw);
+        let _ = parse_needs(&lossy);
+        let _ = beacon::version::parse_version(&lossy);
+    }
+
+    /// Arbitrary bytes and arbitrary JSON never panic the stream event
+    /// decoder or the classifier behind it.
+    #[test]
+    fn the_stream_event_decoder_never_panics(raw in prop::collection::vec(any::<u8>(), 0..200), name in "\\PC{0,12}", item in arbitrary_item()) {
+        let _ = serde_json::from_slice::<aws_lambda_events::event::dynamodb::Event>(&raw);
+        let record = serde_json::json!({
+            "Records": [{
+                "eventID": "e", "eventName": name, "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+                "dynamodb": { "Keys": item.clone(), "NewImage": item, "SequenceNumber": "1", "SizeBytes": 1 }
+            }]
+        });
+        if let Ok(event) = serde_json::from_value::<aws_lambda_events::event::dynamodb::Event>(record) {
+            for r in &event.records {
+                let _ = classify(&beacon::stream::stream_change(r), 0);
+            }
+        }
+    }
+}
