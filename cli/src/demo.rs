@@ -124,7 +124,7 @@ pub async fn run(endpoints: &LocalEndpoints, table: &str, topic_arn: &str) -> Re
     println!("2. Consumer `{CONSUMER}` declares what it needs: helloworld (item CONSUMER#{CONSUMER} / NEEDS).");
     let start = Instant::now();
     registry
-        .put_needs(&Needs { consumer: CONSUMER.into(), needs: parse_needs("helloworld")? }, crate::dev::now())
+        .put_needs(&Needs { consumer: CONSUMER.into(), needs: parse_needs("helloworld")? }, crate::context::now())
         .await?;
     subscriber.wait_for("resolved", start).await?;
     let item = wait_revision(&registry, 1).await?;
@@ -132,7 +132,7 @@ pub async fn run(endpoints: &LocalEndpoints, table: &str, topic_arn: &str) -> Re
 
     println!("\n3. helloworld 1.0 registers, as the seed's registrar does (healthy, ttl 300 s).");
     let mut hello =
-        Registration::new_at("helloworld", "1.0", "default", ENDPOINT, Status::Healthy, 300, crate::dev::now())?;
+        Registration::new_at("helloworld", "1.0", "default", ENDPOINT, Status::Healthy, 300, crate::context::now())?;
     let start = Instant::now();
     registry.put_registration(&hello).await?;
     subscriber.wait_for("registered", start).await?;
@@ -140,11 +140,11 @@ pub async fn run(endpoints: &LocalEndpoints, table: &str, topic_arn: &str) -> Re
     println!("   → resolved item refreshed by the fan-out: {}", describe(&item));
 
     println!("\n4. A heartbeat (only expires_at moves): nothing is published.");
-    registry.heartbeat(&hello, crate::dev::now() + 1).await?;
+    registry.heartbeat(&hello, crate::context::now() + 1).await?;
 
     println!("\n5. helloworld turns unhealthy.");
     hello.status = Status::Unhealthy;
-    hello.updated_at = crate::dev::now();
+    hello.updated_at = crate::context::now();
     let start = Instant::now();
     registry.put_registration(&hello).await?;
     subscriber.wait_for("status_changed", start).await?;

@@ -20,6 +20,8 @@ use beacon::local::setup::{LocalEndpoints, ensure_table, ensure_topic};
 use beacon::publish::SnsPublisher;
 use beacon_fanout::FanOut;
 use clap::{Args, Subcommand};
+
+use crate::context::now;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::process::{Child, Command};
@@ -431,10 +433,6 @@ async fn start_pipeline(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Pi
 
 fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
-}
-
-pub fn now() -> i64 {
-    beacon::clock::now_seconds()
 }
 
 async fn foreground(opts: DevOpts) -> Result<()> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
-use beacon::item::{Needs, Outcome, ResolvedItem, decode_registration, from_sdk};
+use beacon::item::{Needs, Outcome, ResolvedItem};
 use beacon::store::Registry;
 use beacon::{Registration, Requirement, Status, parse_needs, resolve};
 use clap::Args;
@@ -187,25 +187,13 @@ pub async fn list(args: ListArgs) -> Result<()> {
         registrations = p.instances;
         invalid = p.invalid;
     } else {
+        // Pages of the registration Scan; each page is at most 1 MB anyway.
         let mut start = None;
         loop {
-            let out = registry
-                .client()
-                .scan()
-                .table_name(args.common.table()?)
-                .filter_expression("begins_with(sk, :p)")
-                .expression_attribute_values(":p", AttributeValue::S(beacon::keys::instance_sk_prefix().into()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("listing the table")?;
-            for item in out.items.unwrap_or_default() {
-                match decode_registration(&from_sdk(item)) {
-                    Ok(r) => registrations.push(r),
-                    Err(_) => invalid += 1,
-                }
-            }
-            start = out.last_evaluated_key;
+            let page = registry.list_registrations(1000, start).await.context("listing the table")?;
+            registrations.extend(page.registrations);
+            invalid += page.invalid;
+            start = page.next;
             if start.is_none() {
                 break;
             }

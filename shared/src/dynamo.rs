@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::item::{
@@ -50,6 +51,17 @@ pub enum WriteOutcome {
     Done,
     /// The condition failed: the item exists (create) or does not (delete).
     Conflict,
+}
+
+/// One page of [`DynamoRegistry::list_registrations`].
+#[derive(Debug, Clone, Default)]
+pub struct RegistrationPage {
+    /// The valid registrations on the page.
+    pub registrations: Vec<Registration>,
+    /// Registration items on the page that did not decode.
+    pub invalid: usize,
+    /// The key to continue from; `None` on the last page.
+    pub next: Option<(String, String)>,
 }
 
 /// The table, through the AWS SDK.
@@ -232,7 +244,7 @@ impl DynamoRegistry {
         &self,
         limit: i32,
         start: Option<(String, String)>,
-    ) -> Result<(Vec<Registration>, Option<(String, String)>), StoreError> {
+    ) -> Result<RegistrationPage, StoreError> {
         self.read();
         let out = self
             .client
@@ -245,10 +257,18 @@ impl DynamoRegistry {
             .send()
             .await
             .map_err(|e| store_error("Scan registrations".into(), e))?;
-        let items =
-            out.items.unwrap_or_default().into_iter().filter_map(|i| decode_registration(&from_sdk(i)).ok()).collect();
-        let next = out.last_evaluated_key.and_then(|k| crate::item::item_key(&from_sdk(k)));
-        Ok((items, next))
+        let mut page = RegistrationPage {
+            registrations: Vec::new(),
+            invalid: 0,
+            next: out.last_evaluated_key.and_then(|k| crate::item::item_key(&from_sdk(k))),
+        };
+        for item in out.items.unwrap_or_default() {
+            match decode_registration(&from_sdk(item)) {
+                Ok(r) => page.registrations.push(r),
+                Err(_) => page.invalid += 1,
+            }
+        }
+        Ok(page)
     }
 
     /// Moves only the heartbeat fields of an existing registration. Fails
@@ -330,28 +350,39 @@ impl DynamoRegistry {
         self.delete_key(keys::consumer_pk(consumer), keys::needs_sk(), format!("needs {consumer}")).await
     }
 
-    async fn query_partition(&self, pk: String) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    /// Runs a Query to its last page; `what` names it in errors.
+    async fn query_all(
+        &self,
+        query: QueryFluentBuilder,
+        what: String,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
             self.read();
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk.clone()))
+            let out = query
+                .clone()
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| store_error(format!("Query {pk}"), e))?;
+                .map_err(|e| store_error(format!("Query {what}"), e))?;
             items.extend(out.items.unwrap_or_default());
             start = out.last_evaluated_key;
             if start.is_none() {
                 return Ok(items);
             }
         }
+    }
+
+    async fn query_partition(&self, pk: String) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk.clone()));
+        self.query_all(query, pk).await
     }
 
     fn resolved_from(&self, consumer: &str, item: HashMap<String, AttributeValue>) -> Result<ResolvedItem, StoreError> {
@@ -608,35 +639,23 @@ impl Registry for DynamoRegistry {
 #[async_trait]
 impl crate::sweep::ExpiryIndex for DynamoRegistry {
     async fn due(&self, shard: u32, now: i64) -> Result<Vec<crate::sweep::DueKey>, StoreError> {
-        let mut keys = Vec::new();
-        let mut start = None;
-        loop {
-            self.read();
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::EXPIRY_INDEX)
-                .key_condition_expression("#shard = :shard AND #exp <= :now")
-                .expression_attribute_names("#shard", keys::EXPIRY_SHARD)
-                .expression_attribute_names("#exp", keys::EXPIRES_AT)
-                .expression_attribute_values(":shard", s(shard.to_string()))
-                .expression_attribute_values(":now", n(now))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error(format!("Query {} shard {shard}", keys::EXPIRY_INDEX), e))?;
-            self.counts.items_read.fetch_add(out.count as u64, Ordering::Relaxed);
-            for item in out.items.unwrap_or_default() {
-                if let Some((pk, sk)) = crate::item::item_key(&from_sdk(item)) {
-                    keys.push(crate::sweep::DueKey { pk, sk });
-                }
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(keys);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::EXPIRY_INDEX)
+            .key_condition_expression("#shard = :shard AND #exp <= :now")
+            .expression_attribute_names("#shard", keys::EXPIRY_SHARD)
+            .expression_attribute_names("#exp", keys::EXPIRES_AT)
+            .expression_attribute_values(":shard", s(shard.to_string()))
+            .expression_attribute_values(":now", n(now));
+        let items = self.query_all(query, format!("{} shard {shard}", keys::EXPIRY_INDEX)).await?;
+        self.counts.items_read.fetch_add(items.len() as u64, Ordering::Relaxed);
+        Ok(items
+            .into_iter()
+            .filter_map(|item| crate::item::item_key(&from_sdk(item)))
+            .map(|(pk, sk)| crate::sweep::DueKey { pk, sk })
+            .collect())
     }
 
     async fn delete_if_expired(&self, key: &crate::sweep::DueKey, now: i64) -> Result<bool, StoreError> {

@@ -383,8 +383,8 @@ async fn list(registry: &DynamoRegistry, req: &ApiRequest) -> Result<(u16, Value
             Some(decode_token(token).ok_or_else(|| ApiError::field("next", "is not a token this API issued"))?)
         }
     };
-    let (items, next) = registry.list_registrations(limit, start).await?;
-    Ok((200, json!({ "registrations": items, "next": next.map(|(pk, sk)| encode_token(&pk, &sk)) })))
+    let page = registry.list_registrations(limit, start).await?;
+    Ok((200, json!({ "registrations": page.registrations, "next": page.next.map(|(pk, sk)| encode_token(&pk, &sk)) })))
 }
 
 /// A page token: the last key, base64url-encoded. Opaque to clients.
