@@ -6,6 +6,7 @@
 //! moto SNS/SQS server.
 
 pub mod extensions_api;
+pub mod faults;
 pub mod plot;
 
 use std::sync::Arc;
@@ -68,22 +69,75 @@ pub struct TestPipeline {
     restart: Box<dyn Fn() -> Poller + Send + Sync>,
 }
 
-/// Options for [`TestPipeline::start_with`].
-pub struct Options<P> {
+/// Options for [`TestPipeline::start_with`], built from [`Options::new`].
+pub struct Options<P, R> {
+    publisher: Box<dyn FnOnce(SnsPublisher) -> P + Send>,
+    registry: Box<dyn FnOnce(DynamoRegistry) -> R + Send>,
+    mapping: Box<dyn FnOnce(&mut MappingConfig) + Send>,
+    sns_endpoint: Option<String>,
+}
+
+impl Options<SnsPublisher, DynamoRegistry> {
+    /// The real publisher and registry, and AWS's default mapping.
+    pub fn new() -> Self {
+        Self { publisher: Box::new(|p| p), registry: Box::new(|r| r), mapping: Box::new(|_| {}), sns_endpoint: None }
+    }
+}
+
+impl Default for Options<SnsPublisher, DynamoRegistry> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P, R> Options<P, R> {
     /// Wraps the real SNS publisher (fault injection).
-    pub publisher: Box<dyn FnOnce(SnsPublisher) -> P + Send>,
+    pub fn publisher<Q>(self, wrap: impl FnOnce(SnsPublisher) -> Q + Send + 'static) -> Options<Q, R> {
+        Options {
+            publisher: Box::new(wrap),
+            registry: self.registry,
+            mapping: self.mapping,
+            sns_endpoint: self.sns_endpoint,
+        }
+    }
+
+    /// Wraps the fan-out's registry adapter (fault injection); the test's own
+    /// `registry` stays the real one.
+    pub fn registry<S>(self, wrap: impl FnOnce(DynamoRegistry) -> S + Send + 'static) -> Options<P, S> {
+        Options {
+            publisher: self.publisher,
+            registry: Box::new(wrap),
+            mapping: self.mapping,
+            sns_endpoint: self.sns_endpoint,
+        }
+    }
+
     /// Adjusts the mapping.
-    pub mapping: Box<dyn FnOnce(&mut MappingConfig) + Send>,
+    pub fn mapping(mut self, adjust: impl FnOnce(&mut MappingConfig) + Send + 'static) -> Self {
+        self.mapping = Box::new(adjust);
+        self
+    }
+
+    /// Sends the fan-out's SNS calls to `url` (an [`faults::Outage`] hop)
+    /// instead of the server; subscriptions and queues stay direct.
+    pub fn sns_endpoint(mut self, url: String) -> Self {
+        self.sns_endpoint = Some(url);
+        self
+    }
 }
 
 impl TestPipeline {
     /// A pipeline with the real publisher and AWS's default mapping.
     pub async fn start(name: &str) -> Self {
-        Self::start_with(name, Options { publisher: Box::new(|p| p), mapping: Box::new(|_| {}) }).await
+        Self::start_with(name, Options::new()).await
     }
 
-    /// A pipeline with a wrapped publisher and/or adjusted mapping.
-    pub async fn start_with<P: Publisher + 'static>(name: &str, options: Options<P>) -> Self {
+    /// A pipeline with wrapped ports and/or an adjusted mapping.
+    pub async fn start_with<P, R>(name: &str, options: Options<P, R>) -> Self
+    where
+        P: Publisher + 'static,
+        R: Registry + 'static,
+    {
         // RUST_LOG=beacon=debug shows the pipeline's logs under a failing test.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -99,8 +153,14 @@ impl TestPipeline {
         let topic_arn = ensure_topic(&sns, &table).await.expect("creating the topic");
         let on_failure = Queue::create(&sqs, &format!("{table}-dlq")).await;
         let registry = DynamoRegistry::new(dynamodb.clone(), &table);
-        let publisher = (options.publisher)(SnsPublisher::new(sns.clone(), &topic_arn));
-        let fanout = Arc::new(FanOut::new(registry.clone(), publisher));
+        let publishing_sns = match &options.sns_endpoint {
+            Some(url) => {
+                aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(&config).endpoint_url(url).build())
+            }
+            None => sns.clone(),
+        };
+        let publisher = (options.publisher)(SnsPublisher::new(publishing_sns, &topic_arn));
+        let fanout = Arc::new(FanOut::new((options.registry)(registry.clone()), publisher));
         let handler: Handler = Arc::new(move |event| {
             let fanout = fanout.clone();
             Box::pin(async move { Ok(fanout.handle(&event, now()).await.0) })
@@ -141,6 +201,16 @@ impl TestPipeline {
         let _ = self.stop.send(true);
         let old = std::mem::replace(&mut self.task, tokio::spawn(async {}));
         let _ = tokio::time::timeout(Duration::from_secs(10), old).await;
+    }
+
+    /// Kills the poller and the fan-out invocation it is running, wherever
+    /// they are, as a crash would: no batch is finished, no checkpoint
+    /// written. (Aborting the task drops its shard workers' `JoinSet`, which
+    /// aborts them too.)
+    pub async fn kill_poller(&mut self) {
+        let old = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        old.abort();
+        let _ = old.await;
     }
 
     /// Starts a new poller with the same mapping; it resumes from the

@@ -5,12 +5,12 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use beacon::services_file::ServicesFile;
 use beacon::{Registration, Status};
 use beacon_tests::extensions_api::ExtensionsApi;
+use beacon_tests::faults::Outage;
 use beacon_tests::{TestPipeline, now, unique};
 
 fn extension_binary() -> PathBuf {
@@ -59,42 +59,6 @@ fn reg(version: &str) -> Registration {
     .unwrap()
 }
 
-/// A loopback TCP proxy to DynamoDB that the test can cut, connections and
-/// all, to make the registry unreachable for the extension.
-struct Proxy {
-    addr: String,
-    tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl Proxy {
-    async fn start(target: String) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = format!("http://{}", listener.local_addr().unwrap());
-        let tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let t = tasks.clone();
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { continue };
-                let target = target.clone();
-                let h = tokio::spawn(async move {
-                    if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                    }
-                });
-                t.lock().unwrap().push(h.abort_handle());
-            }
-        });
-        tasks.lock().unwrap().push(accept.abort_handle());
-        Self { addr, tasks }
-    }
-
-    fn cut(&self) {
-        for h in self.tasks.lock().unwrap().drain(..) {
-            h.abort();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_file_is_there_before_the_first_invoke_and_follows_changes_once_per_interval() {
     let p = TestPipeline::start("ext").await;
@@ -103,9 +67,9 @@ async fn the_file_is_there_before_the_first_invoke_and_follows_changes_once_per_
     let (file, log) = (dir.join("services.json"), dir.join("ext.log"));
     std::fs::create_dir_all(&dir).unwrap();
     let real = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap();
-    let proxy = Proxy::start(real.trim_start_matches("http://").to_owned()).await;
+    let proxy = Outage::start(&real).await;
     let api = ExtensionsApi::start().await;
-    let mut child = spawn(&api, &p.table, "orders,payments==1.2.0", &file, &log, &proxy.addr);
+    let mut child = spawn(&api, &p.table, "orders,payments==1.2.0", &file, &log, &proxy.url());
 
     // Init: registered under its executable's name, file written before the
     // first INVOKE (Lambda invokes only after every extension calls next).
@@ -161,7 +125,7 @@ async fn the_file_is_there_before_the_first_invoke_and_follows_changes_once_per_
     assert_eq!(inode(&file), before, "an unchanged revision rewrote the file");
 
     // The registry goes away: the last file stays, whole; one log line.
-    proxy.cut();
+    proxy.stop();
     p.registry.put_registration(&reg("3.0.0")).await.unwrap();
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(3100)).await;

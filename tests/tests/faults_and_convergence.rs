@@ -1,65 +1,29 @@
 //! Failure handling and convergence of the pipeline, against the real
-//! engines. The only test double is [`FlakyPublisher`], which injects a
+//! engines. The only test double is `FlakyPublisher`, which injects a
 //! publish failure the moto server cannot be made to produce per message.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use beacon::event::Event;
 use beacon::item::{Needs, Outcome, RequirementView};
-use beacon::publish::{PublishError, Publisher, SnsPublisher};
 use beacon::store::Registry;
 use beacon::{Registration, Requirement, Status, parse_needs, resolve};
+use beacon_tests::faults::{FlakyPublisher, Rng};
 use beacon_tests::{Options, TestPipeline, now, of_kind};
 use serde_json::Value;
-
-/// Test double (fault injection): fails every event about `service` for the
-/// first `failures` publish calls that include one, passing the rest of each
-/// batch to the real SNS publisher.
-struct FlakyPublisher {
-    inner: SnsPublisher,
-    service: String,
-    failures: AtomicU32,
-}
-
-#[async_trait]
-impl Publisher for FlakyPublisher {
-    async fn publish(&self, events: &[Event]) -> Vec<Result<(), PublishError>> {
-        let hit = |e: &Event| e.message_attributes().iter().any(|(k, v)| *k == "service" && *v == self.service);
-        let inject = events.iter().any(hit)
-            && self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-        if !inject {
-            return self.inner.publish(events).await;
-        }
-        let passed: Vec<Event> = events.iter().filter(|e| !hit(e)).cloned().collect();
-        let mut passed_results = self.inner.publish(&passed).await.into_iter();
-        events
-            .iter()
-            .map(|e| {
-                if hit(e) {
-                    Err(PublishError { code: "Injected".into(), message: "test fault".into() })
-                } else {
-                    passed_results.next().unwrap_or(Ok(()))
-                }
-            })
-            .collect()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_publish_is_retried_without_blocking_or_losing_others() {
     let p = TestPipeline::start_with(
         "flaky",
-        Options {
-            publisher: Box::new(|inner| FlakyPublisher { inner, service: "svc-c".into(), failures: AtomicU32::new(2) }),
+        Options::new()
+            .publisher(|inner| FlakyPublisher::new(inner, "svc-c", 2))
             // A window so the five writes arrive as one batch.
-            mapping: Box::new(|m| m.batching_window = Duration::from_millis(500)),
-        },
+            .mapping(|m| m.batching_window = Duration::from_millis(500)),
     )
     .await;
     let q = p.subscribe(None).await;
@@ -93,14 +57,9 @@ async fn a_failed_publish_is_retried_without_blocking_or_losing_others() {
 async fn a_record_that_keeps_failing_goes_to_the_on_failure_queue_and_the_shard_moves_on() {
     let p = TestPipeline::start_with(
         "dlq",
-        Options {
-            publisher: Box::new(|inner| FlakyPublisher {
-                inner,
-                service: "doomed".into(),
-                failures: AtomicU32::new(1000),
-            }),
-            mapping: Box::new(|m| m.max_retry_attempts = Some(2)),
-        },
+        Options::new()
+            .publisher(|inner| FlakyPublisher::new(inner, "doomed", 1000))
+            .mapping(|m| m.max_retry_attempts = Some(2)),
     )
     .await;
     let q = p.subscribe(None).await;
@@ -122,21 +81,6 @@ async fn a_record_that_keeps_failing_goes_to_the_on_failure_queue_and_the_shard_
 
 const SERVICES: usize = 10;
 const CONSUMERS: usize = 20;
-
-/// A small deterministic generator (xorshift), so a failure can be replayed
-/// from the seed it prints.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn random_needs(rng: &mut Rng) -> String {
     let reqs = ["", "^1", "==1.1.0", ">=1.1,<2", "~2.0"];
@@ -160,7 +104,7 @@ async fn concurrent_random_writes_converge_to_a_fresh_resolution() {
     for w in 0..4u64 {
         let p = p.clone();
         writers.push(tokio::spawn(async move {
-            let mut rng = Rng(seed.wrapping_mul(w + 7) | 1);
+            let mut rng = Rng::new(seed.wrapping_mul(w + 7) | 1);
             let versions = ["1.0.0", "1.1.0", "2.0.0"];
             let statuses = [Status::Healthy, Status::Healthy, Status::Unhealthy, Status::Draining];
             for _ in 0..60 {
@@ -196,7 +140,7 @@ async fn concurrent_random_writes_converge_to_a_fresh_resolution() {
         w.await.unwrap();
     }
     // Every consumer declares needs at least once so every one is checked.
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut declared = BTreeMap::new();
     for c in 0..CONSUMERS {
         let needs = Needs { consumer: format!("c{c}"), needs: parse_needs(&random_needs(&mut rng)).unwrap() };
@@ -276,11 +220,8 @@ async fn a_restarted_poller_resumes_from_its_checkpoint_and_loses_nothing() {
     std::fs::create_dir_all(&dir).unwrap();
     let checkpoint = dir.join("checkpoint.json");
     let path = checkpoint.clone();
-    let mut p = TestPipeline::start_with(
-        "restart",
-        Options { publisher: Box::new(|p| p), mapping: Box::new(move |m| m.checkpoint_path = Some(path)) },
-    )
-    .await;
+    let mut p =
+        TestPipeline::start_with("restart", Options::new().mapping(move |m| m.checkpoint_path = Some(path))).await;
     let q = p.subscribe(Some(r#"{"kind":["registered"]}"#)).await;
     let write = |i: usize| {
         Registration::new_at("svc", "1.0.0", &format!("i{i}"), "https://x.example", Status::Healthy, 600, now())
