@@ -193,7 +193,10 @@ pub fn validate_instance_id(id: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// Checks an endpoint URL: absolute, `http` or `https`, with a host.
+/// Checks an endpoint URL: absolute, `http` or `https`, with a host, and no
+/// user name or password: a registration is copied into change events,
+/// every dependent's resolved item and services file, so a credential in it
+/// would leak to every consumer.
 pub fn validate_endpoint_url(text: &str) -> Result<(), ValidationError> {
     let field = "endpoint_url";
     if text.len() > MAX_URL_LEN {
@@ -203,7 +206,7 @@ pub fn validate_endpoint_url(text: &str) -> Result<(), ValidationError> {
         ));
     }
     let url = url::Url::parse(text)
-        .map_err(|e| ValidationError::new(field, format!("`{}` is not an absolute URL: {e}", text.escape_debug())))?;
+        .map_err(|e| ValidationError::new(field, format!("`{}` is not an absolute URL: {e}", shown(text))))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ValidationError::new(
             field,
@@ -212,6 +215,12 @@ pub fn validate_endpoint_url(text: &str) -> Result<(), ValidationError> {
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(ValidationError::new(field, "must name a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ValidationError::new(
+            field,
+            "must not carry a user name or password: every consumer reads it; keep credentials elsewhere",
+        ));
     }
     Ok(())
 }
@@ -405,6 +414,8 @@ mod tests {
             (|r| r.endpoint_url = "ftp://x.example".into(), "endpoint_url"),
             (|r| r.endpoint_url = "/relative".into(), "endpoint_url"),
             (|r| r.endpoint_url = "javascript:alert(1)".into(), "endpoint_url"),
+            (|r| r.endpoint_url = "https://user:hunter2@x.example".into(), "endpoint_url"),
+            (|r| r.endpoint_url = "https://token@x.example".into(), "endpoint_url"),
             (|r| r.arn = Some("not-an-arn".into()), "arn"),
             (|r| r.ttl_seconds = 5, "ttl_seconds"),
             (|r| r.ttl_seconds = 100_000, "ttl_seconds"),

@@ -329,3 +329,43 @@ impl Registry for FaultyRegistry {
         self.inner.delete_edge(service, consumer).await
     }
 }
+
+/// Test double (fault injection, SNS cannot fail entries at random): fails
+/// each event with probability `per_mille / 1000`, passing the rest of each
+/// batch to the real publisher.
+#[derive(Debug)]
+pub struct ChaosPublisher {
+    inner: SnsPublisher,
+    per_mille: u32,
+    rng: Mutex<Rng>,
+    injected: Arc<AtomicU64>,
+}
+
+impl ChaosPublisher {
+    /// Wraps `inner`, seeded by `seed`; `injected` counts the failures.
+    pub fn new(inner: SnsPublisher, per_mille: u32, seed: u64, injected: Arc<AtomicU64>) -> Self {
+        Self { inner, per_mille, rng: Mutex::new(Rng::new(seed)), injected }
+    }
+}
+
+#[async_trait]
+impl Publisher for ChaosPublisher {
+    async fn publish(&self, events: &[Event]) -> Vec<Result<(), PublishError>> {
+        let fail: Vec<bool> = {
+            let mut rng = self.rng.lock().expect("chaos rng");
+            events.iter().map(|_| rng.chance(self.per_mille)).collect()
+        };
+        let passed: Vec<Event> = events.iter().zip(&fail).filter(|(_, f)| !**f).map(|(e, _)| e.clone()).collect();
+        let mut passed_results = self.inner.publish(&passed).await.into_iter();
+        fail.iter()
+            .map(|f| {
+                if *f {
+                    self.injected.fetch_add(1, Ordering::Relaxed);
+                    Err(PublishError { code: "Injected".into(), message: "test fault".into() })
+                } else {
+                    passed_results.next().unwrap_or(Ok(()))
+                }
+            })
+            .collect()
+    }
+}

@@ -5,19 +5,23 @@
 //! starts. Nothing here is a mock: the engines are DynamoDB Local and the
 //! moto SNS/SQS server.
 
+pub mod api;
 pub mod extensions_api;
 pub mod faults;
 pub mod plot;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use beacon::dynamo::DynamoRegistry;
+use beacon::item::{Needs, Outcome, RequirementView};
 use beacon::local::poller::{Handler, MappingConfig, MappingStats, Poller};
 use beacon::local::setup::{ensure_table, ensure_topic, subscribe_queue};
 use beacon::publish::{Publisher, SnsPublisher};
 use beacon::store::Registry;
+use beacon::{Requirement, resolve};
 use beacon_fanout::FanOut;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -75,12 +79,19 @@ pub struct Options<P, R> {
     registry: Box<dyn FnOnce(DynamoRegistry) -> R + Send>,
     mapping: Box<dyn FnOnce(&mut MappingConfig) + Send>,
     sns_endpoint: Option<String>,
+    config: Option<aws_config::SdkConfig>,
 }
 
 impl Options<SnsPublisher, DynamoRegistry> {
     /// The real publisher and registry, and AWS's default mapping.
     pub fn new() -> Self {
-        Self { publisher: Box::new(|p| p), registry: Box::new(|r| r), mapping: Box::new(|_| {}), sns_endpoint: None }
+        Self {
+            publisher: Box::new(|p| p),
+            registry: Box::new(|r| r),
+            mapping: Box::new(|_| {}),
+            sns_endpoint: None,
+            config: None,
+        }
     }
 }
 
@@ -98,6 +109,7 @@ impl<P, R> Options<P, R> {
             registry: self.registry,
             mapping: self.mapping,
             sns_endpoint: self.sns_endpoint,
+            config: self.config,
         }
     }
 
@@ -109,12 +121,20 @@ impl<P, R> Options<P, R> {
             registry: Box::new(wrap),
             mapping: self.mapping,
             sns_endpoint: self.sns_endpoint,
+            config: self.config,
         }
     }
 
     /// Adjusts the mapping.
     pub fn mapping(mut self, adjust: impl FnOnce(&mut MappingConfig) + Send + 'static) -> Self {
         self.mapping = Box::new(adjust);
+        self
+    }
+
+    /// Uses `config` for every client instead of the environment's (a test
+    /// that must know the exact credentials in play).
+    pub fn sdk_config(mut self, config: aws_config::SdkConfig) -> Self {
+        self.config = Some(config);
         self
     }
 
@@ -133,7 +153,7 @@ impl TestPipeline {
     }
 
     /// A pipeline with wrapped ports and/or an adjusted mapping.
-    pub async fn start_with<P, R>(name: &str, options: Options<P, R>) -> Self
+    pub async fn start_with<P, R>(name: &str, mut options: Options<P, R>) -> Self
     where
         P: Publisher + 'static,
         R: Registry + 'static,
@@ -143,7 +163,10 @@ impl TestPipeline {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let config = sdk_config().await;
+        let config = match options.config.take() {
+            Some(config) => config,
+            None => sdk_config().await,
+        };
         let dynamodb = aws_sdk_dynamodb::Client::new(&config);
         let sns = aws_sdk_sns::Client::new(&config);
         let sqs = aws_sdk_sqs::Client::new(&config);
@@ -243,6 +266,43 @@ impl TestPipeline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("timed out after {limit:?} waiting for {what}");
+    }
+
+    /// Compares every consumer's resolved item with a fresh resolution from the
+    /// table; returns the first difference.
+    pub async fn first_difference(&self, declared: &BTreeMap<String, Needs>) -> Option<String> {
+        let now = now();
+        for (consumer, needs) in declared {
+            let Some(item) = self.resolved(consumer).await else {
+                return Some(format!("{consumer}: no resolved item"));
+            };
+            let want_needs: Vec<String> = needs.needs.iter().map(ToString::to_string).collect();
+            if item.needs != want_needs {
+                return Some(format!("{consumer}: needs {:?} != {want_needs:?}", item.needs));
+            }
+            if item.services.len() != needs.services().len() {
+                return Some(format!("{consumer}: views for {:?}, needs {:?}", item.services.keys(), needs.services()));
+            }
+            for service in needs.services() {
+                let partition = self.registry.read_service(&service).await.expect("reading the partition");
+                let fresh: Vec<RequirementView> = needs
+                    .requirements_on(&service)
+                    .iter()
+                    .map(|text| {
+                        let req = Requirement::parse(text).expect("a stored requirement parses");
+                        RequirementView {
+                            requirement: text.clone(),
+                            outcome: Outcome::from(resolve(&req, &partition.instances, now)),
+                        }
+                    })
+                    .collect();
+                let stored = item.services.get(&service).map(|v| &v.requirements);
+                if stored != Some(&fresh) {
+                    return Some(format!("{consumer}/{service}: stored {stored:?} != fresh {fresh:?}"));
+                }
+            }
+        }
+        None
     }
 
     /// Reads a consumer's resolved item.

@@ -4,14 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::time::SystemTime;
 
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use beacon::local::setup::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
-use beacon_catalog_api::local_server::{LocalCredentials, serve};
+use beacon::local::setup::LOCAL_SECRET_KEY;
 use beacon_catalog_api::{from_lambda, handle};
+use beacon_tests::api::LocalApi;
 use beacon_tests::{TestPipeline, now};
 use serde_json::{Value, json};
 
@@ -52,108 +49,38 @@ async fn the_seed_routes_work_through_the_lambda_handler() {
     p.stop().await;
 }
 
-/// A minimal HTTP/1.1 client over loopback; returns (status, JSON body).
-fn http(addr: &str, method: &str, path: &str, headers: &[(String, String)], body: &[u8]) -> (u16, Value) {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status: u16 = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let json =
-        response.split("\r\n\r\n").nth(1).map(|b| serde_json::from_str(b).unwrap_or(Value::Null)).unwrap_or_default();
-    (status, json)
-}
-
-/// Headers for a SigV4-signed request, signed by the AWS SDK's signer.
-fn signed(addr: &str, method: &str, path: &str, body: &[u8], secret: &str) -> Vec<(String, String)> {
-    let identity = aws_credential_types::Credentials::new(LOCAL_ACCESS_KEY, secret, None, None, "test").into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("execute-api")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let base =
-        vec![("host".to_string(), addr.to_string()), ("content-type".to_string(), "application/json".to_string())];
-    let url = format!("http://{addr}{path}");
-    let signable = SignableRequest::new(
-        method,
-        url,
-        base.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    let mut headers = base;
-    for h in instructions.headers() {
-        headers.push((h.0.to_string(), h.1.to_string()));
-    }
-    headers
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_server_requires_sigv4_on_writes_and_names_bad_fields() {
     let p = TestPipeline::start("api-local").await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let creds = LocalCredentials { access_key: LOCAL_ACCESS_KEY.into(), secret_key: LOCAL_SECRET_KEY.into() };
-    let server = tokio::spawn(serve(listener, p.registry.clone(), creds, rx));
-
-    let a = addr.clone();
-    let call = move |method: &'static str, path: String, body: Vec<u8>, secret: Option<&'static str>| {
-        let a = a.clone();
-        tokio::task::spawn_blocking(move || {
-            let headers = match secret {
-                Some(s) => signed(&a, method, &path, &body, s),
-                None => vec![("host".into(), a.clone()), ("content-type".into(), "application/json".into())],
-            };
-            http(&a, method, &path, &headers, &body)
-        })
-    };
+    let api = LocalApi::start(p.registry.clone(), LOCAL_SECRET_KEY).await;
     let register = json!({"service_name": "helloworld", "service_version": "1.0", "endpoint_url": "https://hello.example/dev", "ttl": "300", "status": "healthy"});
     let body = serde_json::to_vec(&register).unwrap();
 
-    let (status, resp) = call("POST", "/catalog/register".into(), body.clone(), None).await.unwrap();
+    let (status, resp) = api.call("POST", "/catalog/register", body.clone(), None, &[]).await;
     assert_eq!(status, 403, "an unsigned write: {resp}");
-    let (status, resp) = call("POST", "/catalog/register".into(), body.clone(), Some("wrong-secret")).await.unwrap();
+    let (status, resp) = api.call("POST", "/catalog/register", body.clone(), Some("wrong-secret"), &[]).await;
     assert_eq!(status, 403, "a wrongly signed write: {resp}");
     assert!(resp["error"].as_str().unwrap().contains("signature"), "{resp}");
     use beacon::store::Registry as _;
     assert!(p.registry.read_service("helloworld").await.unwrap().instances.is_empty(), "a refused write was stored");
 
-    let (status, resp) = call("POST", "/catalog/register".into(), body.clone(), Some(LOCAL_SECRET_KEY)).await.unwrap();
+    let (status, resp) = api.call("POST", "/catalog/register", body.clone(), Some(LOCAL_SECRET_KEY), &[]).await;
     assert_eq!(status, 200, "{resp}");
-    let (status, resp) = call("GET", "/catalog/helloworld/1.0".into(), vec![], None).await.unwrap();
+    let (status, resp) = api.call("GET", "/catalog/helloworld/1.0", vec![], None, &[]).await;
     assert_eq!(status, 200, "{resp}");
     assert_eq!(
         (resp["endpoint_url"].as_str(), resp["ttl"].as_u64(), resp["status"].as_str()),
         (Some("https://hello.example/dev"), Some(300), Some("healthy"))
     );
-    let (status, resp) = call("GET", "/catalog/helloworld?requirement=%5E2".into(), vec![], None).await.unwrap();
+    let (status, resp) = api.call("GET", "/catalog/helloworld?requirement=%5E2", vec![], None, &[]).await;
     assert_eq!(status, 404, "{resp}");
     assert_eq!(resp["unresolved"]["reason"], "no_version_matches", "{resp}");
-    let (status, resp) = call("GET", "/catalog?limit=1".into(), vec![], None).await.unwrap();
+    let (status, resp) = api.call("GET", "/catalog?limit=1", vec![], None, &[]).await;
     assert_eq!(status, 200, "{resp}");
 
     // Create-only registration conflicts with the existing instance.
-    let a2 = addr.clone();
-    let (status, resp) = tokio::task::spawn_blocking(move || {
-        let mut headers = signed(&a2, "POST", "/catalog/register", &body, LOCAL_SECRET_KEY);
-        headers.push(("if-none-match".into(), "*".into()));
-        http(&a2, "POST", "/catalog/register", &headers, &body)
-    })
-    .await
-    .unwrap();
+    let (status, resp) =
+        api.call("POST", "/catalog/register", body.clone(), Some(LOCAL_SECRET_KEY), &[("if-none-match", "*")]).await;
     assert_eq!(status, 409, "{resp}");
 
     for (bad, field) in [
@@ -185,7 +112,7 @@ async fn the_local_server_requires_sigv4_on_writes_and_names_bad_fields() {
         (serde_json::to_vec(&json!({"service_version": "1.0", "endpoint_url": "https://x"})).unwrap(), "service_name"),
         (serde_json::to_vec(&json!([1, 2])).unwrap(), "body"),
     ] {
-        let (status, resp) = call("POST", "/catalog/register".into(), bad, Some(LOCAL_SECRET_KEY)).await.unwrap();
+        let (status, resp) = api.call("POST", "/catalog/register", bad, Some(LOCAL_SECRET_KEY), &[]).await;
         assert_eq!(status, 400, "{resp}");
         let fields: Vec<&str> =
             resp["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
@@ -194,21 +121,113 @@ async fn the_local_server_requires_sigv4_on_writes_and_names_bad_fields() {
     // Every invalid field at once.
     let all_bad =
         serde_json::to_vec(&json!({"service_name": "", "service_version": "x", "endpoint_url": "nope"})).unwrap();
-    let (_, resp) = call("POST", "/catalog/register".into(), all_bad, Some(LOCAL_SECRET_KEY)).await.unwrap();
+    let (_, resp) = api.call("POST", "/catalog/register", all_bad, Some(LOCAL_SECRET_KEY), &[]).await;
     let mut fields: Vec<&str> =
         resp["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
     fields.sort_unstable();
     assert_eq!(fields, ["endpoint_url", "service_name", "service_version"], "{resp}");
 
     let dereg = serde_json::to_vec(&json!({"service_name": "helloworld", "service_version": "1.0"})).unwrap();
-    let (status, _) = call("POST", "/catalog/deregister".into(), dereg.clone(), Some(LOCAL_SECRET_KEY)).await.unwrap();
+    let (status, _) = api.call("POST", "/catalog/deregister", dereg.clone(), Some(LOCAL_SECRET_KEY), &[]).await;
     assert_eq!(status, 200);
-    let (status, resp) = call("GET", "/catalog/helloworld/1.0".into(), vec![], None).await.unwrap();
+    let (status, resp) = api.call("GET", "/catalog/helloworld/1.0", vec![], None, &[]).await;
     assert_eq!((status, resp["error"].as_str()), (404, Some("Service Not Found")));
-    let (status, _) = call("DELETE", "/catalog/register".into(), vec![], Some(LOCAL_SECRET_KEY)).await.unwrap();
+    let (status, _) = api.call("DELETE", "/catalog/register", vec![], Some(LOCAL_SECRET_KEY), &[]).await;
     assert_eq!(status, 405);
 
-    let _ = stop.send(true);
-    let _ = server.await;
+    api.stop().await;
+    p.stop().await;
+}
+
+/// Hostile requests, each correctly signed so that only its content is
+/// judged: every one gets a 4xx naming what is wrong, none is stored, and the
+/// server still answers a good request afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_get_a_clear_error_and_change_nothing() {
+    let p = TestPipeline::start("api-hostile").await;
+    let api = LocalApi::start(p.registry.clone(), LOCAL_SECRET_KEY).await;
+    let body = |overrides: Value| {
+        let mut b = json!({"service_name": "orders", "service_version": "1.0", "endpoint_url": "https://o.example"});
+        for (k, v) in overrides.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        serde_json::to_vec(&b).unwrap()
+    };
+    let nested = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000)).into_bytes();
+    let many_attributes: serde_json::Map<String, Value> = (0..100).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        ("2 MB body", "/catalog/register", vec![b' '; 2 << 20], 413, "larger than"),
+        ("empty body", "/catalog/register", vec![], 400, "body"),
+        ("invalid UTF-8", "/catalog/register", vec![0xff, 0xfe, b'{'], 400, "body"),
+        ("30,000 nested arrays", "/catalog/register", nested, 400, "body"),
+        ("NUL in the name", "/catalog/register", body(json!({"service_name": "ord\u{0}ers"})), 400, "service_name"),
+        ("RTL override", "/catalog/register", body(json!({"instance_id": "i-\u{202e}1"})), 400, "instance_id"),
+        (
+            "huge version",
+            "/catalog/register",
+            body(json!({"service_version": "99999999999999999999.0.0"})),
+            400,
+            "service_version",
+        ),
+        ("negative ttl", "/catalog/register", body(json!({"ttl": -5})), 400, "ttl"),
+        ("ttl 1e30", "/catalog/register", body(json!({"ttl": 1e30})), 400, "ttl"),
+        ("ttl as an object", "/catalog/register", body(json!({"ttl": {"s": 1}})), 400, "ttl"),
+        (
+            "credentials in the URL",
+            "/catalog/register",
+            body(json!({"endpoint_url": "https://u:p@o.example"})),
+            400,
+            "endpoint_url",
+        ),
+        ("file URL", "/catalog/register", body(json!({"endpoint_url": "file:///etc/passwd"})), 400, "endpoint_url"),
+        (
+            "2 KB+ URL",
+            "/catalog/register",
+            body(json!({"endpoint_url": format!("https://o.example/{}", "a".repeat(3000))})),
+            400,
+            "endpoint_url",
+        ),
+        ("status unknown", "/catalog/register", body(json!({"status": "sideways"})), 400, "status"),
+        ("attributes a list", "/catalog/register", body(json!({"attributes": [1]})), 400, "attributes"),
+        ("100 attributes", "/catalog/register", body(json!({"attributes": many_attributes})), 400, "attributes"),
+        ("name a number", "/catalog/register", body(json!({"service_name": 7})), 400, "service_name"),
+        (
+            "deregister without a version",
+            "/catalog/deregister",
+            serde_json::to_vec(&json!({"service_name": "orders"})).unwrap(),
+            400,
+            "service_version",
+        ),
+    ];
+    for (what, path, bytes, status, says) in cases {
+        let (got, resp) = api.call("POST", path, bytes, Some(LOCAL_SECRET_KEY), &[]).await;
+        assert_eq!(got, status, "{what}: {resp}");
+        assert!(resp.to_string().contains(says), "{what}: expected `{says}` in {resp}");
+        assert!(
+            resp.to_string().len() < 4096,
+            "{what}: the error echoes the request ({} bytes)",
+            resp.to_string().len()
+        );
+    }
+    for (what, path, status, says) in [
+        ("a requirement that does not parse", "/catalog/orders?requirement=%3E%3D%3E", 400, "requirement"),
+        ("a bad limit", "/catalog?limit=-1", 400, "limit"),
+        ("a huge limit", "/catalog?limit=99999999999999999999", 400, "limit"),
+        ("a forged page token", "/catalog?next=not-a-token", 400, "next"),
+        // The seed's lookup route answers only "found" or "not found".
+        ("a bad name in the path", "/catalog/%F0%9F%92%A3/1.0", 404, "Service Not Found"),
+        ("a bad version in the path", "/catalog/orders/one", 404, "Service Not Found"),
+        ("a path that climbs", "/catalog/../../etc/passwd", 404, "no route"),
+        ("a bad name to resolve", "/catalog/%F0%9F%92%A3", 400, "requirement"),
+    ] {
+        let (got, resp) = api.call("GET", path, vec![], None, &[]).await;
+        assert_eq!(got, status, "{what}: {resp}");
+        assert!(resp.to_string().contains(says), "{what}: expected `{says}` in {resp}");
+    }
+    use beacon::store::Registry as _;
+    assert!(p.registry.read_service("orders").await.unwrap().instances.is_empty(), "a hostile request was stored");
+    let (status, resp) = api.call("POST", "/catalog/register", body(json!({})), Some(LOCAL_SECRET_KEY), &[]).await;
+    assert_eq!(status, 200, "the server stopped answering good requests: {resp}");
+    api.stop().await;
     p.stop().await;
 }

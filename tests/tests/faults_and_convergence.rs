@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use beacon::item::{Needs, Outcome, RequirementView};
-use beacon::store::Registry;
-use beacon::{Registration, Requirement, Status, parse_needs, resolve};
+use beacon::item::Needs;
+use beacon::{Registration, Status, parse_needs};
 use beacon_tests::faults::{FlakyPublisher, Rng};
 use beacon_tests::{Options, TestPipeline, now, of_kind};
 use serde_json::Value;
@@ -150,7 +149,7 @@ async fn concurrent_random_writes_converge_to_a_fresh_resolution() {
 
     let started = std::time::Instant::now();
     loop {
-        let Some(diff) = first_difference(&p, &declared).await else { break };
+        let Some(diff) = p.first_difference(&declared).await else { break };
         assert!(started.elapsed() < Duration::from_secs(60), "no convergence after 60 s (seed {seed}): {diff}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -158,41 +157,6 @@ async fn concurrent_random_writes_converge_to_a_fresh_resolution() {
     if let Ok(p) = Arc::try_unwrap(p) {
         p.stop().await;
     }
-}
-
-/// Compares every consumer's resolved item with a fresh resolution from the
-/// table; returns the first difference.
-async fn first_difference(p: &TestPipeline, declared: &BTreeMap<String, Needs>) -> Option<String> {
-    let now = now();
-    for (consumer, needs) in declared {
-        let Some(item) = p.resolved(consumer).await else { return Some(format!("{consumer}: no resolved item")) };
-        let want_needs: Vec<String> = needs.needs.iter().map(ToString::to_string).collect();
-        if item.needs != want_needs {
-            return Some(format!("{consumer}: needs {:?} != {want_needs:?}", item.needs));
-        }
-        if item.services.len() != needs.services().len() {
-            return Some(format!("{consumer}: views for {:?}, needs {:?}", item.services.keys(), needs.services()));
-        }
-        for service in needs.services() {
-            let partition = p.registry.read_service(&service).await.unwrap();
-            let fresh: Vec<RequirementView> = needs
-                .requirements_on(&service)
-                .iter()
-                .map(|text| {
-                    let req = Requirement::parse(text).unwrap();
-                    RequirementView {
-                        requirement: text.clone(),
-                        outcome: Outcome::from(resolve(&req, &partition.instances, now)),
-                    }
-                })
-                .collect();
-            let stored = item.services.get(&service).map(|v| &v.requirements);
-            if stored != Some(&fresh) {
-                return Some(format!("{consumer}/{service}: stored {stored:?} != fresh {fresh:?}"));
-            }
-        }
-    }
-    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

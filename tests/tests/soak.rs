@@ -1,0 +1,405 @@
+//! The soak: several concurrent writers make random registrations,
+//! heartbeats, status changes, endpoint changes, deregistrations, expiries,
+//! needs changes and malformed writes, while the pipeline suffers random
+//! faults: DynamoDB throttling and failed SNS entries (test doubles, see
+//! `beacon_tests::faults`), SNS outages (a real stopped port) and kills of
+//! the pipeline mid-batch. Afterwards every change must be accounted for in
+//! the events (at least once, duplicates under one id, nothing extra), and
+//! every resolved item must equal a fresh resolution from the table.
+//!
+//! Bounded by count and time: `BEACON_SOAK_OPS` (default 2,000 operations)
+//! and `BEACON_SOAK_SECONDS` (default 90 s of writing), so CI runs it in a
+//! few minutes; raise both for a longer soak. `BEACON_SEED` replays a run.
+//! The figures it prints are recorded in docs/reliability.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use beacon::dynamo::DynamoRegistry;
+use beacon::item::{Needs, encode_registration, to_sdk};
+use beacon::store::Registry as _;
+use beacon::{Registration, Status, parse_needs};
+use beacon_tests::faults::{ChaosPublisher, FaultyRegistry, Outage, RegistryFaults, Rng, seed};
+use beacon_tests::{Options, Queue, TestPipeline, now, unique};
+use serde_json::Value;
+
+const WRITERS: u64 = 4;
+const SERVICES: usize = 6;
+const SLOTS: usize = 12;
+const CONSUMERS: usize = 3;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// One instance a writer owns; only its owner writes it, so the writer
+/// knows exactly which event each of its writes must produce.
+#[derive(Debug, Clone)]
+enum Slot {
+    Absent,
+    Live(Registration),
+    /// Written already expired; the sweeper will delete it. Not touched
+    /// again until it is gone, so the sweep's delete is the only one.
+    Expiring,
+}
+
+/// What one writer did and what it expects to see.
+#[derive(Debug, Default)]
+struct Written {
+    /// `(kind, op id)` of every event a write must produce; deletions are
+    /// keyed by the op id of the write they removed.
+    changes: Vec<(String, String)>,
+    /// Keys (sort keys) of malformed items written directly.
+    junk: Vec<String>,
+    /// Each consumer's last needs (`None`: removed).
+    needs: BTreeMap<String, Option<Needs>>,
+    /// Operations by name.
+    ops: BTreeMap<&'static str, u64>,
+}
+
+fn slot_key(w: u64, slot: usize) -> (String, &'static str, String) {
+    let versions = ["1.0.0", "1.1.0", "2.0.0"];
+    (format!("s{}", (w as usize + slot) % SERVICES), versions[slot % versions.len()], format!("w{w}-i{slot}"))
+}
+
+fn registration(w: u64, slot: usize, op: &str, status: Status, expired: bool) -> Registration {
+    let (service, version, id) = slot_key(w, slot);
+    let (ttl, at) = if expired { (10, now() - 120) } else { (600, now()) };
+    let mut r =
+        Registration::new_at(&service, version, &id, &format!("https://{id}.{service}.example/{op}"), status, ttl, at)
+            .unwrap();
+    r.attributes.insert("op".into(), op.into());
+    r
+}
+
+fn random_needs(rng: &mut Rng) -> String {
+    let reqs = ["", "^1", "==1.1.0", ">=1.0,<2", "~2.0", "^2"];
+    let mut parts = Vec::new();
+    let mut used = HashSet::new();
+    for _ in 0..1 + rng.below(3) {
+        let s = rng.below(SERVICES);
+        if used.insert(s) {
+            parts.push(format!("s{s}{}", reqs[rng.below(reqs.len())]));
+        }
+    }
+    parts.join(",")
+}
+
+async fn writer(w: u64, seed: u64, registry: DynamoRegistry, ops: u64, deadline: Instant) -> Written {
+    let mut rng = Rng::new(seed ^ (w + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut slots = vec![Slot::Absent; SLOTS];
+    let mut out = Written::default();
+    let statuses = [Status::Healthy, Status::Unhealthy, Status::Draining];
+    for n in 0..ops {
+        if Instant::now() > deadline {
+            break;
+        }
+        let op = format!("w{w}-{n}");
+        let i = rng.below(SLOTS);
+        let roll = rng.below(100);
+        let name: &'static str = match slots[i].clone() {
+            _ if roll == 99 => {
+                // A malformed item written directly (a status no one knows).
+                let (service, version, _) = slot_key(w, i);
+                let id = format!("w{w}-junk{n}");
+                let mut item = to_sdk(encode_registration(
+                    &Registration::new_at(&service, version, &id, "https://j.example", Status::Healthy, 600, now())
+                        .unwrap(),
+                ));
+                item.insert("status".into(), Av::S("sideways".into()));
+                let sk = item["sk"].as_s().unwrap().clone();
+                registry.client().put_item().table_name(registry.table()).set_item(Some(item)).send().await.unwrap();
+                out.junk.push(sk);
+                "malformed"
+            }
+            _ if roll >= 90 => {
+                let consumer = format!("c{w}-{}", rng.below(CONSUMERS));
+                if rng.below(10) == 0 {
+                    registry.delete_needs(&consumer).await.unwrap();
+                    out.needs.insert(consumer, None);
+                    "needs removed"
+                } else {
+                    let needs =
+                        Needs { consumer: consumer.clone(), needs: parse_needs(&random_needs(&mut rng)).unwrap() };
+                    registry.put_needs(&needs, now()).await.unwrap();
+                    out.needs.insert(consumer, Some(needs));
+                    "needs changed"
+                }
+            }
+            Slot::Expiring => {
+                let (service, version, id) = slot_key(w, i);
+                let partition = registry.read_service(&service).await.unwrap();
+                let gone = !partition.instances.iter().any(|r| r.instance_id == id && r.version.to_string() == version);
+                if gone {
+                    slots[i] = Slot::Absent;
+                }
+                "waited for the sweeper"
+            }
+            Slot::Absent if roll < 85 => {
+                registry.put_registration(&registration(w, i, &op, Status::Healthy, false)).await.unwrap();
+                out.changes.push(("registered".into(), op.clone()));
+                slots[i] = Slot::Live(registration(w, i, &op, Status::Healthy, false));
+                "registered"
+            }
+            Slot::Absent => {
+                registry.put_registration(&registration(w, i, &op, Status::Healthy, true)).await.unwrap();
+                out.changes.push(("registered".into(), op.clone()));
+                out.changes.push(("expired".into(), op.clone()));
+                slots[i] = Slot::Expiring;
+                "registered expired"
+            }
+            Slot::Live(r) => match roll {
+                0..30 => {
+                    registry.heartbeat(&r, now()).await.unwrap();
+                    "heartbeat"
+                }
+                30..50 => {
+                    registry.put_registration(&registration(w, i, &op, r.status, false)).await.unwrap();
+                    out.changes.push(("updated".into(), op.clone()));
+                    slots[i] = Slot::Live(registration(w, i, &op, r.status, false));
+                    "endpoint changed"
+                }
+                50..70 => {
+                    let status = statuses.iter().copied().filter(|s| *s != r.status).nth(rng.below(2)).unwrap();
+                    registry.put_registration(&registration(w, i, &op, status, false)).await.unwrap();
+                    out.changes.push(("status_changed".into(), op.clone()));
+                    slots[i] = Slot::Live(registration(w, i, &op, status, false));
+                    "status changed"
+                }
+                70..83 => {
+                    registry.delete_registration(&r.service, &r.version.to_string(), &r.instance_id).await.unwrap();
+                    out.changes.push(("deregistered".into(), r.attributes["op"].clone()));
+                    slots[i] = Slot::Absent;
+                    "deregistered"
+                }
+                _ => {
+                    registry.put_registration(&registration(w, i, &op, r.status, true)).await.unwrap();
+                    out.changes.push(("updated".into(), op.clone()));
+                    out.changes.push(("expired".into(), op.clone()));
+                    slots[i] = Slot::Expiring;
+                    "expired"
+                }
+            },
+        };
+        *out.ops.entry(name).or_default() += 1;
+        // Paced, so the pipeline faults land while writes are still coming.
+        tokio::time::sleep(Duration::from_millis(rng.below(30) as u64)).await;
+    }
+    out
+}
+
+/// Keeps receiving from `queue` into `into` until `stop`.
+fn drain(queue: Queue, into: Arc<Mutex<Vec<Value>>>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            let got = queue.receive_once().await;
+            if got.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            into.lock().unwrap().extend(got);
+        }
+    })
+}
+
+/// The key an event is accounted under: its kind and the op id of the
+/// write it reports (the removed write's, for deletions).
+fn key_of(e: &Value) -> Option<(String, String)> {
+    let kind = e["kind"].as_str()?;
+    let image = if matches!(kind, "deregistered" | "expired") { &e["before"] } else { &e["after"] };
+    Some((kind.to_owned(), image["attributes"]["op"].as_str()?.to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_random_writes_under_random_faults_lose_nothing() {
+    let seed = seed();
+    let ops = env_or("BEACON_SOAK_OPS", 2_000);
+    let seconds = env_or("BEACON_SOAK_SECONDS", 90);
+    eprintln!("soak: seed {seed} (BEACON_SEED={seed} replays), {ops} operations, at most {seconds} s of writing");
+
+    let sns = std::env::var("AWS_ENDPOINT_URL_SNS").expect("the local stack");
+    let outage = Outage::start(&sns).await;
+    let faults = RegistryFaults::seeded(seed);
+    faults.per_mille.store(10, Ordering::Relaxed);
+    let publish_faults = Arc::new(AtomicU64::new(0));
+    let dir = std::env::temp_dir().join(unique("soak"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let checkpoint = dir.join("checkpoint.json");
+    let (f, pf) = (faults.clone(), publish_faults.clone());
+    let mut p = TestPipeline::start_with(
+        "soak",
+        Options::new()
+            .registry(move |r| FaultyRegistry::new(r, f))
+            .publisher(move |inner| ChaosPublisher::new(inner, 10, seed.rotate_left(17), pf))
+            .sns_endpoint(outage.url())
+            .mapping(move |m| {
+                m.checkpoint_path = Some(checkpoint);
+                // Ride out the soak's own outages, as AWS's -1 does; the
+                // on-failure path has its own test.
+                m.max_retry_attempts = None;
+            }),
+    )
+    .await;
+    let kinds = r#"{"kind":["registered","updated","status_changed","deregistered","expired","invalid"]}"#;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let stop_drain = Arc::new(AtomicBool::new(false));
+    let drainer = drain(p.subscribe(Some(kinds)).await, events.clone(), stop_drain.clone());
+
+    // The sweeper, on a short period instead of a minute.
+    let stop_sweeper = Arc::new(AtomicBool::new(false));
+    let swept = Arc::new(AtomicU64::new(0));
+    let sweeper = {
+        let (registry, stop, swept) = (p.registry.clone(), stop_sweeper.clone(), swept.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(report) = beacon::sweep::sweep(&registry, now()).await {
+                    swept.fetch_add(report.expired as u64, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let writers: Vec<_> =
+        (0..WRITERS).map(|w| tokio::spawn(writer(w, seed, p.registry.clone(), ops / WRITERS, deadline))).collect();
+
+    // Pipeline-level faults while the writers run: kill the pipeline mid-
+    // whatever, or stop the SNS server's port for a moment.
+    let mut chaos = Rng::new(seed.rotate_left(31));
+    let (mut kills, mut outages) = (0u64, 0u64);
+    while !writers.iter().all(tokio::task::JoinHandle::is_finished) {
+        tokio::time::sleep(Duration::from_millis(1_000 + chaos.below(2_000) as u64)).await;
+        // Alternate, so even a short soak has both.
+        if (kills + outages) % 2 == 0 {
+            p.kill_poller().await;
+            p.start_poller();
+            kills += 1;
+        } else {
+            outage.stop();
+            tokio::time::sleep(Duration::from_millis(500 + chaos.below(1_500) as u64)).await;
+            outage.restart().await;
+            outages += 1;
+        }
+    }
+    let mut written = Written::default();
+    for w in writers {
+        let part = w.await.unwrap();
+        written.changes.extend(part.changes);
+        written.junk.extend(part.junk);
+        written.needs.extend(part.needs);
+        for (k, v) in part.ops {
+            *written.ops.entry(k).or_default() += v;
+        }
+    }
+    let writing = started.elapsed();
+    eprintln!("soak: writes done in {writing:?}: {:?}", written.ops);
+
+    // Every expected change, at least once.
+    let expected: HashSet<(String, String)> = written.changes.iter().cloned().collect();
+    assert_eq!(expected.len(), written.changes.len(), "two expected changes share a key");
+    let junk: HashSet<&str> = written.junk.iter().map(String::as_str).collect();
+    let missing = |all: &[Value]| {
+        let seen: HashSet<(String, String)> = all.iter().filter_map(key_of).collect();
+        let seen_junk: HashSet<&str> =
+            all.iter().filter(|e| e["kind"] == "invalid").filter_map(|e| e["sk"].as_str()).collect();
+        (expected.difference(&seen).cloned().collect::<Vec<_>>(), junk.difference(&seen_junk).count())
+    };
+    let wait = Instant::now();
+    loop {
+        let (lost, lost_junk) = missing(&events.lock().unwrap());
+        if lost.is_empty() && lost_junk == 0 {
+            break;
+        }
+        assert!(
+            wait.elapsed() < Duration::from_secs(180),
+            "seed {seed}: {} changes and {lost_junk} invalid reports never arrived, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_drain.store(true, Ordering::Relaxed);
+    drainer.await.unwrap();
+    let events = std::mem::take(&mut *events.lock().unwrap());
+
+    // Nothing extra, and every copy of an event is the same event.
+    let mut by_id: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for e in &events {
+        by_id.entry(e["event_id"].as_str().unwrap()).or_default().push(e);
+    }
+    let mut ids_per_key: HashMap<(String, String), HashSet<&str>> = HashMap::new();
+    for (id, copies) in &by_id {
+        assert!(copies.iter().all(|c| *c == copies[0]), "seed {seed}: copies of {id} differ");
+        if let Some(key) = key_of(copies[0]) {
+            assert!(expected.contains(&key), "seed {seed}: an event no write explains: {:#}", copies[0]);
+            ids_per_key.entry(key).or_default().insert(id);
+        } else {
+            assert_eq!(copies[0]["kind"], "invalid", "seed {seed}: an unaccountable event {:#}", copies[0]);
+            let sk = copies[0]["sk"].as_str().unwrap_or_default();
+            assert!(junk.contains(sk), "seed {seed}: an invalid report for a write that was valid: {:#}", copies[0]);
+        }
+    }
+    for (key, ids) in &ids_per_key {
+        assert_eq!(ids.len(), 1, "seed {seed}: {key:?} was published under {} ids", ids.len());
+    }
+
+    // Every resolved item equals a fresh resolution; removed needs leave none.
+    let declared: BTreeMap<String, Needs> =
+        written.needs.iter().filter_map(|(c, n)| n.clone().map(|n| (c.clone(), n))).collect();
+    let removed: Vec<&String> = written.needs.iter().filter(|(_, n)| n.is_none()).map(|(c, _)| c).collect();
+    let converge = Instant::now();
+    loop {
+        let mut diff = p.first_difference(&declared).await;
+        for c in &removed {
+            if diff.is_none() && p.resolved(c).await.is_some() {
+                diff = Some(format!("{c}: needs removed, resolved item still there"));
+            }
+        }
+        let Some(diff) = diff else { break };
+        assert!(converge.elapsed() < Duration::from_secs(60), "seed {seed}: no convergence after 60 s: {diff}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    stop_sweeper.store(true, Ordering::Relaxed);
+    sweeper.await.unwrap();
+    let injected_throttles = faults.injected();
+    let injected_publish = publish_faults.load(Ordering::Relaxed);
+    let on_failure = p.stats.sent_to_on_failure.load(Ordering::Relaxed);
+    let failed_invocations = p.stats.failed_invocations.load(Ordering::Relaxed);
+    p.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(on_failure, 0, "seed {seed}: a batch went to the on-failure queue");
+
+    let distinct = by_id.len();
+    let figures = serde_json::json!({
+        "seed": seed,
+        "operations": written.ops.values().sum::<u64>(),
+        "operations_by_kind": written.ops,
+        "writing_seconds": writing.as_secs(),
+        "changes_written": expected.len(),
+        "malformed_written": junk.len(),
+        "faults_injected": {
+            "registry_throttles": injected_throttles,
+            "publish_failures": injected_publish,
+            "sns_outages": outages,
+            "pipeline_kills": kills,
+        },
+        "failed_invocations": failed_invocations,
+        "events_delivered": events.len(),
+        "distinct_events": distinct,
+        "duplicate_copies": events.len() - distinct,
+        "changes_lost": 0,
+        "resolved_items_checked": declared.len() + removed.len(),
+        "expired_by_sweeper": swept.load(Ordering::Relaxed),
+    });
+    eprintln!("soak figures: {figures:#}");
+    assert!(kills >= 1 && outages >= 1, "the soak ran too briefly to kill the pipeline and stop SNS");
+    assert!(injected_throttles >= 1 && injected_publish >= 1, "the soak injected no port faults");
+}
