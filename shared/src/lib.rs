@@ -32,6 +32,7 @@ pub mod event;
 pub mod item;
 pub mod keys;
 pub mod local;
+pub mod logging;
 pub mod metrics;
 pub mod publish;
 pub mod registration;

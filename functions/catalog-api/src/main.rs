@@ -8,7 +8,7 @@ use lambda_http::{Body, Error, Request, Response, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    beacon::logging::init();
     let table = table_from_env()?;
     let config = sdk_config().await;
     let registry = DynamoRegistry::new(aws_sdk_dynamodb::Client::new(&config), table);

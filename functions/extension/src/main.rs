@@ -10,7 +10,7 @@ use tokio::sync::{Mutex, mpsc};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_extension::tracing::init_default_subscriber();
+    beacon::logging::init();
     let name = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))

@@ -10,7 +10,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    beacon::logging::init();
     let table = table_from_env()?;
     let topic = topic_from_env()?;
     let config = sdk_config().await;

@@ -11,7 +11,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    beacon::logging::init();
     let path = std::env::var("REGISTRAR_PROPERTIES").unwrap_or_else(|_| {
         let root = std::env::var("LAMBDA_TASK_ROOT").unwrap_or_else(|_| ".".into());
         format!("{root}/service_properties.json")
