@@ -135,12 +135,42 @@ async fn bad_arguments_say_what_is_wrong() {
         (vec!["needs", "web", "orders,,users"], "empty part"),
         (vec!["get", "orders=1"], "=="),
         (vec!["watch", "--kind", "nope"], "nope"),
+        // Hostile values: each refused, naming what is wrong, without a panic.
+        (vec!["register", "orders", "1.0", "--endpoint", "https://u:p@x.example"], "endpoint_url"),
+        (vec!["register", "orders", "99999999999999999999.0.0", "--endpoint", "https://x"], "version"),
+        (vec!["register", "orders", "1.0", "--endpoint", "https://x", "--ttl", "-5"], "-5"),
+        (vec!["register", "orders", "1.0", "--endpoint", "https://x", "--ttl", "99999999999999999999"], "--ttl"),
+        (vec!["register", "orders", "1.0", "--endpoint", "https://x", "--instance", "i-\u{202e}1"], "instance_id"),
+        (vec!["register", "ørders", "1.0", "--endpoint", "https://x"], "service"),
+        (vec!["register", "orders", "1.0", "--endpoint", "https://x", "--arn", "arn:aws"], "arn"),
+        (vec!["deregister", "orders", "not-a-version"], "version"),
+        (vec!["needs", "web", ""], "empty part"),
+        (vec!["needs", "9web", "orders"], "consumer"),
+        (vec!["get", ">=>"], "service"),
+        (vec!["get", "orders>=1,<"], "requirement"),
+        (vec!["list", "--service", "9bad"], "service"),
+        (vec!["frobnicate"], "frobnicate"),
     ] {
         let out = beacon(&p, &args);
         assert!(!out.status.success(), "{args:?} succeeded");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{args:?}: {}", stderr(&out));
     }
+    // An argument of 100,000 characters (Linux allows 128 KiB per argument):
+    // refused, and not echoed back whole.
+    let huge = "a".repeat(100_000);
+    let out = beacon(&p, &["register", &huge, "1.0", "--endpoint", "https://x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("service") && stderr(&out).len() < 2_000, "{} bytes", stderr(&out).len());
+    // None of it was written.
+    let listed = beacon(&p, &["list", "--json"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&listed)).unwrap(),
+        serde_json::json!([]),
+        "a refused command wrote"
+    );
     let no_table =
         Command::new(env!("CARGO_BIN_EXE_beacon")).args(["list"]).env_remove("BEACON_TABLE").output().unwrap();
     assert_eq!(no_table.status.code(), Some(1));
