@@ -51,31 +51,31 @@ pub fn init() {
 mod tests {
     use super::*;
 
-    #[test]
-    fn sdk_trace_is_capped_and_beacon_trace_is_not() {
+    /// What `spec` lets through of the events `emit` makes.
+    fn captured(spec: &str, json: bool, emit: impl FnOnce()) -> String {
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
         let sink = lines.clone();
-        let writer = move || Capture(sink.clone());
-        tracing::subscriber::with_default(subscriber(Some("TRACE"), false, writer), || {
+        tracing::subscriber::with_default(subscriber(Some(spec), json, move || Capture(sink.clone())), emit);
+        String::from_utf8(lines.lock().map(|l| l.clone()).unwrap_or_default()).unwrap_or_default()
+    }
+
+    #[test]
+    fn sdk_trace_is_capped_and_beacon_trace_is_not() {
+        let text = captured("TRACE", false, || {
             tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", "response body secret");
             tracing::debug!(target: "aws_smithy_runtime::client::orchestrator", "sdk debug line");
             tracing::trace!(target: "beacon::poller", "beacon trace line");
         });
-        let text = String::from_utf8(lines.lock().map(|l| l.clone()).unwrap_or_default()).unwrap_or_default();
         assert!(!text.contains("response body secret"), "{text}");
         assert!(text.contains("sdk debug line") && text.contains("beacon trace line"), "{text}");
     }
 
     #[test]
     fn an_empty_or_unreadable_level_means_info() {
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-        let sink = lines.clone();
-        let writer = move || Capture(sink.clone());
-        tracing::subscriber::with_default(subscriber(Some(" "), true, writer), || {
+        let text = captured(" ", true, || {
             tracing::debug!("hidden");
             tracing::info!("shown");
         });
-        let text = String::from_utf8(lines.lock().map(|l| l.clone()).unwrap_or_default()).unwrap_or_default();
         assert!(text.contains("shown") && !text.contains("hidden"), "{text}");
         assert!(text.trim_start().starts_with('{'), "not JSON: {text}");
     }

@@ -53,6 +53,20 @@ impl Rng {
     }
 }
 
+/// A random needs list over services `s0..s{services}`: one to three
+/// distinct services, each with one of `requirements` appended.
+pub fn random_needs(rng: &mut Rng, services: usize, requirements: &[&str]) -> String {
+    let mut parts = Vec::new();
+    let mut used = std::collections::HashSet::new();
+    for _ in 0..1 + rng.below(3) {
+        let s = rng.below(services);
+        if used.insert(s) {
+            parts.push(format!("s{s}{}", requirements[rng.below(requirements.len())]));
+        }
+    }
+    parts.join(",")
+}
+
 /// The seed a randomised test uses: `BEACON_SEED` when set (to replay a
 /// failure), otherwise the clock. The caller prints it.
 pub fn seed() -> u64 {

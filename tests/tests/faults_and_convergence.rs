@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use beacon::item::Needs;
 use beacon::{Registration, Status, parse_needs};
-use beacon_tests::faults::{FlakyPublisher, Rng};
+use beacon_tests::faults::{FlakyPublisher, Rng, random_needs};
 use beacon_tests::{Options, TestPipeline, now, of_kind};
 use serde_json::Value;
 
@@ -80,19 +80,7 @@ async fn a_record_that_keeps_failing_goes_to_the_on_failure_queue_and_the_shard_
 
 const SERVICES: usize = 10;
 const CONSUMERS: usize = 20;
-
-fn random_needs(rng: &mut Rng) -> String {
-    let reqs = ["", "^1", "==1.1.0", ">=1.1,<2", "~2.0"];
-    let mut parts = Vec::new();
-    let mut used = HashSet::new();
-    for _ in 0..1 + rng.below(3) {
-        let s = rng.below(SERVICES);
-        if used.insert(s) {
-            parts.push(format!("s{s}{}", reqs[rng.below(reqs.len())]));
-        }
-    }
-    parts.join(",")
-}
+const REQUIREMENTS: &[&str] = &["", "^1", "==1.1.0", ">=1.1,<2", "~2.0"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_random_writes_converge_to_a_fresh_resolution() {
@@ -129,7 +117,10 @@ async fn concurrent_random_writes_converge_to_a_fresh_resolution() {
                     p.registry.delete_registration(&service, version, &instance).await.unwrap();
                 } else {
                     let consumer = format!("c{}", rng.below(CONSUMERS));
-                    let needs = Needs { consumer, needs: parse_needs(&random_needs(&mut rng)).unwrap() };
+                    let needs = Needs {
+                        consumer,
+                        needs: parse_needs(&random_needs(&mut rng, SERVICES, REQUIREMENTS)).unwrap(),
+                    };
                     p.registry.put_needs(&needs, now()).await.unwrap();
                 }
             }
@@ -142,7 +133,10 @@ async fn concurrent_random_writes_converge_to_a_fresh_resolution() {
     let mut rng = Rng::new(seed);
     let mut declared = BTreeMap::new();
     for c in 0..CONSUMERS {
-        let needs = Needs { consumer: format!("c{c}"), needs: parse_needs(&random_needs(&mut rng)).unwrap() };
+        let needs = Needs {
+            consumer: format!("c{c}"),
+            needs: parse_needs(&random_needs(&mut rng, SERVICES, REQUIREMENTS)).unwrap(),
+        };
         p.registry.put_needs(&needs, now()).await.unwrap();
         declared.insert(needs.consumer.clone(), needs);
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use beacon::item::{Needs, Outcome};
 use beacon::{Registration, Status, parse_needs};
 use beacon_tests::faults::{FaultyRegistry, Outage, PausingPublisher, RegistryFaults};
-use beacon_tests::{Options, TestPipeline, now, of_kind, unique};
+use beacon_tests::{Options, Queue, TestPipeline, now, of_kind, unique};
 use serde_json::Value;
 
 fn instance(service: &str, id: usize) -> Registration {
@@ -32,6 +32,17 @@ fn duplicates(events: &[Value]) -> usize {
         assert!(copies.iter().all(|c| *c == copies[0]), "a re-delivery differs from its original: {copies:#?}");
     }
     by_id.values().filter(|c| c.len() > 1).count()
+}
+
+/// Receives until `count` distinct instances have been `registered` (and
+/// 2 s more, for late copies); asserts none was lost across `fault`.
+async fn every_registration(q: &Queue, count: usize, fault: &str) -> Vec<Value> {
+    let events = q.receive_until(Duration::from_secs(60), |all| instances_seen(all, "registered").len() >= count).await;
+    let extra = q.receive_for(Duration::from_secs(2)).await;
+    let events: Vec<Value> = events.into_iter().chain(extra).collect();
+    let seen = instances_seen(&events, "registered").len();
+    assert_eq!(seen, count, "changes lost across {fault}: {seen} of {count} arrived");
+    events
 }
 
 fn instances_seen(events: &[Value], kind: &str) -> HashSet<String> {
@@ -75,11 +86,7 @@ async fn an_sns_outage_during_a_burst_loses_nothing() {
     .await;
     outage.restart().await;
 
-    let events = q.receive_until(Duration::from_secs(60), |all| instances_seen(all, "registered").len() >= BURST).await;
-    let extra = q.receive_for(Duration::from_secs(2)).await;
-    let events: Vec<Value> = events.into_iter().chain(extra).collect();
-    let seen = instances_seen(&events, "registered");
-    assert_eq!(seen.len(), BURST, "changes lost across the outage: {} of {BURST} arrived", seen.len());
+    let events = every_registration(&q, BURST, "the outage").await;
     let dups = duplicates(&events);
     assert_eq!(p.stats.sent_to_on_failure.load(Ordering::Relaxed), 0, "a batch gave up during a short outage");
     eprintln!(
@@ -138,11 +145,7 @@ async fn the_pipeline_killed_mid_batch_resumes_and_replays_under_the_same_ids() 
     writer.await.unwrap();
     assert_eq!(kills, 3, "the pipeline published nothing to kill it after");
 
-    let events = q.receive_until(Duration::from_secs(60), |all| instances_seen(all, "registered").len() >= BURST).await;
-    let extra = q.receive_for(Duration::from_secs(2)).await;
-    let events: Vec<Value> = events.into_iter().chain(extra).collect();
-    let seen = instances_seen(&events, "registered");
-    assert_eq!(seen.len(), BURST, "changes lost across {kills} kills: {} of {BURST} arrived", seen.len());
+    let events = every_registration(&q, BURST, &format!("{kills} kills")).await;
     let dups = duplicates(&events);
     assert!(dups >= 1, "a kill after publishing and before acknowledging must replay, under the same id");
     eprintln!(
@@ -195,6 +198,8 @@ async fn throttled_registry_calls_are_retried_with_backoff_and_lose_nothing() {
         let floor = Duration::from_millis(100 << (n + 1).min(5));
         assert!(gap >= floor, "re-delivery {} came {gap:?} after the last, under the {floor:?} back-off", n + 1);
     }
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("throttling: {THROTTLED} throttled calls, 5 changes written and delivered, re-delivery gaps {gaps:?}");
     assert!(p.stats.failed_invocations.load(Ordering::Relaxed) >= u64::from(THROTTLED));
     assert_eq!(p.stats.sent_to_on_failure.load(Ordering::Relaxed), 0);
     p.stop().await;
