@@ -129,8 +129,7 @@ impl Outage {
             // briefly until the port is free again.
             match socket.bind(self.addr).and_then(|()| socket.listen(128)) {
                 Ok(listener) => return self.serve(listener),
-                Err(e) if start.elapsed() < Duration::from_secs(5) => {
-                    let _ = e;
+                Err(_) if start.elapsed() < Duration::from_secs(5) => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(e) => panic!("re-binding {}: {e}", self.addr),

@@ -368,9 +368,14 @@ impl Poller {
                     }
                     Ok(Some(failed_at)) => {
                         // Everything before the lowest failed record is done.
+                        // The retry then starts at a new record, so its count
+                        // (and backoff) starts again: only failures without
+                        // progress grow them, and a record that keeps failing
+                        // is always first and still reaches the limit.
                         if failed_at > 0 {
                             buffer.drain(..failed_at);
                             self.checkpoint(shard, Some(batch[failed_at - 1].0.as_str()), false).await;
+                            attempts = 0;
                         }
                         attempts += 1;
                         self.after_failure(shard, &mut buffer, &batch[failed_at..], &mut attempts, &mut limit).await;
