@@ -242,13 +242,17 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
     // The sweeper, on a short period instead of a minute.
     let stop_sweeper = Arc::new(AtomicBool::new(false));
     let swept = Arc::new(AtomicU64::new(0));
+    let sweep_errors = Arc::new(AtomicU64::new(0));
     let sweeper = {
-        let (registry, stop, swept) = (p.registry.clone(), stop_sweeper.clone(), swept.clone());
+        let (registry, stop, swept, sweep_errors) =
+            (p.registry.clone(), stop_sweeper.clone(), swept.clone(), sweep_errors.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(report) = beacon::sweep::sweep(&registry, now()).await {
-                    swept.fetch_add(report.expired as u64, Ordering::Relaxed);
-                }
+                match beacon::sweep::sweep(&registry, now()).await {
+                    Ok(report) => swept.fetch_add(report.expired as u64, Ordering::Relaxed),
+                    // The next sweep retries; the count of this one is lost.
+                    Err(_) => sweep_errors.fetch_add(1, Ordering::Relaxed),
+                };
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         })
@@ -393,6 +397,7 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
         "changes_lost": 0,
         "resolved_items_checked": declared.len() + removed.len(),
         "expired_by_sweeper": swept.load(Ordering::Relaxed),
+        "failed_sweeps": sweep_errors.load(Ordering::Relaxed),
     });
     eprintln!("soak figures: {figures:#}");
     assert!(kills >= 1 && outages >= 1, "the soak ran too briefly to kill the pipeline and stop SNS");
