@@ -164,7 +164,14 @@ async fn throttled_registry_calls_are_retried_with_backoff_and_lose_nothing() {
     const THROTTLED: u32 = 6;
     let faults = Arc::new(RegistryFaults::default());
     let f = faults.clone();
-    let p = TestPipeline::start_with("throttle", Options::new().registry(move |r| FaultyRegistry::new(r, f))).await;
+    // Unlimited retries (AWS's -1): with the default 5, six throttles in six
+    // separate attempts would rightly send the batch to the on-failure queue
+    // (that path has its own test); this one is about backoff and loss.
+    let p = TestPipeline::start_with(
+        "throttle",
+        Options::new().registry(move |r| FaultyRegistry::new(r, f)).mapping(|m| m.max_retry_attempts = None),
+    )
+    .await;
     let q = p.subscribe(None).await;
     let needs = Needs { consumer: "web".into(), needs: parse_needs("orders").unwrap() };
     p.registry.put_needs(&needs, now()).await.unwrap();
