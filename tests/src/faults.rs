@@ -182,19 +182,25 @@ impl Publisher for FlakyPublisher {
         if !inject {
             return self.inner.publish(events).await;
         }
-        let passed: Vec<Event> = events.iter().filter(|e| !hit(e)).cloned().collect();
-        let mut passed_results = self.inner.publish(&passed).await.into_iter();
-        events
-            .iter()
-            .map(|e| {
-                if hit(e) {
-                    Err(PublishError { code: "Injected".into(), message: "test fault".into() })
-                } else {
-                    passed_results.next().unwrap_or(Ok(()))
-                }
-            })
-            .collect()
+        let fail: Vec<bool> = events.iter().map(hit).collect();
+        publish_all_but(&self.inner, events, &fail).await
     }
+}
+
+/// Publishes the events not marked in `fail` through `inner`, and answers
+/// an injected failure for each marked one, in the events' order.
+async fn publish_all_but(inner: &SnsPublisher, events: &[Event], fail: &[bool]) -> Vec<Result<(), PublishError>> {
+    let passed: Vec<Event> = events.iter().zip(fail).filter(|(_, f)| !**f).map(|(e, _)| e.clone()).collect();
+    let mut passed_results = inner.publish(&passed).await.into_iter();
+    fail.iter()
+        .map(|f| {
+            if *f {
+                Err(PublishError { code: "Injected".into(), message: "test fault".into() })
+            } else {
+                passed_results.next().unwrap_or(Ok(()))
+            }
+        })
+        .collect()
 }
 
 /// Test double (fault injection): publishes for real, then signals and holds
@@ -368,17 +374,7 @@ impl Publisher for ChaosPublisher {
             let mut rng = self.rng.lock().expect("chaos rng");
             events.iter().map(|_| rng.chance(self.per_mille)).collect()
         };
-        let passed: Vec<Event> = events.iter().zip(&fail).filter(|(_, f)| !**f).map(|(e, _)| e.clone()).collect();
-        let mut passed_results = self.inner.publish(&passed).await.into_iter();
-        fail.iter()
-            .map(|f| {
-                if *f {
-                    self.injected.fetch_add(1, Ordering::Relaxed);
-                    Err(PublishError { code: "Injected".into(), message: "test fault".into() })
-                } else {
-                    passed_results.next().unwrap_or(Ok(()))
-                }
-            })
-            .collect()
+        self.injected.fetch_add(fail.iter().filter(|f| **f).count() as u64, Ordering::Relaxed);
+        publish_all_but(&self.inner, events, &fail).await
     }
 }

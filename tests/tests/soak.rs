@@ -131,9 +131,10 @@ async fn writer(w: u64, seed: u64, registry: DynamoRegistry, ops: u64, deadline:
                 "waited for the sweeper"
             }
             Slot::Absent if roll < 85 => {
-                registry.put_registration(&registration(w, i, &op, Status::Healthy, false)).await.unwrap();
+                let written = registration(w, i, &op, Status::Healthy, false);
+                registry.put_registration(&written).await.unwrap();
                 out.changes.push(("registered".into(), op.clone()));
-                slots[i] = Slot::Live(registration(w, i, &op, Status::Healthy, false));
+                slots[i] = Slot::Live(written);
                 "registered"
             }
             Slot::Absent => {
@@ -149,16 +150,18 @@ async fn writer(w: u64, seed: u64, registry: DynamoRegistry, ops: u64, deadline:
                     "heartbeat"
                 }
                 30..50 => {
-                    registry.put_registration(&registration(w, i, &op, r.status, false)).await.unwrap();
+                    let written = registration(w, i, &op, r.status, false);
+                    registry.put_registration(&written).await.unwrap();
                     out.changes.push(("updated".into(), op.clone()));
-                    slots[i] = Slot::Live(registration(w, i, &op, r.status, false));
+                    slots[i] = Slot::Live(written);
                     "endpoint changed"
                 }
                 50..70 => {
                     let status = statuses.iter().copied().filter(|s| *s != r.status).nth(rng.below(2)).unwrap();
-                    registry.put_registration(&registration(w, i, &op, status, false)).await.unwrap();
+                    let written = registration(w, i, &op, status, false);
+                    registry.put_registration(&written).await.unwrap();
                     out.changes.push(("status_changed".into(), op.clone()));
-                    slots[i] = Slot::Live(registration(w, i, &op, status, false));
+                    slots[i] = Slot::Live(written);
                     "status changed"
                 }
                 70..83 => {
