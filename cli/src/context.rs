@@ -3,7 +3,7 @@
 //! table and topic, and the output mode.
 
 use anyhow::{Result, anyhow};
-use beacon::dynamo::DynamoRegistry;
+use beacon_aws::DynamoRegistry;
 use clap::Args;
 
 /// Options shared by the registry commands.
@@ -37,10 +37,10 @@ impl Common {
         })
     }
 
-    /// A registry over the table.
-    pub async fn registry(&self) -> Result<DynamoRegistry> {
-        let config = beacon::aws::sdk_config().await;
-        Ok(DynamoRegistry::new(aws_sdk_dynamodb::Client::new(&config), self.table()?))
+    /// The catalog port over the table (the DynamoDB adapter).
+    pub async fn catalog(&self) -> Result<DynamoRegistry> {
+        let table = self.table()?.to_owned();
+        Ok(beacon_aws::dynamo_registry(&beacon_aws::config::sdk_config().await, table))
     }
 }
 

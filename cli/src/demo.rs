@@ -6,11 +6,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use beacon::dynamo::DynamoRegistry;
-use beacon::item::{Needs, Outcome, ResolvedItem};
-use beacon::local::setup::{LocalEndpoints, subscribe_queue};
-use beacon::store::Registry;
+use beacon::ports::{Catalog, InstanceKey};
+use beacon::registration::DEFAULT_INSTANCE_ID;
+use beacon::view::{Needs, Outcome, ResolvedItem};
 use beacon::{Registration, Status, parse_needs};
+use beacon_aws::DynamoRegistry;
+use beacon_local::setup::{LocalEndpoints, subscribe_queue};
 use serde_json::Value;
 
 const CONSUMER: &str = "hello-client";
@@ -104,7 +105,7 @@ fn describe(item: &ResolvedItem) -> String {
 async fn wait_revision(registry: &DynamoRegistry, at_least: u64) -> Result<ResolvedItem> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Some(item) = registry.get_resolved(CONSUMER).await?
+        if let Some(item) = registry.resolved(CONSUMER).await?
             && item.revision >= at_least
         {
             return Ok(item);
@@ -131,29 +132,36 @@ pub async fn run(endpoints: &LocalEndpoints, table: &str, topic_arn: &str) -> Re
     println!("   → its resolved item: {}", describe(&item));
 
     println!("\n3. helloworld 1.0 registers, as the seed's registrar does (healthy, ttl 300 s).");
-    let mut hello =
-        Registration::new_at("helloworld", "1.0", "default", ENDPOINT, Status::Healthy, 300, crate::context::now())?;
+    let mut hello = Registration::new_at(
+        "helloworld",
+        "1.0",
+        DEFAULT_INSTANCE_ID,
+        ENDPOINT,
+        Status::Healthy,
+        300,
+        crate::context::now(),
+    )?;
     let start = Instant::now();
-    registry.put_registration(&hello).await?;
+    registry.put(&hello).await?;
     subscriber.wait_for("registered", start).await?;
     let item = wait_revision(&registry, item.revision + 1).await?;
     println!("   → resolved item refreshed by the fan-out: {}", describe(&item));
 
     println!("\n4. A heartbeat (only expires_at moves): nothing is published.");
-    registry.heartbeat(&hello, crate::context::now() + 1).await?;
+    registry.heartbeat(&InstanceKey::of(&hello), hello.ttl_seconds, crate::context::now() + 1).await?;
 
     println!("\n5. helloworld turns unhealthy.");
     hello.status = Status::Unhealthy;
     hello.updated_at = crate::context::now();
     let start = Instant::now();
-    registry.put_registration(&hello).await?;
+    registry.put(&hello).await?;
     subscriber.wait_for("status_changed", start).await?;
     let item = wait_revision(&registry, item.revision + 1).await?;
     println!("   → resolved item: {}", describe(&item));
 
     println!("\n6. helloworld deregisters.");
     let start = Instant::now();
-    registry.delete_registration("helloworld", "1.0.0", "default").await?;
+    registry.delete(&InstanceKey::of(&hello)).await?;
     subscriber.wait_for("deregistered", start).await?;
     let item = wait_revision(&registry, item.revision + 1).await?;
     println!("   → resolved item: {}", describe(&item));

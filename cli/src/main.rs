@@ -6,11 +6,12 @@
 
 use clap::{Parser, Subcommand};
 
+mod commands;
 mod context;
 mod demo;
 mod dev;
-mod registry;
-mod watch;
+
+use commands::{deregister, drain, get, list, needs, register, resolve, watch};
 
 /// Beacon: push-based service discovery for serverless systems on AWS.
 ///
@@ -25,15 +26,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Register(registry::RegisterArgs),
+    Register(register::RegisterArgs),
     /// Deregister a service instance (publishes `deregistered`).
-    Deregister(registry::InstanceArgs),
+    Deregister(commands::InstanceArgs),
     /// Mark an instance draining: never chosen again, not reported missing.
-    Drain(registry::InstanceArgs),
-    List(registry::ListArgs),
-    Get(registry::GetArgs),
-    Needs(registry::NeedsArgs),
-    Resolve(registry::ResolveArgs),
+    Drain(commands::InstanceArgs),
+    List(list::ListArgs),
+    Get(get::GetArgs),
+    Needs(needs::NeedsArgs),
+    Resolve(resolve::ResolveArgs),
     Watch(watch::WatchArgs),
     /// Run the local stack (DynamoDB Local, the SNS/SQS server) and the
     /// pipeline (stream poller + fan-out + sweeper), with no AWS account.
@@ -51,14 +52,14 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Register(a) => registry::register(a).await,
-        Command::Deregister(a) => registry::deregister(a).await,
-        Command::Drain(a) => registry::drain(a).await,
-        Command::List(a) => registry::list(a).await,
-        Command::Get(a) => registry::get(a).await,
-        Command::Needs(a) => registry::needs(a).await,
-        Command::Resolve(a) => registry::resolve_consumer(a).await,
-        Command::Watch(a) => watch::watch(a).await,
+        Command::Register(a) => register::run(a).await,
+        Command::Deregister(a) => deregister::run(a).await,
+        Command::Drain(a) => drain::run(a).await,
+        Command::List(a) => list::run(a).await,
+        Command::Get(a) => get::run(a).await,
+        Command::Needs(a) => needs::run(a).await,
+        Command::Resolve(a) => resolve::run(a).await,
+        Command::Watch(a) => watch::run(a).await,
         Command::Dev(a) => dev::run(a).await,
     };
     match result {

@@ -180,7 +180,7 @@ async fn bad_arguments_say_what_is_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_heartbeat_keeps_it_alive_and_deregisters_on_stop() {
-    use beacon::store::Registry as _;
+    use beacon::ports::Registry as _;
     let p = TestPipeline::start("cli-hb").await;
     let child = Command::new(env!("CARGO_BIN_EXE_beacon"))
         .args(["register", "pulse", "1.0.0", "--endpoint", "https://pulse.example", "--ttl", "10", "--heartbeat"])
@@ -213,4 +213,83 @@ async fn register_heartbeat_keeps_it_alive_and_deregisters_on_stop() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(expires(&p).await, None, "stopping --heartbeat did not deregister");
     p.stop().await;
+}
+
+/// Reads `export K=V` lines.
+fn read_env(path: &std::path::Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
+}
+
+/// `beacon dev up` starts its runner with exactly the flags it was given:
+/// with `--sweep-every-seconds 1`, a registration past its `expires_at` is
+/// gone within seconds (the default sweep runs once a minute). A stack of
+/// its own, on free ports, in its own state directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_up_passes_every_flag_to_the_runner() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let state = std::env::temp_dir().join(beacon_tests::unique("dev-up"));
+    let state_arg = state.to_str().unwrap();
+    let bin = env!("CARGO_BIN_EXE_beacon");
+    let up = Command::new(bin)
+        .current_dir(&root)
+        .args(["dev", "up", "--dynamodb-port", "0", "--sns-port", "0", "--api-port", "0"])
+        .args(["--table", "dev-up", "--sweep-every-seconds", "1", "--state-dir", state_arg])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let down =
+        || Command::new(bin).current_dir(&root).args(["dev", "down", "--state-dir", state_arg]).output().unwrap();
+    if !up.status.success() {
+        let log = std::fs::read_to_string(state.join("dev.log")).unwrap_or_default();
+        down();
+        panic!("dev up failed: {}\n{log}", stderr(&up));
+    }
+    let env = read_env(&state.join("dev.env"));
+    let with_env = |args: &[&str]| {
+        let mut c = Command::new(bin);
+        c.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    // A registration that expires in two seconds, written as any SDK would.
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            beacon_local::setup::LOCAL_ACCESS_KEY,
+            beacon_local::setup::LOCAL_SECRET_KEY,
+            None,
+            None,
+            "test",
+        ))
+        .endpoint_url(&env.iter().find(|(k, _)| k == "AWS_ENDPOINT_URL_DYNAMODB").unwrap().1)
+        .load()
+        .await;
+    let catalog = beacon_aws::dynamo_registry(&config, "dev-up");
+    let now = beacon::clock::now_seconds();
+    let mut r =
+        beacon::Registration::new_at("brief", "1.0", "i-1", "https://b.example", beacon::Status::Healthy, 10, now)
+            .unwrap();
+    r.expires_at = now + 2;
+    beacon::ports::Catalog::put(&catalog, &r).await.unwrap();
+    let listed = |out: Output| serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap_or_default().len();
+    assert_eq!(listed(with_env(&["list", "--json"])), 1, "the registration was written");
+    let start = Instant::now();
+    let mut gone = false;
+    while start.elapsed() < Duration::from_secs(20) {
+        if listed(with_env(&["list", "--json"])) == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let stopped = down();
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+    assert!(gone, "not swept within 20 s: `dev up` dropped --sweep-every-seconds");
+    let _ = std::fs::remove_dir_all(&state);
 }

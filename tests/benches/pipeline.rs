@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use beacon::dynamo::DynamoRegistry;
-use beacon::item::Needs;
-use beacon::local::poller::{Handler, MappingConfig, Poller};
-use beacon::local::setup::{ensure_table, ensure_topic, subscribe_queue};
-use beacon::publish::SnsPublisher;
-use beacon::store::Registry;
+use beacon::ports::{Catalog, Registry};
+use beacon::view::Needs;
 use beacon::{Registration, Status, parse_needs};
+use beacon_aws::{DynamoRegistry, SnsPublisher};
 use beacon_fanout::FanOut;
+use beacon_local::mapping::MappingConfig;
+use beacon_local::pipeline::{self, Clients, Mapping, Names};
+use beacon_local::setup::subscribe_queue;
 use beacon_tests::{now, sdk_config, unique};
 use tokio::sync::{Mutex, watch};
 
@@ -50,12 +50,12 @@ fn summary(name: &str, mut ms: Vec<f64>) -> String {
 async fn main() {
     let changes: usize = std::env::var("BENCH_CHANGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let config = sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let sns = aws_sdk_sns::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
+    let clients = Clients::from_config(&config);
+    let (dynamodb, sns, sqs) = (clients.dynamodb.clone(), clients.sns.clone(), clients.sqs.clone());
     let table = unique("bench");
-    let stream_arn = ensure_table(&dynamodb, &table).await.expect("table");
-    let topic_arn = ensure_topic(&sns, &table).await.expect("topic");
+    let names = Names { table: table.clone(), topic: table.clone(), on_failure_queue: None };
+    let resources = pipeline::create(&clients, &names).await.expect("table and topic");
+    let topic_arn = resources.topic_arn.clone();
 
     // The fan-out's own adapters, so their counts are its requests only.
     let fan_registry = DynamoRegistry::new(dynamodb.clone(), &table);
@@ -64,28 +64,11 @@ async fn main() {
     let handler_nanos = Arc::new(AtomicU64::new(0));
     let handled_records = Arc::new(AtomicU64::new(0));
     let (h_nanos, h_records) = (handler_nanos.clone(), handled_records.clone());
-    let handler: Handler = Arc::new(move |event| {
-        let fanout = fanout.clone();
-        let (h_nanos, h_records) = (h_nanos.clone(), h_records.clone());
-        Box::pin(async move {
-            let start = Instant::now();
-            let n = event.records.len() as u64;
-            let (response, _) = fanout.handle(&event, now()).await;
-            h_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            h_records.fetch_add(n, Ordering::Relaxed);
-            Ok(response)
-        })
+    let handler = pipeline::fanout_handler(fanout, move |seen| {
+        h_nanos.fetch_add(seen.elapsed.as_nanos() as u64, Ordering::Relaxed);
+        h_records.fetch_add(seen.records as u64, Ordering::Relaxed);
     });
-    let poller = Poller::new(
-        aws_sdk_dynamodbstreams::Client::new(&config),
-        Some(sqs.clone()),
-        stream_arn,
-        "us-east-1",
-        MappingConfig::default(),
-        handler,
-    );
-    let (stop, rx) = watch::channel(false);
-    let task = tokio::spawn(poller.run(rx));
+    let mapping = Mapping::start(&clients, &resources, MappingConfig::default(), handler);
 
     // A subscriber queue, drained by a task that stamps receipt times.
     let queue_url = subscribe_queue(&sqs, &sns, &topic_arn, &unique("bench-q"), Some(r#"{"kind":["registered"]}"#))
@@ -179,7 +162,7 @@ async fn main() {
         )
         .expect("valid");
         written.insert(id, Instant::now());
-        writer.put_registration(&r).await.expect("write");
+        writer.put(&r).await.expect("write");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -211,7 +194,7 @@ async fn main() {
             Registration::new_at("hot", "1.0.0", "h1", &format!("https://h{i}.example"), Status::Healthy, 3600, now())
                 .expect("valid");
         let start = Instant::now();
-        writer.put_registration(&r).await.expect("write");
+        writer.put(&r).await.expect("write");
         loop {
             let rev = writer.get_resolved("reader").await.expect("read").map(|r| r.revision).unwrap_or(0);
             if rev > before || start.elapsed() > Duration::from_secs(10) {
@@ -242,8 +225,7 @@ async fn main() {
         }
     }
     let _ = rx_stop.send(true);
-    let _ = stop.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), mapping.stop()).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), receiver).await;
 
     println!("## Pipeline benchmark ({changes} changes, poller at 4 polls/s per shard)\n");

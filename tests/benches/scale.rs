@@ -15,14 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use beacon::dynamo::DynamoRegistry;
-use beacon::item::Needs;
-use beacon::local::poller::{Handler, MappingConfig, Poller};
-use beacon::local::setup::{ensure_table, ensure_topic};
-use beacon::publish::SnsPublisher;
-use beacon::store::Registry;
+use beacon::ports::{Catalog, Registry};
+use beacon::view::Needs;
 use beacon::{Registration, Status, parse_needs};
+use beacon_aws::{DynamoRegistry, SnsPublisher};
 use beacon_fanout::FanOut;
+use beacon_local::mapping::MappingConfig;
+use beacon_local::pipeline::{self, Clients, Mapping, Names, Resources};
 use beacon_tests::{now, sdk_config, unique};
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -31,65 +30,40 @@ struct Rig {
     writer: DynamoRegistry,
     fan: DynamoRegistry,
     publisher: SnsPublisher,
-    stream_arn: String,
+    clients: Clients,
+    resources: Resources,
     handled: Arc<AtomicU64>,
     published: Arc<AtomicU64>,
-}
-
-struct Mapping {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Mapping {
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
 }
 
 /// A fresh table and topic, with the fan-out's own adapters (so their
 /// counts are its requests only).
 async fn rig(config: &aws_config::SdkConfig) -> Rig {
-    let dynamodb = aws_sdk_dynamodb::Client::new(config);
-    let sns = aws_sdk_sns::Client::new(config);
+    let clients = Clients::from_config(config);
     let table = unique("scale");
-    let stream_arn = ensure_table(&dynamodb, &table).await.expect("table");
-    let topic_arn = ensure_topic(&sns, &table).await.expect("topic");
+    let names = Names { table: table.clone(), topic: table.clone(), on_failure_queue: None };
+    let resources = pipeline::create(&clients, &names).await.expect("table and topic");
     Rig {
-        writer: DynamoRegistry::new(dynamodb.clone(), &table),
-        fan: DynamoRegistry::new(dynamodb, &table),
-        publisher: SnsPublisher::new(sns, &topic_arn),
-        stream_arn,
+        writer: DynamoRegistry::new(clients.dynamodb.clone(), &table),
+        fan: DynamoRegistry::new(clients.dynamodb.clone(), &table),
+        publisher: SnsPublisher::new(clients.sns.clone(), &resources.topic_arn),
+        clients,
+        resources,
         handled: Arc::default(),
         published: Arc::default(),
     }
 }
 
 /// Starts the local event source mapping with the fan-out at `batch_size`.
-fn start_mapping(config: &aws_config::SdkConfig, rig: &Rig, batch_size: usize) -> Mapping {
+fn start_mapping(rig: &Rig, batch_size: usize) -> Mapping {
     let fanout = Arc::new(FanOut::new(rig.fan.clone(), rig.publisher.clone()));
     let (h, pb) = (rig.handled.clone(), rig.published.clone());
-    let handler: Handler = Arc::new(move |event| {
-        let (fanout, h, pb) = (fanout.clone(), h.clone(), pb.clone());
-        Box::pin(async move {
-            let (response, report) = fanout.handle(&event, now()).await;
-            h.fetch_add(event.records.len() as u64, Ordering::Relaxed);
-            pb.fetch_add(report.published.values().sum::<usize>() as u64, Ordering::Relaxed);
-            Ok(response)
-        })
+    let handler = pipeline::fanout_handler(fanout, move |seen| {
+        h.fetch_add(seen.records as u64, Ordering::Relaxed);
+        pb.fetch_add(seen.report.published.values().sum::<usize>() as u64, Ordering::Relaxed);
     });
     let mapping = MappingConfig { batch_size, ..MappingConfig::default() };
-    let poller = Poller::new(
-        aws_sdk_dynamodbstreams::Client::new(config),
-        None,
-        rig.stream_arn.clone(),
-        "us-east-1",
-        mapping,
-        handler,
-    );
-    let (stop, rx) = watch::channel(false);
-    Mapping { stop, task: tokio::spawn(poller.run(rx)) }
+    Mapping::start(&rig.clients, &rig.resources, mapping, handler)
 }
 
 /// Writes `n` new instances over 50 services, 16 at a time.
@@ -97,11 +71,7 @@ async fn write_many(rig: &Rig, n: usize) {
     futures::stream::iter(0..n)
         .map(|i| {
             let w = rig.writer.clone();
-            async move {
-                w.put_registration(&reg(&format!("s{}", i % 50), &format!("i{i}"), Status::Healthy))
-                    .await
-                    .expect("write")
-            }
+            async move { w.put(&reg(&format!("s{}", i % 50), &format!("i{i}"), Status::Healthy)).await.expect("write") }
         })
         .buffer_unordered(16)
         .collect::<Vec<_>>()
@@ -142,7 +112,7 @@ async fn main() {
         write_many(&r, n).await;
         // The mapping drains the stream as fast as the handler allows.
         let start = Instant::now();
-        let m = start_mapping(&config, &r, batch);
+        let m = start_mapping(&r, batch);
         let done = wait_handled(&r, n as u64, Duration::from_secs(300)).await;
         let rate = r.handled.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
         m.stop().await;
@@ -156,8 +126,8 @@ async fn main() {
     println!("|---|---|---|---|---|---|");
     for dependents in [0usize, 10, max] {
         let r = rig(&config).await;
-        let m = start_mapping(&config, &r, 100);
-        r.writer.put_registration(&reg("hot", "a", Status::Healthy)).await.expect("write");
+        let m = start_mapping(&r, 100);
+        r.writer.put(&reg("hot", "a", Status::Healthy)).await.expect("write");
         futures::stream::iter(0..dependents)
             .map(|c| {
                 let w = r.writer.clone();
@@ -183,7 +153,7 @@ async fn main() {
             let published_before = r.published.load(Ordering::Relaxed);
             let handled_before = r.handled.load(Ordering::Relaxed);
             let start = Instant::now();
-            r.writer.put_registration(&change).await.expect("write");
+            r.writer.put(&change).await.expect("write");
             assert!(wait_handled(&r, handled_before + 1, Duration::from_secs(600)).await);
             let elapsed = start.elapsed();
             let after = r.fan.counts().snapshot();
@@ -231,7 +201,7 @@ async fn main() {
     for i in 0..changes {
         let id = format!("i{i}");
         written.push((id.clone(), Instant::now()));
-        r.writer.put_registration(&reg(&format!("p{}", i % services), &id, Status::Healthy)).await.expect("write");
+        r.writer.put(&reg(&format!("p{}", i % services), &id, Status::Healthy)).await.expect("write");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -5,9 +5,9 @@ use std::io::{Read, Write};
 use std::time::SystemTime;
 
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use beacon::dynamo::DynamoRegistry;
-use beacon::local::setup::LOCAL_ACCESS_KEY;
-use beacon_catalog_api::local_server::{LocalCredentials, serve};
+use beacon_aws::DynamoRegistry;
+use beacon_local::api_server::{LocalCredentials, serve};
+use beacon_local::setup::LOCAL_ACCESS_KEY;
 use serde_json::Value;
 use tokio::sync::watch;
 

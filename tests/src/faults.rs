@@ -16,11 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use beacon::dynamo::DynamoRegistry;
 use beacon::event::Event;
-use beacon::item::{ResolvedItem, ServiceView};
-use beacon::publish::{PublishError, Publisher, SnsPublisher};
-use beacon::store::{Registry, ServicePartition, StoreError, ViewWrite};
+use beacon::ports::{PublishError, Publisher, Registry, ServicePartition, StoreError, ViewWrite};
+use beacon::view::{ResolvedItem, ServiceView};
+use beacon_aws::{DynamoRegistry, SnsPublisher};
 use tokio::task::AbortHandle;
 
 /// A small deterministic generator (xorshift), so a failing run can be
@@ -195,7 +194,7 @@ async fn publish_all_but(inner: &SnsPublisher, events: &[Event], fail: &[bool]) 
     fail.iter()
         .map(|f| {
             if *f {
-                Err(PublishError { code: "Injected".into(), message: "test fault".into() })
+                Err(PublishError::Refused { code: "Injected".into(), message: "test fault".into() })
             } else {
                 passed_results.next().unwrap_or(Ok(()))
             }

@@ -15,16 +15,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use beacon::dynamo::DynamoRegistry;
-use beacon::item::{Needs, Outcome, RequirementView};
-use beacon::local::poller::{Handler, MappingConfig, MappingStats, Poller};
-use beacon::local::setup::{ensure_table, ensure_topic, subscribe_queue};
-use beacon::publish::{Publisher, SnsPublisher};
-use beacon::store::Registry;
+use beacon::ports::{Publisher, Registry};
+use beacon::view::{Needs, Outcome, RequirementView};
 use beacon::{Requirement, resolve};
+use beacon_aws::{DynamoRegistry, SnsPublisher};
 use beacon_fanout::FanOut;
+use beacon_local::mapping::{MappingConfig, MappingStats};
+use beacon_local::pipeline::{self, Clients, Mapping, Names};
+use beacon_local::setup::subscribe_queue;
 use serde_json::Value;
-use tokio::sync::watch;
 
 /// The local stack's SDK config, from the standard variables that
 /// `.beacon/test/dev.env` exports. Panics with what to run when absent.
@@ -68,9 +67,7 @@ pub struct TestPipeline {
     pub stats: Arc<MappingStats>,
     /// The on-failure queue.
     pub on_failure: Queue,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    restart: Box<dyn Fn() -> Poller + Send + Sync>,
+    mapping: Mapping,
 }
 
 /// Options for [`TestPipeline::start_with`], built from [`Options::new`].
@@ -167,46 +164,39 @@ impl TestPipeline {
             Some(config) => config,
             None => sdk_config().await,
         };
-        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-        let sns = aws_sdk_sns::Client::new(&config);
-        let sqs = aws_sdk_sqs::Client::new(&config);
-        let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+        let clients = Clients::from_config(&config);
         let table = unique(name);
-        let stream_arn = ensure_table(&dynamodb, &table).await.expect("creating the table");
-        let topic_arn = ensure_topic(&sns, &table).await.expect("creating the topic");
-        let on_failure = Queue::create(&sqs, &format!("{table}-dlq")).await;
-        let registry = DynamoRegistry::new(dynamodb.clone(), &table);
+        let names =
+            Names { table: table.clone(), topic: table.clone(), on_failure_queue: Some(format!("{table}-dlq")) };
+        let resources = pipeline::create(&clients, &names).await.expect("creating the table, topic and queue");
+        let registry = DynamoRegistry::new(clients.dynamodb.clone(), &table);
         let publishing_sns = match &options.sns_endpoint {
             Some(url) => {
                 aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(&config).endpoint_url(url).build())
             }
-            None => sns.clone(),
+            None => clients.sns.clone(),
         };
-        let publisher = (options.publisher)(SnsPublisher::new(publishing_sns, &topic_arn));
+        let publisher = (options.publisher)(SnsPublisher::new(publishing_sns, &resources.topic_arn));
         let fanout = Arc::new(FanOut::new((options.registry)(registry.clone()), publisher));
-        let handler: Handler = Arc::new(move |event| {
-            let fanout = fanout.clone();
-            Box::pin(async move { Ok(fanout.handle(&event, now()).await.0) })
-        });
-        let mut mapping =
-            MappingConfig { on_failure_queue_url: Some(on_failure.url.clone()), ..MappingConfig::default() };
-        (options.mapping)(&mut mapping);
-        let sqs_for_poller = sqs.clone();
-        let restart = Box::new(move || {
-            Poller::new(
-                streams.clone(),
-                Some(sqs_for_poller.clone()),
-                stream_arn.clone(),
-                "us-east-1",
-                mapping.clone(),
-                handler.clone(),
-            )
-        });
-        let poller = restart();
-        let stats = poller.stats();
-        let (stop, rx) = watch::channel(false);
-        let task = tokio::spawn(poller.run(rx));
-        Self { table, topic_arn, registry, dynamodb, sns, sqs, stats, on_failure, stop, task, restart }
+        let mut config = MappingConfig::default();
+        (options.mapping)(&mut config);
+        let mapping = Mapping::start(&clients, &resources, config, pipeline::fanout_handler(fanout, |_| {}));
+        let on_failure = Queue {
+            url: resources.on_failure_url.clone().unwrap_or_default(),
+            arn: String::new(),
+            sqs: clients.sqs.clone(),
+        };
+        Self {
+            table,
+            topic_arn: resources.topic_arn,
+            registry,
+            dynamodb: clients.dynamodb,
+            sns: clients.sns,
+            sqs: clients.sqs,
+            stats: mapping.stats(),
+            on_failure,
+            mapping,
+        }
     }
 
     /// A queue subscribed to the topic (raw delivery), with an optional
@@ -221,35 +211,26 @@ impl TestPipeline {
     /// Stops the poller, as a crash between batches would. Nothing reads
     /// the stream until [`TestPipeline::start_poller`].
     pub async fn stop_poller(&mut self) {
-        let _ = self.stop.send(true);
-        let old = std::mem::replace(&mut self.task, tokio::spawn(async {}));
-        let _ = tokio::time::timeout(Duration::from_secs(10), old).await;
+        self.mapping.pause().await;
     }
 
     /// Kills the poller and the fan-out invocation it is running, wherever
     /// they are, as a crash would: no batch is finished, no checkpoint
-    /// written. (Aborting the task drops its shard workers' `JoinSet`, which
-    /// aborts them too.)
+    /// written.
     pub async fn kill_poller(&mut self) {
-        let old = std::mem::replace(&mut self.task, tokio::spawn(async {}));
-        old.abort();
-        let _ = old.await;
+        self.mapping.kill().await;
     }
 
     /// Starts a new poller with the same mapping; it resumes from the
     /// persisted checkpoint, if the mapping has one.
     pub fn start_poller(&mut self) {
-        let poller = (self.restart)();
-        self.stats = poller.stats();
-        let (stop, rx) = watch::channel(false);
-        self.stop = stop;
-        self.task = tokio::spawn(poller.run(rx));
+        self.mapping.resume();
+        self.stats = self.mapping.stats();
     }
 
     /// Stops the poller and waits for it.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        self.mapping.stop().await;
     }
 
     /// Waits until `check` holds, polling every 100 ms, or panics after `limit`.
@@ -284,7 +265,7 @@ impl TestPipeline {
                 return Some(format!("{consumer}: views for {:?}, needs {:?}", item.services.keys(), needs.services()));
             }
             for service in needs.services() {
-                let partition = self.registry.read_service(&service).await.expect("reading the partition");
+                let partition = Registry::read_service(&self.registry, &service).await.expect("reading the partition");
                 let fresh: Vec<RequirementView> = needs
                     .requirements_on(&service)
                     .iter()
@@ -306,8 +287,8 @@ impl TestPipeline {
     }
 
     /// Reads a consumer's resolved item.
-    pub async fn resolved(&self, consumer: &str) -> Option<beacon::item::ResolvedItem> {
-        self.registry.get_resolved(consumer).await.expect("reading the resolved item")
+    pub async fn resolved(&self, consumer: &str) -> Option<beacon::view::ResolvedItem> {
+        Registry::get_resolved(&self.registry, consumer).await.expect("reading the resolved item")
     }
 }
 
@@ -321,12 +302,6 @@ pub struct Queue {
 }
 
 impl Queue {
-    async fn create(sqs: &aws_sdk_sqs::Client, name: &str) -> Self {
-        let url =
-            sqs.create_queue().queue_name(name).send().await.expect("creating a queue").queue_url.unwrap_or_default();
-        Self { url, arn: String::new(), sqs: sqs.clone() }
-    }
-
     /// Receives what is available now (one short poll of up to 10 messages),
     /// deleting what it receives.
     pub async fn receive_once(&self) -> Vec<Value> {

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use beacon::local::setup::LOCAL_SECRET_KEY;
 use beacon_catalog_api::{from_lambda, handle};
+use beacon_local::setup::LOCAL_SECRET_KEY;
 use beacon_tests::api::LocalApi;
 use beacon_tests::{TestPipeline, now};
 use serde_json::{Value, json};
@@ -61,7 +61,7 @@ async fn the_local_server_requires_sigv4_on_writes_and_names_bad_fields() {
     let (status, resp) = api.call("POST", "/catalog/register", body.clone(), Some("wrong-secret"), &[]).await;
     assert_eq!(status, 403, "a wrongly signed write: {resp}");
     assert!(resp["error"].as_str().unwrap().contains("signature"), "{resp}");
-    use beacon::store::Registry as _;
+    use beacon::ports::Registry as _;
     assert!(p.registry.read_service("helloworld").await.unwrap().instances.is_empty(), "a refused write was stored");
 
     let (status, resp) = api.call("POST", "/catalog/register", body.clone(), Some(LOCAL_SECRET_KEY), &[]).await;
@@ -224,7 +224,7 @@ async fn hostile_requests_get_a_clear_error_and_change_nothing() {
         assert_eq!(got, status, "{what}: {resp}");
         assert!(resp.to_string().contains(says), "{what}: expected `{says}` in {resp}");
     }
-    use beacon::store::Registry as _;
+    use beacon::ports::Registry as _;
     assert!(p.registry.read_service("orders").await.unwrap().instances.is_empty(), "a hostile request was stored");
     let (status, resp) = api.call("POST", "/catalog/register", body(json!({})), Some(LOCAL_SECRET_KEY), &[]).await;
     assert_eq!(status, 200, "the server stopped answering good requests: {resp}");

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
+use beacon::ports::Catalog;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,7 +63,7 @@ fn reg(version: &str) -> Registration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_file_is_there_before_the_first_invoke_and_follows_changes_once_per_interval() {
     let p = TestPipeline::start("ext").await;
-    p.registry.put_registration(&reg("1.0.0")).await.unwrap();
+    p.registry.put(&reg("1.0.0")).await.unwrap();
     let dir = std::env::temp_dir().join(unique("ext"));
     let (file, log) = (dir.join("services.json"), dir.join("ext.log"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -82,18 +83,14 @@ async fn the_file_is_there_before_the_first_invoke_and_follows_changes_once_per_
     assert!(errors.is_empty(), "the file does not match its schema: {errors:?}");
     assert_eq!(version_in(&file, "orders").as_deref(), Some("1.0.0"));
     assert_eq!(first.services["payments"][0].reason.as_deref(), Some("no_such_service"));
-    assert_eq!(
-        p.registry.get_needs("orders-web").await.unwrap().unwrap(),
-        ["orders", "payments==1.2.0"],
-        "needs declared"
-    );
+    assert_eq!(p.registry.needs("orders-web").await.unwrap().unwrap(), ["orders", "payments==1.2.0"], "needs declared");
     {
         use std::os::unix::fs::PermissionsExt as _;
         assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     // A change lands; within the interval, invocations read nothing.
-    p.registry.put_registration(&reg("2.0.0")).await.unwrap();
+    p.registry.put(&reg("2.0.0")).await.unwrap();
     TestPipeline::eventually(Duration::from_secs(20), "the resolved item to move", || async {
         p.resolved("orders-web").await.is_some_and(|r| r.revision > first.revision)
     })
@@ -126,7 +123,7 @@ async fn the_file_is_there_before_the_first_invoke_and_follows_changes_once_per_
 
     // The registry goes away: the last file stays, whole; one log line.
     proxy.stop();
-    p.registry.put_registration(&reg("3.0.0")).await.unwrap();
+    p.registry.put(&reg("3.0.0")).await.unwrap();
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(3100)).await;
         api.invoke().await;

@@ -4,12 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
+use beacon::ports::{Catalog, InstanceKey};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use beacon::item::Needs;
+use beacon::view::Needs;
 use beacon::{Registration, Status, parse_needs};
 use beacon_tests::faults::{FlakyPublisher, Rng, random_needs};
 use beacon_tests::{Options, TestPipeline, now, of_kind};
@@ -28,7 +29,7 @@ async fn a_failed_publish_is_retried_without_blocking_or_losing_others() {
     let q = p.subscribe(None).await;
     for name in ["svc-a", "svc-b", "svc-c", "svc-d", "svc-e"] {
         let r = Registration::new_at(name, "1.0.0", "i-1", "https://x.example", Status::Healthy, 600, now()).unwrap();
-        p.registry.put_registration(&r).await.unwrap();
+        p.registry.put(&r).await.unwrap();
     }
     let events = q
         .receive_until(Duration::from_secs(30), |all| {
@@ -64,9 +65,9 @@ async fn a_record_that_keeps_failing_goes_to_the_on_failure_queue_and_the_shard_
     let q = p.subscribe(None).await;
     let doomed =
         Registration::new_at("doomed", "1.0.0", "i-1", "https://x.example", Status::Healthy, 600, now()).unwrap();
-    p.registry.put_registration(&doomed).await.unwrap();
+    p.registry.put(&doomed).await.unwrap();
     let after = Registration::new_at("fine", "1.0.0", "i-1", "https://x.example", Status::Healthy, 600, now()).unwrap();
-    p.registry.put_registration(&after).await.unwrap();
+    p.registry.put(&after).await.unwrap();
 
     let dlq = p.on_failure.receive_until(Duration::from_secs(30), |a| !a.is_empty()).await;
     assert_eq!(dlq.len(), 1, "{dlq:#?}");
@@ -112,9 +113,9 @@ async fn concurrent_random_writes_converge_to_a_fresh_resolution() {
                     .unwrap();
                     r.status = statuses[rng.below(statuses.len())];
                     r.endpoint_url = format!("https://{instance}.{service}.example/{}", rng.below(4));
-                    p.registry.put_registration(&r).await.unwrap();
+                    p.registry.put(&r).await.unwrap();
                 } else if op < 8 {
-                    p.registry.delete_registration(&service, version, &instance).await.unwrap();
+                    p.registry.delete(&InstanceKey::new(&service, version, &instance)).await.unwrap();
                 } else {
                     let consumer = format!("c{}", rng.below(CONSUMERS));
                     let needs = Needs {
@@ -162,7 +163,7 @@ async fn resolved_events_carry_their_consumer_for_filtering() {
         p.registry.put_needs(&needs, now()).await.unwrap();
     }
     let r = Registration::new_at("orders", "1.0.0", "i-1", "https://o.example", Status::Healthy, 600, now()).unwrap();
-    p.registry.put_registration(&r).await.unwrap();
+    p.registry.put(&r).await.unwrap();
     let events = mine.receive_until(Duration::from_secs(20), |a| a.iter().any(|e| e["service"] == "orders")).await;
     let extra = mine.receive_for(Duration::from_secs(1)).await;
     let resolved: Vec<&Value> = events.iter().chain(&extra).collect();
@@ -186,14 +187,14 @@ async fn a_restarted_poller_resumes_from_its_checkpoint_and_loses_nothing() {
             .unwrap()
     };
     for i in 0..10 {
-        p.registry.put_registration(&write(i)).await.unwrap();
+        p.registry.put(&write(i)).await.unwrap();
     }
     let first = q.receive_until(Duration::from_secs(20), |a| a.len() >= 10).await;
     assert!(checkpoint.exists(), "no checkpoint was written");
     // Stop, write while nothing reads the stream, start again.
     p.stop_poller().await;
     for i in 10..20 {
-        p.registry.put_registration(&write(i)).await.unwrap();
+        p.registry.put(&write(i)).await.unwrap();
     }
     p.start_poller();
     let second = q

@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
+use beacon::ports::Catalog;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -16,9 +17,10 @@ use std::time::Duration;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon::item::{Needs, encode_registration, to_sdk};
-use beacon::local::setup::LOCAL_ACCESS_KEY;
+use beacon::view::Needs;
 use beacon::{Registration, Status, parse_needs};
+use beacon_aws::item::{encode_registration, to_sdk};
+use beacon_local::setup::LOCAL_ACCESS_KEY;
 use beacon_tests::api::LocalApi;
 use beacon_tests::faults::{FaultyRegistry, FlakyPublisher, RegistryFaults};
 use beacon_tests::{Options, TestPipeline, now, of_kind};
@@ -57,7 +59,7 @@ async fn logs_carry_no_secret_and_no_item_payload() {
     let sink = captured.clone();
     // The functions' own logging set-up, at the most an operator can turn on
     // (the template's LogLevel TRACE), in the JSON format Lambda gets.
-    beacon::logging::subscriber(Some("TRACE"), true, move || sink.clone()).init();
+    beacon_aws::logging::subscriber(Some("TRACE"), true, move || sink.clone()).init();
 
     let credentials = aws_credential_types::Credentials::new(LOCAL_ACCESS_KEY, AWS_SECRET, None, None, "log-test");
     let config =
@@ -78,7 +80,7 @@ async fn logs_carry_no_secret_and_no_item_payload() {
         .await
         .unwrap();
     faults.fail_next.store(1, Ordering::SeqCst);
-    p.registry.put_registration(&registration("i-1")).await.unwrap();
+    p.registry.put(&registration("i-1")).await.unwrap();
     // A malformed item carrying the same secrets in its valid fields.
     let mut bad = to_sdk(encode_registration(&registration("i-2")));
     bad.insert("status".into(), Av::S("sideways".into()));

@@ -4,12 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
+use beacon::ports::{Catalog, Existing, InstanceKey};
 use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon::item::{Needs, Outcome, to_sdk};
+use beacon::view::{Needs, Outcome};
 use beacon::{Registration, Status, parse_needs};
+use beacon_aws::item::to_sdk;
 use beacon_tests::{TestPipeline, now, of_kind, schema_errors};
 use serde_json::Value;
 
@@ -41,8 +43,8 @@ async fn a_registration_reaches_subscribers_as_one_registered_event() {
     let all = p.subscribe(None).await;
     let only_orders = p.subscribe(Some(r#"{"service":["orders"]}"#)).await;
 
-    p.registry.put_registration(&reg("orders", "1.2.0", "i-1", Status::Healthy)).await.unwrap();
-    p.registry.put_registration(&reg("users", "2.0.0", "u-1", Status::Healthy)).await.unwrap();
+    p.registry.put(&reg("orders", "1.2.0", "i-1", Status::Healthy)).await.unwrap();
+    p.registry.put(&reg("users", "2.0.0", "u-1", Status::Healthy)).await.unwrap();
 
     let events = wait_kinds(&all, &["registered", "registered"]).await;
     let registered = of_kind(&events, "registered");
@@ -96,23 +98,23 @@ async fn heartbeats_are_silent_and_other_changes_are_classified() {
     let p = TestPipeline::start("kinds").await;
     let q = p.subscribe(None).await;
     let r = reg("orders", "1.0.0", "i-1", Status::Healthy);
-    p.registry.put_registration(&r).await.unwrap();
+    p.registry.put(&r).await.unwrap();
     wait_kinds(&q, &["registered"]).await;
 
-    assert!(p.registry.heartbeat(&r, now() + 5).await.unwrap());
+    assert_eq!(p.registry.heartbeat(&InstanceKey::of(&r), r.ttl_seconds, now() + 5).await.unwrap(), Existing::Done);
     let after_heartbeat = q.receive_for(Duration::from_secs(2)).await;
     assert!(after_heartbeat.is_empty(), "a heartbeat published {after_heartbeat:#?}");
 
     let mut unhealthy = r.clone();
     unhealthy.status = Status::Unhealthy;
-    p.registry.put_registration(&unhealthy).await.unwrap();
+    p.registry.put(&unhealthy).await.unwrap();
     let events = wait_kinds(&q, &["status_changed"]).await;
     let e = of_kind(&events, "status_changed")[0];
     assert_eq!(e["before"]["status"], "healthy");
     assert_eq!(e["after"]["status"], "unhealthy");
     assert!(schema_errors(e).is_empty());
 
-    p.registry.delete_registration("orders", "1.0.0", "i-1").await.unwrap();
+    p.registry.delete(&InstanceKey::new("orders", "1.0.0", "i-1")).await.unwrap();
     let events = wait_kinds(&q, &["deregistered"]).await;
     assert!(schema_errors(of_kind(&events, "deregistered")[0]).is_empty());
 
@@ -120,8 +122,8 @@ async fn heartbeats_are_silent_and_other_changes_are_classified() {
     let mut stale = reg("orders", "1.0.0", "i-2", Status::Healthy);
     stale.updated_at = now() - 700;
     stale.expires_at = now() - 100;
-    p.registry.put_registration(&stale).await.unwrap();
-    p.registry.delete_registration("orders", "1.0.0", "i-2").await.unwrap();
+    p.registry.put(&stale).await.unwrap();
+    p.registry.delete(&InstanceKey::new("orders", "1.0.0", "i-2")).await.unwrap();
     let events = wait_kinds(&q, &["registered", "expired"]).await;
     let expired = of_kind(&events, "expired");
     assert_eq!(expired.len(), 1, "{events:#?}");
@@ -134,8 +136,8 @@ async fn heartbeats_are_silent_and_other_changes_are_classified() {
 async fn needs_get_a_resolved_item_that_follows_the_services_they_need() {
     let p = TestPipeline::start("needs").await;
     let q = p.subscribe(Some(r#"{"kind":["resolved"]}"#)).await;
-    p.registry.put_registration(&reg("orders", "1.0.0", "o-1", Status::Healthy)).await.unwrap();
-    p.registry.put_registration(&reg("users", "1.0.0", "u-1", Status::Healthy)).await.unwrap();
+    p.registry.put(&reg("orders", "1.0.0", "o-1", Status::Healthy)).await.unwrap();
+    p.registry.put(&reg("users", "1.0.0", "u-1", Status::Healthy)).await.unwrap();
     let needs = Needs { consumer: "web".into(), needs: parse_needs("orders^1").unwrap() };
     p.registry.put_needs(&needs, now()).await.unwrap();
 
@@ -149,7 +151,7 @@ async fn needs_get_a_resolved_item_that_follows_the_services_they_need() {
     let revision = item.revision;
 
     // A change to the needed service: new revision, one resolved event.
-    p.registry.put_registration(&reg("orders", "1.5.0", "o-2", Status::Healthy)).await.unwrap();
+    p.registry.put(&reg("orders", "1.5.0", "o-2", Status::Healthy)).await.unwrap();
     let events = wait_kinds(&q, &["resolved"]).await;
     let resolved = of_kind(&events, "resolved");
     assert_eq!(resolved.len(), 1, "{events:#?}");
@@ -162,13 +164,13 @@ async fn needs_get_a_resolved_item_that_follows_the_services_they_need() {
     assert_eq!(r.endpoints[0].endpoint_url, "https://o-2.orders.example");
 
     // A change to a service it does not need touches nothing of it.
-    p.registry.put_registration(&reg("users", "2.0.0", "u-2", Status::Healthy)).await.unwrap();
+    p.registry.put(&reg("users", "2.0.0", "u-2", Status::Healthy)).await.unwrap();
     let quiet = q.receive_for(Duration::from_secs(2)).await;
     assert!(quiet.is_empty(), "{quiet:#?}");
     assert_eq!(p.resolved("web").await.unwrap(), item);
 
     // A version outside the range changes nothing either.
-    p.registry.put_registration(&reg("orders", "2.0.0", "o-3", Status::Healthy)).await.unwrap();
+    p.registry.put(&reg("orders", "2.0.0", "o-3", Status::Healthy)).await.unwrap();
     let quiet = q.receive_for(Duration::from_secs(2)).await;
     assert!(quiet.is_empty(), "{quiet:#?}");
     assert_eq!(p.resolved("web").await.unwrap().revision, item.revision);
@@ -185,11 +187,11 @@ async fn a_malformed_item_is_reported_and_does_not_block_the_shard() {
     let p = TestPipeline::start("bad").await;
     let q = p.subscribe(None).await;
     let mut bad: HashMap<String, Av> =
-        to_sdk(beacon::item::encode_registration(&reg("orders", "1.0.0", "bad", Status::Healthy)));
+        to_sdk(beacon_aws::item::encode_registration(&reg("orders", "1.0.0", "bad", Status::Healthy)));
     bad.insert("status".into(), Av::N("7".into()));
     bad.insert("endpoint_url".into(), Av::S("ftp://nope".into()));
     p.dynamodb.put_item().table_name(&p.table).set_item(Some(bad)).send().await.unwrap();
-    p.registry.put_registration(&reg("orders", "1.0.0", "good", Status::Healthy)).await.unwrap();
+    p.registry.put(&reg("orders", "1.0.0", "good", Status::Healthy)).await.unwrap();
 
     let events = wait_kinds(&q, &["invalid", "registered"]).await;
     let invalid = of_kind(&events, "invalid");

@@ -9,8 +9,10 @@ use std::process::Command;
 
 use async_trait::async_trait;
 use beacon::Status;
-use beacon::store::Registry;
-use beacon_registrar::{AwsComponents, CheckError, Components, RunOutcome, ServiceProperties, run_once};
+use beacon::ports::Registry;
+use beacon::ports::{CheckError, Components};
+use beacon_aws::components::AwsComponents;
+use beacon_registrar::{RunOutcome, ServiceProperties, run_once};
 use beacon_tests::{TestPipeline, now, sdk_config, unique};
 
 fn aws(args: &[&str]) -> String {
@@ -118,7 +120,7 @@ struct Flaky;
 #[async_trait]
 impl Components for Flaky {
     async fn lambda_exists(&self, name: &str) -> Result<bool, CheckError> {
-        Err(CheckError { part: name.into(), message: "AccessDeniedException".into() })
+        Err(CheckError { part: name.into(), source: "AccessDeniedException".into() })
     }
     async fn rest_api_exists(&self, _: &str) -> Result<bool, CheckError> {
         Ok(false)

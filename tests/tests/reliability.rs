@@ -6,12 +6,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
+use beacon::ports::Catalog;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use beacon::item::{Needs, Outcome};
+use beacon::view::{Needs, Outcome};
+
 use beacon::{Registration, Status, parse_needs};
 use beacon_tests::faults::{FaultyRegistry, Outage, PausingPublisher, RegistryFaults};
 use beacon_tests::{Options, Queue, TestPipeline, now, of_kind, unique};
@@ -50,7 +52,7 @@ fn instances_seen(events: &[Value], kind: &str) -> HashSet<String> {
 }
 
 /// How many endpoints a consumer's resolved item lists for `service`.
-fn endpoints(item: &beacon::item::ResolvedItem, service: &str) -> usize {
+fn endpoints(item: &beacon::view::ResolvedItem, service: &str) -> usize {
     item.services.get(service).map_or(0, |v| {
         v.requirements
             .iter()
@@ -73,11 +75,11 @@ async fn an_sns_outage_during_a_burst_loses_nothing() {
     let q = p.subscribe(Some(r#"{"kind":["registered"]}"#)).await;
     const BURST: usize = 60;
     for i in 0..BURST / 3 {
-        p.registry.put_registration(&instance("pay", i)).await.unwrap();
+        p.registry.put(&instance("pay", i)).await.unwrap();
     }
     outage.stop();
     for i in BURST / 3..BURST {
-        p.registry.put_registration(&instance("pay", i)).await.unwrap();
+        p.registry.put(&instance("pay", i)).await.unwrap();
     }
     // Wait for the outage to bite: batches failed and are being retried.
     TestPipeline::eventually(Duration::from_secs(60), "publishes to fail during the outage", || async {
@@ -127,7 +129,7 @@ async fn the_pipeline_killed_mid_batch_resumes_and_replays_under_the_same_ids() 
         let registry = p.registry.clone();
         tokio::spawn(async move {
             for i in 0..BURST {
-                registry.put_registration(&instance("orders", i)).await.unwrap();
+                registry.put(&instance("orders", i)).await.unwrap();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
@@ -182,7 +184,7 @@ async fn throttled_registry_calls_are_retried_with_backoff_and_lose_nothing() {
 
     faults.fail_next.store(THROTTLED, Ordering::SeqCst);
     for i in 0..5 {
-        p.registry.put_registration(&instance("orders", i)).await.unwrap();
+        p.registry.put(&instance("orders", i)).await.unwrap();
     }
     let events = q
         .receive_until(Duration::from_secs(60), |all| {

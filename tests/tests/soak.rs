@@ -14,16 +14,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
+use beacon::ports::{Catalog, InstanceKey};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon::dynamo::DynamoRegistry;
-use beacon::item::{Needs, encode_registration, to_sdk};
-use beacon::store::Registry as _;
+use beacon::ports::Registry as _;
+use beacon::view::Needs;
 use beacon::{Registration, Status, parse_needs};
+use beacon_aws::DynamoRegistry;
+use beacon_aws::item::{encode_registration, to_sdk};
 use beacon_tests::faults::{ChaosPublisher, FaultyRegistry, Outage, RegistryFaults, Rng, random_needs, seed};
 use beacon_tests::{Options, Queue, TestPipeline, now, unique};
 use serde_json::Value;
@@ -78,7 +80,16 @@ fn registration(w: u64, slot: usize, op: &str, status: Status, expired: bool) ->
     r
 }
 
-async fn writer(w: u64, seed: u64, registry: DynamoRegistry, ops: u64, deadline: Instant) -> Written {
+/// `raw` is the SDK client and table for malformed items, written as any
+/// SDK user could.
+async fn writer(
+    w: u64,
+    seed: u64,
+    registry: DynamoRegistry,
+    raw: (aws_sdk_dynamodb::Client, String),
+    ops: u64,
+    deadline: Instant,
+) -> Written {
     let mut rng = Rng::new(seed ^ (w + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut slots = vec![Slot::Absent; SLOTS];
     let mut out = Written::default();
@@ -101,7 +112,7 @@ async fn writer(w: u64, seed: u64, registry: DynamoRegistry, ops: u64, deadline:
                 ));
                 item.insert("status".into(), Av::S("sideways".into()));
                 let sk = item["sk"].as_s().unwrap().clone();
-                registry.client().put_item().table_name(registry.table()).set_item(Some(item)).send().await.unwrap();
+                raw.0.put_item().table_name(&raw.1).set_item(Some(item)).send().await.unwrap();
                 out.junk.push(sk);
                 "malformed"
             }
@@ -132,13 +143,13 @@ async fn writer(w: u64, seed: u64, registry: DynamoRegistry, ops: u64, deadline:
             }
             Slot::Absent if roll < 85 => {
                 let written = registration(w, i, &op, Status::Healthy, false);
-                registry.put_registration(&written).await.unwrap();
+                registry.put(&written).await.unwrap();
                 out.changes.push(("registered".into(), op.clone()));
                 slots[i] = Slot::Live(written);
                 "registered"
             }
             Slot::Absent => {
-                registry.put_registration(&registration(w, i, &op, Status::Healthy, true)).await.unwrap();
+                registry.put(&registration(w, i, &op, Status::Healthy, true)).await.unwrap();
                 out.changes.push(("registered".into(), op.clone()));
                 out.changes.push(("expired".into(), op.clone()));
                 slots[i] = Slot::Expiring;
@@ -146,12 +157,12 @@ async fn writer(w: u64, seed: u64, registry: DynamoRegistry, ops: u64, deadline:
             }
             Slot::Live(r) => match roll {
                 0..30 => {
-                    registry.heartbeat(&r, now()).await.unwrap();
+                    registry.heartbeat(&InstanceKey::of(&r), r.ttl_seconds, now()).await.unwrap();
                     "heartbeat"
                 }
                 30..50 => {
                     let written = registration(w, i, &op, r.status, false);
-                    registry.put_registration(&written).await.unwrap();
+                    registry.put(&written).await.unwrap();
                     out.changes.push(("updated".into(), op.clone()));
                     slots[i] = Slot::Live(written);
                     "endpoint changed"
@@ -159,19 +170,19 @@ async fn writer(w: u64, seed: u64, registry: DynamoRegistry, ops: u64, deadline:
                 50..70 => {
                     let status = statuses.iter().copied().filter(|s| *s != r.status).nth(rng.below(2)).unwrap();
                     let written = registration(w, i, &op, status, false);
-                    registry.put_registration(&written).await.unwrap();
+                    registry.put(&written).await.unwrap();
                     out.changes.push(("status_changed".into(), op.clone()));
                     slots[i] = Slot::Live(written);
                     "status changed"
                 }
                 70..83 => {
-                    registry.delete_registration(&r.service, &r.version.to_string(), &r.instance_id).await.unwrap();
+                    registry.delete(&InstanceKey::of(&r)).await.unwrap();
                     out.changes.push(("deregistered".into(), r.attributes["op"].clone()));
                     slots[i] = Slot::Absent;
                     "deregistered"
                 }
                 _ => {
-                    registry.put_registration(&registration(w, i, &op, r.status, true)).await.unwrap();
+                    registry.put(&registration(w, i, &op, r.status, true)).await.unwrap();
                     out.changes.push(("updated".into(), op.clone()));
                     out.changes.push(("expired".into(), op.clone()));
                     slots[i] = Slot::Expiring;
@@ -263,8 +274,18 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
 
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
-    let writers: Vec<_> =
-        (0..WRITERS).map(|w| tokio::spawn(writer(w, seed, p.registry.clone(), ops / WRITERS, deadline))).collect();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            tokio::spawn(writer(
+                w,
+                seed,
+                p.registry.clone(),
+                (p.dynamodb.clone(), p.table.clone()),
+                ops / WRITERS,
+                deadline,
+            ))
+        })
+        .collect();
 
     // Pipeline-level faults while the writers run: kill the pipeline mid-
     // whatever, or stop the SNS server's port for a moment.

@@ -2,11 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
+use beacon::ports::{Catalog, Existing, InstanceKey};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use beacon::store::Registry;
-use beacon::sweep::{ExpiryIndex, sweep};
+use beacon::ports::ExpiryIndex;
+use beacon::ports::Registry;
+use beacon::sweep::sweep;
 use beacon::{Registration, Status};
 use beacon_tests::{TestPipeline, now, of_kind};
 
@@ -25,15 +27,15 @@ async fn expired_registrations_are_swept_and_published_as_expired() {
     // "expired" by its own clock, runs later, so it agrees.
     let t = now();
     for i in 0..3 {
-        p.registry.put_registration(&reg("gone", &format!("g{i}"), t - 1)).await.unwrap();
+        p.registry.put(&reg("gone", &format!("g{i}"), t - 1)).await.unwrap();
     }
     for i in 0..40 {
-        p.registry.put_registration(&reg("alive", &format!("a{i}"), t + 600)).await.unwrap();
+        p.registry.put(&reg("alive", &format!("a{i}"), t + 600)).await.unwrap();
     }
     // Refreshed just before the sweep: its expiry moved past the clock.
     let saved = reg("saved", "s1", t - 1);
-    p.registry.put_registration(&saved).await.unwrap();
-    assert!(p.registry.heartbeat(&saved, t).await.unwrap());
+    p.registry.put(&saved).await.unwrap();
+    assert_eq!(p.registry.heartbeat(&InstanceKey::of(&saved), saved.ttl_seconds, t).await.unwrap(), Existing::Done);
 
     let read_before = p.registry.counts().items_read.load(Ordering::Relaxed);
     let report = sweep(&p.registry, t).await.unwrap();
@@ -59,13 +61,17 @@ async fn a_heartbeat_between_read_and_delete_wins() {
     let p = TestPipeline::start("race").await;
     let t = now();
     let r = reg("racy", "r1", t - 1);
-    p.registry.put_registration(&r).await.unwrap();
+    p.registry.put(&r).await.unwrap();
     let mut due = Vec::new();
     for shard in 0..beacon::keys::EXPIRY_SHARDS {
         due.extend(p.registry.due(shard, t).await.unwrap());
     }
     assert_eq!(due.len(), 1);
-    assert!(p.registry.heartbeat(&r, t).await.unwrap(), "heartbeat");
+    assert_eq!(
+        p.registry.heartbeat(&InstanceKey::of(&r), r.ttl_seconds, t).await.unwrap(),
+        Existing::Done,
+        "heartbeat"
+    );
     assert!(!p.registry.delete_if_expired(&due[0], t).await.unwrap(), "the delete ignored the heartbeat");
     assert_eq!(p.registry.read_service("racy").await.unwrap().instances.len(), 1);
     p.stop().await;

@@ -42,7 +42,7 @@ fn every_function_is_granted_exactly_what_its_code_calls() {
     let t = template("template.yaml");
     let r = &t["Resources"];
     assert_eq!(actions(&r["FanoutFunction"]), set(beacon_fanout::IAM_ACTIONS));
-    assert_eq!(actions(&r["SweeperFunction"]), set(beacon::sweep::IAM_ACTIONS));
+    assert_eq!(actions(&r["SweeperFunction"]), set(beacon_sweeper::IAM_ACTIONS));
     assert_eq!(actions(&r["CatalogApiFunction"]), set(beacon_catalog_api::IAM_ACTIONS));
     let registrar = template("registrar.yaml");
     assert_eq!(actions(&registrar["Resources"]["RegistrarFunction"]), set(beacon_registrar::IAM_ACTIONS));
@@ -76,7 +76,7 @@ fn the_mapping_filter_equals_the_local_pollers() {
         &t["Resources"]["FanoutFunction"]["Properties"]["Events"]["Stream"]["Properties"]["FilterCriteria"]["Filters"];
     let from_template: Vec<serde_json::Value> =
         as_list(filters).iter().map(|f| serde_json::from_str(f["Pattern"].as_str().unwrap()).unwrap()).collect();
-    let local = beacon::local::filter::FilterCriteria::beacon();
+    let local = beacon_local::filter::FilterCriteria::beacon();
     assert_eq!(from_template, local.patterns());
 }
 

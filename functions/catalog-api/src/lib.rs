@@ -8,21 +8,22 @@
 //! | `GET /catalog/{name}?requirement=^1` | resolution, with the reason when nothing resolves (404) |
 //! | `GET /catalog?limit=50&next=TOKEN` | registrations, paginated |
 //!
-//! The routing and the work are here, independent of the carrier: the Lambda
-//! (`main.rs`, behind API Gateway with IAM auth on writes) and `beacon dev`'s
-//! loopback server (which checks SigV4 itself, see [`sigv4`]) both call
-//! [`handle`]. Errors become responses in one place, [`ApiError::response`].
+//! The routing and the work are here, independent of the carrier and of
+//! the store: the Lambda (`main.rs`, behind API Gateway with IAM auth on
+//! writes) and `beacon dev`'s loopback server (`beacon_local::api_server`,
+//! which checks SigV4 itself) both call [`handle`] over a
+//! [`Catalog`] port. Errors become responses in one place,
+//! [`ApiError::response`].
 
 use std::collections::BTreeMap;
 
-use beacon::dynamo::{DynamoRegistry, WriteOutcome};
-use beacon::registration::{DEFAULT_TTL_SECONDS, Registration, Status, ValidationError};
-use beacon::store::Registry;
+use beacon::keys;
+use beacon::ports::{Catalog, Created, Existing, InstanceKey, PageToken};
+use beacon::registration::{
+    DEFAULT_INSTANCE_ID, DEFAULT_TTL_SECONDS, Registration, Status, ValidationError, expires_after, ttl_from_json,
+};
 use beacon::{Requirement, resolve};
 use serde_json::{Value, json};
-
-pub mod local_server;
-pub mod sigv4;
 
 /// Every IAM action the API's code needs: PutItem (register), DeleteItem
 /// (deregister), Query (lookup, resolve), Scan (list). The template must
@@ -32,7 +33,7 @@ pub const IAM_ACTIONS: &[&str] = &["dynamodb:PutItem", "dynamodb:DeleteItem", "d
 /// Largest request body accepted (a registration is far smaller).
 pub const MAX_BODY: usize = 64 * 1024;
 /// Largest page of `GET /catalog`.
-pub const MAX_PAGE: i32 = 100;
+pub const MAX_PAGE: u32 = 100;
 
 /// A request, reduced to what the API reads.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +91,7 @@ pub enum ApiError {
     TooLarge,
     /// 500/503: the registry failed; retryable ones are 503.
     #[error(transparent)]
-    Store(#[from] beacon::store::StoreError),
+    Store(#[from] beacon::ports::StoreError),
 }
 
 impl ApiError {
@@ -144,14 +145,14 @@ pub fn from_lambda(request: &lambda_http::Request) -> ApiRequest {
 }
 
 /// Handles one request at `now`; returns the status and the JSON body.
-pub async fn handle(registry: &DynamoRegistry, request: &ApiRequest, now: i64) -> (u16, Value) {
-    match route(registry, request, now).await {
+pub async fn handle(catalog: &impl Catalog, request: &ApiRequest, now: i64) -> (u16, Value) {
+    match route(catalog, request, now).await {
         Ok(ok) => ok,
         Err(e) => e.response(),
     }
 }
 
-async fn route(registry: &DynamoRegistry, req: &ApiRequest, now: i64) -> Result<(u16, Value), ApiError> {
+async fn route(catalog: &impl Catalog, req: &ApiRequest, now: i64) -> Result<(u16, Value), ApiError> {
     if req.body.len() > MAX_BODY {
         return Err(ApiError::TooLarge);
     }
@@ -160,11 +161,11 @@ async fn route(registry: &DynamoRegistry, req: &ApiRequest, now: i64) -> Result<
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(2).collect();
     let method = req.method.as_str();
     match (method, parts.as_slice()) {
-        ("POST", ["register"]) => register(registry, req, now).await,
-        ("POST", ["deregister"]) => deregister(registry, req).await,
-        ("GET", []) if path.starts_with("/catalog") => list(registry, req).await,
-        ("GET", [name]) => resolve_route(registry, name, req, now).await,
-        ("GET", [name, version]) => lookup(registry, name, version, now).await,
+        ("POST", ["register"]) => register(catalog, req, now).await,
+        ("POST", ["deregister"]) => deregister(catalog, req).await,
+        ("GET", []) if path.starts_with("/catalog") => list(catalog, req).await,
+        ("GET", [name]) => resolve_route(catalog, name, req, now).await,
+        ("GET", [name, version]) => lookup(catalog, name, version, now).await,
         (_, ["register" | "deregister"]) => Err(ApiError::MethodNotAllowed(method.into())),
         (_, [] | [_] | [_, _]) if path.starts_with("/catalog") => Err(ApiError::MethodNotAllowed(method.into())),
         _ => Err(ApiError::NotFound(format!("no route for {method} {}", req.path))),
@@ -201,31 +202,24 @@ fn string_field(
     }
 }
 
-async fn register(registry: &DynamoRegistry, req: &ApiRequest, now: i64) -> Result<(u16, Value), ApiError> {
+async fn register(catalog: &impl Catalog, req: &ApiRequest, now: i64) -> Result<(u16, Value), ApiError> {
     let body = json_body(req)?;
     let mut errors = Vec::new();
     let service = string_field(&body, &["service_name", "service"], true, &mut errors);
     let version = string_field(&body, &["service_version", "version"], true, &mut errors);
     let endpoint = string_field(&body, &["endpoint_url"], true, &mut errors);
-    let instance = string_field(&body, &["instance_id"], false, &mut errors).unwrap_or_else(|| "default".into());
+    let instance =
+        string_field(&body, &["instance_id"], false, &mut errors).unwrap_or_else(|| DEFAULT_INSTANCE_ID.into());
     let arn = string_field(&body, &["arn"], false, &mut errors);
     let status = match string_field(&body, &["status"], false, &mut errors) {
         None => Some(Status::Healthy),
         Some(s) => s.parse::<Status>().map_err(|e| errors.push(e.into())).ok(),
     };
     // The seed sends ttl as a string ("300"); a number is accepted too.
-    let ttl = match body.get("ttl").or_else(|| body.get("ttl_seconds")) {
-        None | Some(Value::Null) => Some(DEFAULT_TTL_SECONDS),
-        Some(Value::Number(n)) => n.as_u64().or_else(|| {
-            errors.push(FieldError { field: "ttl".into(), message: format!("{n} is not a whole number of seconds") });
-            None
-        }),
-        Some(Value::String(s)) => s.trim().parse::<u64>().ok().or_else(|| {
-            errors.push(FieldError { field: "ttl".into(), message: format!("`{s}` is not a whole number of seconds") });
-            None
-        }),
-        Some(_) => {
-            errors.push(FieldError { field: "ttl".into(), message: "must be a number of seconds".into() });
+    let ttl = match ttl_from_json(body.get("ttl").or_else(|| body.get("ttl_seconds"))) {
+        Ok(ttl) => Some(ttl.unwrap_or(DEFAULT_TTL_SECONDS)),
+        Err(e) => {
+            errors.push(e.into());
             None
         }
     };
@@ -265,7 +259,7 @@ async fn register(registry: &DynamoRegistry, req: &ApiRequest, now: i64) -> Resu
         status: status.unwrap_or(Status::Healthy),
         attributes,
         ttl_seconds: ttl.unwrap_or(DEFAULT_TTL_SECONDS),
-        expires_at: now.saturating_add(i64::try_from(ttl.unwrap_or(DEFAULT_TTL_SECONDS)).unwrap_or(i64::MAX)),
+        expires_at: expires_after(now, ttl.unwrap_or(DEFAULT_TTL_SECONDS)),
         updated_at: now,
     };
     for e in r.validate_all() {
@@ -284,24 +278,25 @@ async fn register(registry: &DynamoRegistry, req: &ApiRequest, now: i64) -> Resu
         return Err(ApiError::BadRequest(errors));
     }
     if req.if_none_match.as_deref() == Some("*") {
-        if registry.create_registration(&r).await? == WriteOutcome::Conflict {
+        if catalog.create(&r).await? == Created::AlreadyRegistered {
             return Err(ApiError::Conflict(format!(
                 "{} {} {} is already registered (If-None-Match: *)",
                 r.service, r.version, r.instance_id
             )));
         }
     } else {
-        registry.put_registration(&r).await?;
+        catalog.put(&r).await?;
     }
     Ok((200, json!({ "registered": r })))
 }
 
-async fn deregister(registry: &DynamoRegistry, req: &ApiRequest) -> Result<(u16, Value), ApiError> {
+async fn deregister(catalog: &impl Catalog, req: &ApiRequest) -> Result<(u16, Value), ApiError> {
     let body = json_body(req)?;
     let mut errors = Vec::new();
     let service = string_field(&body, &["service_name", "service"], true, &mut errors);
     let version = string_field(&body, &["service_version", "version"], true, &mut errors);
-    let instance = string_field(&body, &["instance_id"], false, &mut errors).unwrap_or_else(|| "default".into());
+    let instance =
+        string_field(&body, &["instance_id"], false, &mut errors).unwrap_or_else(|| DEFAULT_INSTANCE_ID.into());
     if let Some(s) = &service
         && let Err(e) = beacon::registration::validate_name("service_name", s)
     {
@@ -320,7 +315,8 @@ async fn deregister(registry: &DynamoRegistry, req: &ApiRequest) -> Result<(u16,
         return Err(ApiError::BadRequest(errors));
     }
     let version = version.to_string();
-    if registry.delete_existing_registration(&service, &version, &instance).await? == WriteOutcome::Conflict {
+    let key = InstanceKey { service: service.clone(), version: version.clone(), instance_id: instance.clone() };
+    if catalog.delete(&key).await? == Existing::NotRegistered {
         return Err(ApiError::NotFound("Service Not Found".into()));
     }
     Ok((
@@ -329,17 +325,17 @@ async fn deregister(registry: &DynamoRegistry, req: &ApiRequest) -> Result<(u16,
     ))
 }
 
-async fn lookup(registry: &DynamoRegistry, name: &str, version: &str, now: i64) -> Result<(u16, Value), ApiError> {
+async fn lookup(catalog: &impl Catalog, name: &str, version: &str, now: i64) -> Result<(u16, Value), ApiError> {
     let not_found = || ApiError::NotFound("Service Not Found".into());
     if beacon::registration::validate_name("service_name", name).is_err() {
         return Err(not_found());
     }
     let Ok(version) = beacon::version::parse_version(version) else { return Err(not_found()) };
-    let partition = registry.read_service(name).await?;
-    let mut instances: Vec<&Registration> =
-        partition.instances.iter().filter(|r| r.version == version && !r.is_expired(now)).collect();
+    let all = catalog.instances(name).await?.registrations;
+    let mut instances: Vec<&Registration> = all.iter().filter(|r| r.version == version && !r.is_expired(now)).collect();
     // Healthy first, then the seed's single `default` instance, then by id.
-    instances.sort_by_key(|r| (r.status != Status::Healthy, r.instance_id != "default", r.instance_id.clone()));
+    instances
+        .sort_by_key(|r| (r.status != Status::Healthy, r.instance_id != DEFAULT_INSTANCE_ID, r.instance_id.clone()));
     let Some(r) = instances.first() else { return Err(not_found()) };
     Ok((
         200,
@@ -355,24 +351,24 @@ async fn lookup(registry: &DynamoRegistry, name: &str, version: &str, now: i64) 
 }
 
 async fn resolve_route(
-    registry: &DynamoRegistry,
+    catalog: &impl Catalog,
     name: &str,
     req: &ApiRequest,
     now: i64,
 ) -> Result<(u16, Value), ApiError> {
     let text = format!("{name}{}", req.query.get("requirement").map(String::as_str).unwrap_or_default());
     let requirement = Requirement::parse(&text).map_err(|e| ApiError::field("requirement", e.to_string()))?;
-    let partition = registry.read_service(requirement.service()).await?;
-    match resolve(&requirement, &partition.instances, now) {
+    let instances = catalog.instances(requirement.service()).await?.registrations;
+    match resolve(&requirement, &instances, now) {
         Ok(r) => Ok((200, json!({ "requirement": requirement.to_string(), "resolved": r }))),
         Err(reason) => Err(ApiError::Unresolved { requirement: requirement.to_string(), reason }),
     }
 }
 
-async fn list(registry: &DynamoRegistry, req: &ApiRequest) -> Result<(u16, Value), ApiError> {
+async fn list(catalog: &impl Catalog, req: &ApiRequest) -> Result<(u16, Value), ApiError> {
     let limit = match req.query.get("limit") {
         None => 50,
-        Some(l) => match l.parse::<i32>() {
+        Some(l) => match l.parse::<u32>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
             _ => return Err(ApiError::field("limit", format!("must be a whole number from 1 to {MAX_PAGE}"))),
         },
@@ -383,20 +379,20 @@ async fn list(registry: &DynamoRegistry, req: &ApiRequest) -> Result<(u16, Value
             Some(decode_token(token).ok_or_else(|| ApiError::field("next", "is not a token this API issued"))?)
         }
     };
-    let page = registry.list_registrations(limit, start).await?;
-    Ok((200, json!({ "registrations": page.registrations, "next": page.next.map(|(pk, sk)| encode_token(&pk, &sk)) })))
+    let page = catalog.list(limit, start).await?;
+    Ok((200, json!({ "registrations": page.registrations, "next": page.next.as_ref().map(encode_token) })))
 }
 
 /// A page token: the last key, base64url-encoded. Opaque to clients.
-fn encode_token(pk: &str, sk: &str) -> String {
+fn encode_token(token: &PageToken) -> String {
     use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{pk}\n{sk}"))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}\n{}", token.pk, token.sk))
 }
 
-fn decode_token(token: &str) -> Option<(String, String)> {
+fn decode_token(token: &str) -> Option<PageToken> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (pk, sk) = text.split_once('\n')?;
-    pk.starts_with("SERVICE#").then(|| (pk.to_owned(), sk.to_owned()))
+    keys::service_of(pk).is_some().then(|| PageToken { pk: pk.to_owned(), sk: sk.to_owned() })
 }

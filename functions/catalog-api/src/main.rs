@@ -1,17 +1,16 @@
 //! The catalog API Lambda behind API Gateway: set-up only (STYLE.md).
 //! API Gateway verifies SigV4 on the write routes (IAM auth in the template).
 
-use beacon::aws::{sdk_config, table_from_env};
-use beacon::dynamo::DynamoRegistry;
+use beacon_aws::config::{sdk_config, table_from_env};
 use beacon_catalog_api::{from_lambda, handle};
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    beacon::logging::init();
+    beacon_aws::logging::init();
     let table = table_from_env()?;
     let config = sdk_config().await;
-    let registry = DynamoRegistry::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let registry = beacon_aws::dynamo_registry(&config, table);
     let registry = &registry;
     run(service_fn(move |request: Request| async move {
         let api = from_lambda(&request);

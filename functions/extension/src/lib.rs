@@ -15,13 +15,16 @@
 //! file, with the reason); it crashed on its first event.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use beacon::dynamo::DynamoRegistry;
-use beacon::item::Needs;
+use beacon::ports::{Catalog, StoreError};
 use beacon::requirement::{Requirement, format_needs, parse_needs};
 use beacon::services_file::{DEFAULT_PATH, ServicesFile};
-use beacon::store::Registry;
+use beacon::view::{Needs, ResolvedItem};
+use beacon_aws::config::{MissingEnv, require_env, table_from_env};
+// tokio's Instant, not std's: it follows a paused test clock, so the
+// interval and init-wait rules are tested without sleeping.
+use tokio::time::Instant;
 
 /// The extension's configuration, read once at init.
 #[derive(Debug, Clone)]
@@ -48,7 +51,7 @@ pub enum ConfigError {
     Needs(#[from] beacon::requirement::RequirementError),
     /// A variable is missing.
     #[error(transparent)]
-    Missing(#[from] beacon::aws::MissingEnv),
+    Missing(#[from] MissingEnv),
     /// A variable has a bad value.
     #[error("{name}: {message}")]
     Bad {
@@ -77,13 +80,11 @@ impl Config {
     /// `BEACON_CHECK_INTERVAL_MS` (default 5000), `BEACON_INIT_WAIT_MS`
     /// (default 3000) and `BEACON_TABLE`.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let needed =
-            beacon::aws::require_env("NEEDED_SERVICES", "list what the function needs, e.g. orders,payments==1.2.0")?;
+        let needed = require_env("NEEDED_SERVICES", "list what the function needs, e.g. orders,payments==1.2.0")?;
         let needs = parse_needs(&needed)?;
-        let consumer =
-            std::env::var("BEACON_CONSUMER").or_else(|_| std::env::var("AWS_LAMBDA_FUNCTION_NAME")).map_err(|_| {
-                beacon::aws::MissingEnv("BEACON_CONSUMER", "the consumer id (default: the function's name)")
-            })?;
+        let consumer = std::env::var("BEACON_CONSUMER")
+            .or_else(|_| std::env::var("AWS_LAMBDA_FUNCTION_NAME"))
+            .map_err(|_| MissingEnv("BEACON_CONSUMER", "the consumer id (default: the function's name)"))?;
         beacon::registration::validate_name("consumer", &consumer)
             .map_err(|e| ConfigError::Bad { name: "BEACON_CONSUMER", message: e.rule })?;
         let path = std::env::var("BEACON_SERVICES_FILE")
@@ -95,25 +96,25 @@ impl Config {
             path: PathBuf::from(path),
             interval: millis("BEACON_CHECK_INTERVAL_MS", 5000)?,
             init_wait: millis("BEACON_INIT_WAIT_MS", 3000)?,
-            table: beacon::aws::table_from_env()?,
+            table: table_from_env()?,
         })
     }
 }
 
-/// Keeps the file current.
+/// Keeps the file current, over any [`Catalog`].
 #[derive(Debug)]
-pub struct Watcher {
-    registry: DynamoRegistry,
+pub struct Watcher<C> {
+    catalog: C,
     config: Config,
     last_check: Option<Instant>,
     revision: Option<u64>,
     in_outage: bool,
 }
 
-impl Watcher {
+impl<C: Catalog> Watcher<C> {
     /// A watcher over the registry.
-    pub fn new(registry: DynamoRegistry, config: Config) -> Self {
-        Self { registry, config, last_check: None, revision: None, in_outage: false }
+    pub fn new(catalog: C, config: Config) -> Self {
+        Self { catalog, config, last_check: None, revision: None, in_outage: false }
     }
 
     /// Init: declare the needs (only when they differ), wait briefly for the
@@ -121,11 +122,11 @@ impl Watcher {
     /// fatal: the function starts, and the next INVOKE tries again.
     pub async fn init(&mut self) {
         let wanted: Vec<String> = self.config.needs.iter().map(ToString::to_string).collect();
-        match self.registry.get_needs(&self.config.consumer).await {
+        match self.catalog.needs(&self.config.consumer).await {
             Ok(current) if current.as_ref() == Some(&wanted) => {}
             Ok(_) => {
                 let needs = Needs { consumer: self.config.consumer.clone(), needs: self.config.needs.clone() };
-                if let Err(e) = self.registry.put_needs(&needs, beacon::clock::now_seconds()).await {
+                if let Err(e) = self.catalog.put_needs(&needs, beacon::clock::now_seconds()).await {
                     self.outage(&e);
                     return;
                 }
@@ -138,7 +139,7 @@ impl Watcher {
         }
         let deadline = Instant::now() + self.config.init_wait;
         loop {
-            match self.registry.get_resolved(&self.config.consumer).await {
+            match self.catalog.resolved(&self.config.consumer).await {
                 Ok(Some(item)) if answers(&item, &self.config.needs) => {
                     self.write(&item);
                     self.last_check = Some(Instant::now());
@@ -165,7 +166,7 @@ impl Watcher {
         }
         self.last_check = Some(Instant::now());
         tracing::debug!(consumer = %self.config.consumer, "registry check");
-        let revision = match self.registry.resolved_revision(&self.config.consumer).await {
+        let revision = match self.catalog.revision(&self.config.consumer).await {
             Ok(r) => r,
             Err(e) => return self.outage(&e),
         };
@@ -176,14 +177,14 @@ impl Watcher {
         if revision.is_none() || revision == self.revision {
             return;
         }
-        match self.registry.get_resolved(&self.config.consumer).await {
+        match self.catalog.resolved(&self.config.consumer).await {
             Ok(Some(item)) => self.write(&item),
             Ok(None) => {}
             Err(e) => self.outage(&e),
         }
     }
 
-    fn outage(&mut self, e: &beacon::store::StoreError) {
+    fn outage(&mut self, e: &StoreError) {
         // Once per outage: an unreachable registry on every INVOKE would
         // flood the function's logs.
         if !self.in_outage {
@@ -192,7 +193,7 @@ impl Watcher {
         }
     }
 
-    fn write(&mut self, item: &beacon::item::ResolvedItem) {
+    fn write(&mut self, item: &ResolvedItem) {
         let file = ServicesFile::from_resolved(item);
         match write_atomic(&self.config.path, &serde_json::to_vec_pretty(&file).unwrap_or_default()) {
             Ok(()) => {
@@ -209,7 +210,7 @@ impl Watcher {
 /// Whether a resolved item already answers exactly these needs: the fan-out
 /// updates the needs header before it writes each service's view, so a
 /// matching header alone can be a view still being filled in.
-fn answers(item: &beacon::item::ResolvedItem, needs: &[Requirement]) -> bool {
+fn answers(item: &ResolvedItem, needs: &[Requirement]) -> bool {
     let needs = Needs { consumer: item.consumer.clone(), needs: needs.to_vec() };
     let wanted: Vec<String> = needs.needs.iter().map(ToString::to_string).collect();
     item.needs == wanted

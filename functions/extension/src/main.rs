@@ -3,19 +3,19 @@
 
 use std::sync::Arc;
 
-use beacon::dynamo::DynamoRegistry;
+use beacon_aws::DynamoRegistry;
 use beacon_extension::{Config, Watcher};
 use lambda_extension::{Error, Extension, LambdaEvent, NextEvent, service_fn};
 use tokio::sync::{Mutex, mpsc};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    beacon::logging::init();
+    beacon_aws::logging::init();
     let name = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "beacon-extension".into());
-    let watcher: Arc<Mutex<Option<Watcher>>> = Arc::default();
+    let watcher: Arc<Mutex<Option<Watcher<DynamoRegistry>>>> = Arc::default();
     let (shutdown_tx, mut shutdown_rx) = mpsc::channel::<()>(1);
     let processor = {
         let watcher = watcher.clone();
@@ -65,8 +65,8 @@ async fn main() -> Result<(), Error> {
             std::process::exit(1);
         }
     };
-    let sdk = beacon::aws::sdk_config().await;
-    let registry = DynamoRegistry::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
+    let sdk = beacon_aws::config::sdk_config().await;
+    let registry = beacon_aws::dynamo_registry(&sdk, &config.table);
     let mut w = Watcher::new(registry, config);
     w.init().await;
     *watcher.lock().await = Some(w);

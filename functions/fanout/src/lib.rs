@@ -2,7 +2,7 @@
 //! consumers' resolved items refreshed, and a partial batch response naming
 //! only the records that must be retried.
 //!
-//! Order of work for a batch (DESIGN.md, "Semantics"):
+//! Order of work for a batch (docs/architecture.md, "The fan-out, batch by batch"):
 //!
 //! 1. classify every record (pure; malformed items become `invalid` events
 //!    and are never retried);
@@ -21,11 +21,10 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use beacon::change::{Classified, NeedsChange, StreamChange};
 use beacon::event::Event;
-use beacon::item::{Outcome, RequirementView, ServiceView};
-use beacon::publish::Publisher;
-use beacon::store::{Dependent, Registry, StoreError, ViewWrite};
-use beacon::stream::{sequence_number, stream_change};
+use beacon::ports::{Dependent, Publisher, Registry, StoreError, ViewWrite};
+use beacon::view::{Outcome, RequirementView, ServiceView};
 use beacon::{Requirement, classify, resolve};
+use beacon_aws::stream::{sequence_number, stream_change};
 use futures::{StreamExt, TryStreamExt};
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -77,7 +76,7 @@ impl BatchReport {
     /// The batch's metrics as EMF documents at `now_ms`: totals, and events
     /// published per kind.
     pub fn metrics(&self, now_ms: i64) -> Vec<serde_json::Value> {
-        use beacon::metrics::{Metric, document};
+        use beacon_aws::metrics::{Metric, document};
         let count = |name, v: usize| Metric { name, value: v as f64, unit: "Count" };
         let mut totals = vec![
             count("Records", self.records),
@@ -262,7 +261,7 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
         ServiceView::new(generation, views)
     }
 
-    /// Refreshes every dependent of `service` (DESIGN.md, convergence).
+    /// Refreshes every dependent of `service` (docs/architecture.md, "Convergence under races").
     /// `ids` are the batch's records for the service, in order.
     async fn refresh(
         &self,

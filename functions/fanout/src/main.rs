@@ -2,22 +2,17 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
-use beacon::aws::{sdk_config, table_from_env, topic_from_env};
-use beacon::dynamo::DynamoRegistry;
-use beacon::publish::SnsPublisher;
+use beacon_aws::config::{sdk_config, table_from_env, topic_from_env};
 use beacon_fanout::FanOut;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    beacon::logging::init();
+    beacon_aws::logging::init();
     let table = table_from_env()?;
     let topic = topic_from_env()?;
     let config = sdk_config().await;
-    let fanout = FanOut::new(
-        DynamoRegistry::new(aws_sdk_dynamodb::Client::new(&config), table),
-        SnsPublisher::new(aws_sdk_sns::Client::new(&config), topic),
-    );
+    let fanout = FanOut::new(beacon_aws::dynamo_registry(&config, table), beacon_aws::sns_publisher(&config, topic));
     let fanout = &fanout;
     run(service_fn(move |event: LambdaEvent<Event>| async move {
         let now_ms = beacon::clock::now_millis();
@@ -29,7 +24,7 @@ async fn main() -> Result<(), Error> {
             views_changed = report.views_changed,
             "batch done"
         );
-        beacon::metrics::emit(&report.metrics(now_ms));
+        beacon_aws::metrics::emit(&report.metrics(now_ms));
         Ok::<DynamoDbEventResponse, Error>(response)
     }))
     .await

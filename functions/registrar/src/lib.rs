@@ -14,10 +14,8 @@
 //! deregister a healthy service and delete itself; here such an error fails
 //! the run, writes nothing, and the next scheduled run tries again.
 
-use async_trait::async_trait;
-use aws_sdk_lambda::error::ProvideErrorMetadata as _;
-use beacon::dynamo::DynamoRegistry;
-use beacon::registration::{DEFAULT_TTL_SECONDS, Registration, Status};
+use beacon::ports::{Catalog, CheckError, Components, InstanceKey};
+use beacon::registration::{DEFAULT_INSTANCE_ID, DEFAULT_TTL_SECONDS, Registration, Status, ttl_from_json};
 use serde::Deserialize;
 
 /// Every IAM action the registrar's code needs; `infra/registrar.yaml` must
@@ -68,21 +66,8 @@ pub struct ServiceProperties {
 }
 
 fn ttl_text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Ttl {
-        Number(u64),
-        Text(String),
-    }
-    match Option::<Ttl>::deserialize(d)? {
-        None => Ok(None),
-        Some(Ttl::Number(n)) => Ok(Some(n)),
-        Some(Ttl::Text(t)) => t
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("ttl `{t}` is not a number of seconds"))),
-    }
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    ttl_from_json(value.as_ref()).map_err(serde::de::Error::custom)
 }
 
 /// Why the properties could not be read.
@@ -108,7 +93,7 @@ pub enum PropertiesError {
     },
     /// A required variable is missing.
     #[error(transparent)]
-    Env(#[from] beacon::aws::MissingEnv),
+    Env(#[from] beacon_aws::config::MissingEnv),
     /// The properties break a registration rule.
     #[error("service properties: {0}")]
     Invalid(#[from] beacon::ValidationError),
@@ -131,7 +116,7 @@ impl ServiceProperties {
     /// `REGISTRAR_INSTANCE_ID`, `REGISTRAR_TTL`, `REGISTRAR_NAME`,
     /// `REGISTRAR_SCHEDULE_RULE`.
     pub fn from_env() -> Result<Self, PropertiesError> {
-        use beacon::aws::require_env;
+        use beacon_aws::config::require_env;
         let opt = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let ttl = match opt("REGISTRAR_TTL") {
             None => None,
@@ -162,38 +147,13 @@ impl ServiceProperties {
         Registration::new_at(
             &self.service_name,
             &self.service_version,
-            self.instance_id.as_deref().unwrap_or("default"),
+            self.instance_id.as_deref().unwrap_or(DEFAULT_INSTANCE_ID),
             &self.endpoint_url,
             status,
             self.ttl.unwrap_or(DEFAULT_TTL_SECONDS),
             now.max(0),
         )
     }
-}
-
-/// A check that could not decide (not a "not found").
-#[derive(Debug, thiserror::Error)]
-#[error("checking {part}: {message}")]
-pub struct CheckError {
-    /// The part being checked.
-    pub part: String,
-    /// What went wrong.
-    pub message: String,
-}
-
-/// The service's parts, as the registrar checks them.
-#[async_trait]
-pub trait Components: Send + Sync {
-    /// Whether the Lambda function exists (GetFunctionConfiguration).
-    async fn lambda_exists(&self, name: &str) -> Result<bool, CheckError>;
-    /// Whether the REST API exists (GetRestApi).
-    async fn rest_api_exists(&self, id: &str) -> Result<bool, CheckError>;
-    /// Whether the HTTP API exists (GetApi).
-    async fn http_api_exists(&self, id: &str) -> Result<bool, CheckError>;
-    /// Removes the registrar's schedule (its targets, then the rule).
-    async fn remove_schedule(&self, rule: &str) -> Result<(), CheckError>;
-    /// Deletes the registrar's own function.
-    async fn delete_function(&self, name: &str) -> Result<(), CheckError>;
 }
 
 /// The state of the service's parts.
@@ -247,7 +207,7 @@ pub enum RunError {
     Check(#[from] CheckError),
     /// The registry write failed.
     #[error(transparent)]
-    Store(#[from] beacon::store::StoreError),
+    Store(#[from] beacon::ports::StoreError),
     /// The properties break a rule.
     #[error(transparent)]
     Invalid(#[from] beacon::ValidationError),
@@ -255,7 +215,7 @@ pub enum RunError {
 
 /// One scheduled run at `now`.
 pub async fn run_once(
-    registry: &DynamoRegistry,
+    catalog: &impl Catalog,
     components: &impl Components,
     props: &ServiceProperties,
     now: i64,
@@ -266,7 +226,8 @@ pub async fn run_once(
         Health::Unhealthy => Status::Unhealthy,
         Health::Removed => {
             let r = props.registration(Status::Unhealthy, now)?;
-            registry.delete_registration(&r.service, &r.version.to_string(), &r.instance_id).await?;
+            // Already gone (expired, or deregistered by hand) is as good.
+            catalog.delete(&InstanceKey::of(&r)).await?;
             tracing::info!(service = %r.service, version = %r.version, "service removed: deregistered");
             if let Some(rule) = &props.schedule_rule {
                 components.remove_schedule(rule).await?;
@@ -278,99 +239,7 @@ pub async fn run_once(
         }
     };
     let r = props.registration(status, now)?;
-    registry.put_registration(&r).await?;
+    catalog.put(&r).await?;
     tracing::info!(service = %r.service, version = %r.version, %status, "registered");
     Ok(RunOutcome::Registered(status))
-}
-
-/// The AWS adapter for [`Components`].
-#[derive(Debug, Clone)]
-pub struct AwsComponents {
-    /// Lambda.
-    pub lambda: aws_sdk_lambda::Client,
-    /// API Gateway (REST APIs).
-    pub apigateway: aws_sdk_apigateway::Client,
-    /// API Gateway v2 (HTTP APIs).
-    pub apigatewayv2: aws_sdk_apigatewayv2::Client,
-    /// EventBridge (the schedule).
-    pub events: aws_sdk_eventbridge::Client,
-}
-
-impl AwsComponents {
-    /// All four clients from one config.
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
-        Self {
-            lambda: aws_sdk_lambda::Client::new(config),
-            apigateway: aws_sdk_apigateway::Client::new(config),
-            apigatewayv2: aws_sdk_apigatewayv2::Client::new(config),
-            events: aws_sdk_eventbridge::Client::new(config),
-        }
-    }
-}
-
-/// Maps an SDK result to "exists / not found / could not tell".
-fn existence<T, E, R>(
-    part: String,
-    result: Result<T, aws_sdk_lambda::error::SdkError<E, R>>,
-) -> Result<bool, CheckError>
-where
-    E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    match result {
-        Ok(_) => Ok(true),
-        Err(e) if matches!(e.code(), Some("ResourceNotFoundException" | "NotFoundException")) => Ok(false),
-        Err(e) => Err(CheckError { part, message: format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&e)) }),
-    }
-}
-
-#[async_trait]
-impl Components for AwsComponents {
-    async fn lambda_exists(&self, name: &str) -> Result<bool, CheckError> {
-        existence(format!("Lambda {name}"), self.lambda.get_function_configuration().function_name(name).send().await)
-    }
-
-    async fn rest_api_exists(&self, id: &str) -> Result<bool, CheckError> {
-        existence(format!("REST API {id}"), self.apigateway.get_rest_api().rest_api_id(id).send().await)
-    }
-
-    async fn http_api_exists(&self, id: &str) -> Result<bool, CheckError> {
-        existence(format!("HTTP API {id}"), self.apigatewayv2.get_api().api_id(id).send().await)
-    }
-
-    async fn remove_schedule(&self, rule: &str) -> Result<(), CheckError> {
-        let err = |e: &dyn std::fmt::Display| CheckError { part: format!("schedule {rule}"), message: e.to_string() };
-        let targets = self
-            .events
-            .list_targets_by_rule()
-            .rule(rule)
-            .send()
-            .await
-            .map_err(|e| err(&aws_sdk_eventbridge::error::DisplayErrorContext(&e)))?;
-        let ids: Vec<String> = targets.targets.unwrap_or_default().into_iter().map(|t| t.id).collect();
-        if !ids.is_empty() {
-            self.events
-                .remove_targets()
-                .rule(rule)
-                .set_ids(Some(ids))
-                .send()
-                .await
-                .map_err(|e| err(&aws_sdk_eventbridge::error::DisplayErrorContext(&e)))?;
-        }
-        self.events
-            .delete_rule()
-            .name(rule)
-            .send()
-            .await
-            .map_err(|e| err(&aws_sdk_eventbridge::error::DisplayErrorContext(&e)))?;
-        Ok(())
-    }
-
-    async fn delete_function(&self, name: &str) -> Result<(), CheckError> {
-        self.lambda.delete_function().function_name(name).send().await.map_err(|e| CheckError {
-            part: format!("Lambda {name}"),
-            message: format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&e)),
-        })?;
-        Ok(())
-    }
 }

@@ -4,14 +4,14 @@
 //! is absent, from `REGISTRAR_*` variables.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use beacon::aws::{sdk_config, table_from_env};
-use beacon::dynamo::DynamoRegistry;
-use beacon_registrar::{AwsComponents, RunOutcome, ServiceProperties, run_once};
+use beacon_aws::components::AwsComponents;
+use beacon_aws::config::{sdk_config, table_from_env};
+use beacon_registrar::{RunOutcome, ServiceProperties, run_once};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    beacon::logging::init();
+    beacon_aws::logging::init();
     let path = std::env::var("REGISTRAR_PROPERTIES").unwrap_or_else(|_| {
         let root = std::env::var("LAMBDA_TASK_ROOT").unwrap_or_else(|_| ".".into());
         format!("{root}/service_properties.json")
@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
     };
     let table = table_from_env()?;
     let config = sdk_config().await;
-    let registry = DynamoRegistry::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let registry = beacon_aws::dynamo_registry(&config, table);
     let components = AwsComponents::new(&config);
     let (registry, components, props) = (&registry, &components, &props);
     run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| async move {

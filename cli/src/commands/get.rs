@@ -1,0 +1,52 @@
+//! `beacon get`: resolves a requirement now.
+
+use anyhow::Result;
+use beacon::ports::Catalog;
+use beacon::view::Outcome;
+use beacon::{Requirement, resolve};
+use clap::Args;
+use serde_json::json;
+
+use crate::context::{Common, EXIT_NOT_FOUND, Exit, now, print_table};
+
+/// Resolve a requirement now (`orders`, `payments==1.2.0`, `users^1.2`).
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The requirement.
+    requirement: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Runs `get`. Exit code 3 when nothing resolves.
+pub async fn run(args: GetArgs) -> Result<()> {
+    let req = Requirement::parse(&args.requirement)?;
+    let instances = args.common.catalog().await?.instances(req.service()).await?;
+    let outcome = resolve(&req, &instances.registrations, now());
+    if args.common.json {
+        println!(
+            "{}",
+            serde_json::to_string(
+                &json!({ "requirement": req.to_string(), "outcome": Outcome::from(outcome.clone()) })
+            )?
+        );
+    }
+    match outcome {
+        Ok(resolved) => {
+            if !args.common.json {
+                let mut rows = vec![vec!["VERSION".to_owned(), "INSTANCE".into(), "ENDPOINT".into(), "ARN".into()]];
+                for e in &resolved.endpoints {
+                    rows.push(vec![
+                        resolved.version.to_string(),
+                        e.instance_id.clone(),
+                        e.endpoint_url.clone(),
+                        e.arn.clone().unwrap_or_default(),
+                    ]);
+                }
+                print_table(&rows);
+            }
+            Ok(())
+        }
+        Err(why) => Err(Exit { message: format!("{req}: {why}"), code: EXIT_NOT_FOUND }.into()),
+    }
+}

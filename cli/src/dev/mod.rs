@@ -1,0 +1,108 @@
+//! `beacon dev`: the local stack and the pipeline on one machine, split by
+//! concern:
+//!
+//! - [`engines`] — DynamoDB Local and the moto SNS/SQS server: start, wait,
+//!   stop;
+//! - [`namespace`] — the private network namespace DynamoDB Local runs in,
+//!   and the loopback forwarding into it;
+//! - [`runner`] — the pipeline, schedules and catalog API on the engines;
+//! - [`daemon`] — foreground, `up` (background) and `down`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+
+mod daemon;
+mod engines;
+mod namespace;
+mod runner;
+
+/// Run the local stack and the pipeline.
+///
+/// With no action: runs in the foreground until Ctrl-C, writing
+/// `<state-dir>/dev.env` for other shells (`source .beacon/dev.env`).
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    #[command(subcommand)]
+    action: Option<DevAction>,
+    #[command(flatten)]
+    opts: DevOpts,
+}
+
+#[derive(Debug, Args, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevOpts {
+    /// Loopback port for DynamoDB and DynamoDB Streams (0 picks a free one).
+    #[arg(long, default_value_t = 8000, env = "BEACON_DEV_DYNAMODB_PORT", global = true)]
+    pub dynamodb_port: u16,
+    /// Loopback port for SNS and SQS (0 picks a free one).
+    #[arg(long, default_value_t = 4566, env = "BEACON_DEV_SNS_PORT", global = true)]
+    pub sns_port: u16,
+    /// The registry table's name.
+    #[arg(long, default_value = "beacon-dev", global = true)]
+    pub table: String,
+    /// The change topic's name.
+    #[arg(long, default_value = "beacon-changes", global = true)]
+    pub topic: String,
+    /// Where state lives: dev.env, the pid file, logs, checkpoints.
+    #[arg(long, default_value = ".beacon", global = true)]
+    pub state_dir: PathBuf,
+    /// Start only the engines, table and topic: no poller, no fan-out (the
+    /// integration tests run their own pipelines in-process).
+    #[arg(long, global = true)]
+    pub no_pipeline: bool,
+    /// Run the demo once the pipeline is up.
+    #[arg(long, global = true)]
+    pub demo: bool,
+    /// Loopback port for the catalog API (0 picks a free one).
+    #[arg(long, default_value_t = 8787, env = "BEACON_DEV_API_PORT", global = true)]
+    pub api_port: u16,
+    /// Run a registrar agent for this `service_properties.json` (repeatable),
+    /// as its EventBridge schedule would.
+    #[arg(long = "registrar", global = true)]
+    pub registrars: Vec<PathBuf>,
+    /// How often registrars run (the seed: every 5 minutes).
+    #[arg(long, default_value_t = 300, global = true)]
+    pub registrar_every_seconds: u64,
+    /// How often the sweeper runs (AWS: every minute).
+    #[arg(long, default_value_t = 60, global = true)]
+    pub sweep_every_seconds: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum DevAction {
+    /// Start everything in the background; return once it answers.
+    Up,
+    /// Stop every process `up` started.
+    Down,
+    /// (internal) What `up` starts in the background: the foreground runner
+    /// with exactly `up`'s options, as JSON.
+    #[command(hide = true)]
+    Run {
+        #[arg(long)]
+        options: String,
+    },
+    /// (internal) Runs inside the private network namespace.
+    #[command(hide = true)]
+    NsChild {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        jar_dir: PathBuf,
+    },
+}
+
+/// Dispatches `beacon dev`.
+pub async fn run(args: DevArgs) -> Result<()> {
+    match args.action {
+        None => daemon::foreground(args.opts).await,
+        Some(DevAction::Up) => daemon::up(args.opts).await,
+        Some(DevAction::Down) => daemon::down(&args.opts.state_dir).await,
+        Some(DevAction::Run { options }) => {
+            let opts: DevOpts = serde_json::from_str(&options).context("--options is not what `dev up` writes")?;
+            daemon::foreground(opts).await
+        }
+        Some(DevAction::NsChild { socket, jar_dir }) => namespace::ns_child(&socket, &jar_dir).await,
+    }
+}

@@ -1,0 +1,131 @@
+//! What `beacon dev` runs on top of the engines: the table, topic and
+//! pipeline (the shared wiring in `beacon_local::pipeline`), the sweeper's
+//! and registrars' schedules, and API Gateway's stand-in for the catalog
+//! API; then `dev.env` for other shells, and the demo if asked.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use beacon_fanout::FanOut;
+use beacon_local::mapping::MappingConfig;
+use beacon_local::pipeline::{self, Clients, Mapping, Names, Resources};
+use beacon_local::setup::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, LocalEndpoints};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::DevOpts;
+use super::engines::Stack;
+
+/// What runs on the engines, stopped together.
+struct Running {
+    resources: Resources,
+    api_url: Option<String>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
+async fn start(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Running> {
+    let clients: Clients = endpoints.clients();
+    let names = Names {
+        table: opts.table.clone(),
+        topic: opts.topic.clone(),
+        on_failure_queue: (!opts.no_pipeline).then(|| format!("{}-on-failure", opts.table)),
+    };
+    let resources = pipeline::create(&clients, &names).await.context("creating the table, topic and queue")?;
+    let (stop, stop_rx) = watch::channel(false);
+    if opts.no_pipeline {
+        return Ok(Running { resources, api_url: None, stop, tasks: Vec::new() });
+    }
+    let registry = || beacon_aws::DynamoRegistry::new(clients.dynamodb.clone(), &opts.table);
+    let fanout = FanOut::new(registry(), beacon_aws::SnsPublisher::new(clients.sns.clone(), &resources.topic_arn));
+    let handler = pipeline::fanout_handler(std::sync::Arc::new(fanout), |seen| {
+        tracing::debug!(records = seen.records, published = ?seen.report.published, failed = seen.report.failed, "batch");
+    });
+    let checkpoints = opts.state_dir.join("checkpoints");
+    std::fs::create_dir_all(&checkpoints)?;
+    let config = MappingConfig {
+        checkpoint_path: Some(checkpoints.join(format!("{}.json", sanitize(&resources.stream_arn)))),
+        ..MappingConfig::default()
+    };
+    let mapping = Mapping::start(&clients, &resources, config, handler);
+    let mut tasks = vec![tokio::spawn(mapping.run_until(stop_rx.clone()))];
+    tasks.push(pipeline::spawn_sweeper(
+        registry(),
+        Duration::from_secs(opts.sweep_every_seconds.max(1)),
+        stop_rx.clone(),
+    ));
+    // The registrars' checks reach moto's Lambda and API Gateway through the
+    // same local endpoints.
+    for path in &opts.registrars {
+        let props = beacon_registrar::ServiceProperties::from_file(&path.display().to_string())
+            .with_context(|| format!("--registrar {}", path.display()))?;
+        tasks.push(pipeline::spawn_registrar(
+            registry(),
+            beacon_aws::components::AwsComponents::new(&endpoints.sdk_config_for_moto()),
+            props,
+            Duration::from_secs(opts.registrar_every_seconds.max(1)),
+            stop_rx.clone(),
+        ));
+    }
+    // API Gateway's stand-in: the catalog handler on loopback, SigV4 on writes.
+    let api_listener = TcpListener::bind(("127.0.0.1", opts.api_port))
+        .await
+        .with_context(|| format!("port {} for the catalog API is busy: pick another with --api-port", opts.api_port))?;
+    let api_url = format!("http://{}", api_listener.local_addr()?);
+    tasks.push(tokio::spawn(beacon_local::api_server::serve(
+        api_listener,
+        registry(),
+        beacon_local::api_server::LocalCredentials {
+            access_key: LOCAL_ACCESS_KEY.into(),
+            secret_key: LOCAL_SECRET_KEY.into(),
+        },
+        stop_rx,
+    )));
+    Ok(Running { resources, api_url: Some(api_url), stop, tasks })
+}
+
+/// Runs everything on `stack` until Ctrl-C or SIGTERM.
+pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
+    let running = start(opts, &stack.endpoints).await?;
+    let (table, topic_arn) = (&running.resources.table, &running.resources.topic_arn);
+    let env = stack.endpoints.env_lines(table, topic_arn, running.api_url.as_deref());
+    let env_path = opts.state_dir.join("dev.env");
+    std::fs::write(opts.state_dir.join("dev.env.tmp"), &env)?;
+    std::fs::rename(opts.state_dir.join("dev.env.tmp"), &env_path)?;
+    std::fs::write(opts.state_dir.join("dev.pid"), std::process::id().to_string())?;
+    eprintln!(
+        "beacon dev: DynamoDB Local at {} (private namespace), SNS/SQS at {}, table {table}, topic {topic_arn}",
+        stack.endpoints.dynamodb, stack.endpoints.sns_sqs
+    );
+    eprintln!("beacon dev: `source {}` points the AWS CLI, boto3 and beacon at it", env_path.display());
+    if let Some(url) = &running.api_url {
+        eprintln!(
+            "beacon dev: the pipeline is running (stream poller at 4 polls/s per shard → fan-out → SNS; sweeper every {} s)",
+            opts.sweep_every_seconds.max(1)
+        );
+        eprintln!("beacon dev: catalog API at {url}/catalog (writes need SigV4 with the local credentials)");
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let demo = async {
+        if opts.demo
+            && let Err(e) = crate::demo::run(&stack.endpoints, table, topic_arn).await
+        {
+            eprintln!("beacon dev: the demo failed: {e:#}");
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = demo => {}
+    }
+    eprintln!("\nbeacon dev: stopping");
+    let _ = running.stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(running.tasks)).await;
+    Ok(())
+}

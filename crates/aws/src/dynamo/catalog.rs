@@ -1,0 +1,186 @@
+//! [`Catalog`] over DynamoDB: what clients (the catalog API, the registrar,
+//! the extension, the CLI) write and read. Writes to an existing
+//! registration are conditional on it existing, so a late heartbeat or
+//! status change never resurrects a deregistered instance.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use beacon::keys;
+use beacon::ports::{
+    Catalog, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
+};
+use beacon::registration::{Registration, Status, expires_after};
+use beacon::view::{Needs, ResolvedItem};
+
+use super::{DynamoRegistry, is_conditional, n, s, store_error};
+use crate::item::{decode_needs, decode_registration, encode_needs, encode_registration, from_sdk, item_key, to_sdk};
+
+fn instance_key(key: &InstanceKey) -> HashMap<String, AttributeValue> {
+    DynamoRegistry::key(keys::service_pk(&key.service), &keys::instance_sk(&key.version, &key.instance_id))
+}
+
+impl DynamoRegistry {
+    /// An UpdateItem on an existing registration: `Existing::NotRegistered`
+    /// when the condition finds it gone.
+    async fn update_existing(
+        &self,
+        key: &InstanceKey,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+        what: &str,
+    ) -> Result<Existing, StoreError> {
+        self.write();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(instance_key(key)))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(pk)");
+        if expression.contains("#status") {
+            update = update.expression_attribute_names("#status", "status");
+        }
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        match update.send().await {
+            Ok(_) => Ok(Existing::Done),
+            Err(e) if is_conditional(&e) => Ok(Existing::NotRegistered),
+            Err(e) => Err(store_error(format!("UpdateItem {what} {}", key.service), e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Catalog for DynamoRegistry {
+    async fn put(&self, r: &Registration) -> Result<(), StoreError> {
+        self.write();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_sdk(encode_registration(r))))
+            .send()
+            .await
+            .map_err(|e| store_error(format!("PutItem {}#{}", r.service, r.instance_id), e))?;
+        Ok(())
+    }
+
+    async fn create(&self, r: &Registration) -> Result<Created, StoreError> {
+        self.write();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_sdk(encode_registration(r))))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Created::Created),
+            Err(e) if is_conditional(&e) => Ok(Created::AlreadyRegistered),
+            Err(e) => Err(store_error(format!("PutItem (create) {}#{}", r.service, r.instance_id), e)),
+        }
+    }
+
+    async fn heartbeat(&self, key: &InstanceKey, ttl_seconds: u64, now: i64) -> Result<Existing, StoreError> {
+        let values = vec![(":e", n(expires_after(now, ttl_seconds))), (":u", n(now))];
+        self.update_existing(key, "SET expires_at = :e, updated_at = :u", values, "heartbeat").await
+    }
+
+    async fn set_status(&self, key: &InstanceKey, status: Status, now: i64) -> Result<Existing, StoreError> {
+        let values = vec![(":s", s(status.as_str())), (":u", n(now))];
+        self.update_existing(key, "SET #status = :s, updated_at = :u", values, "status").await
+    }
+
+    async fn delete(&self, key: &InstanceKey) -> Result<Existing, StoreError> {
+        self.write();
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(instance_key(key)))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Existing::Done),
+            Err(e) if is_conditional(&e) => Ok(Existing::NotRegistered),
+            Err(e) => Err(store_error(format!("DeleteItem {}", key.service), e)),
+        }
+    }
+
+    async fn instances(&self, service: &str) -> Result<ServiceInstances, StoreError> {
+        let partition = beacon::ports::Registry::read_service(self, service).await?;
+        Ok(ServiceInstances { registrations: partition.instances, invalid: partition.invalid })
+    }
+
+    async fn list(&self, limit: u32, start: Option<PageToken>) -> Result<RegistrationPage, StoreError> {
+        self.read();
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .filter_expression("begins_with(sk, :p)")
+            .expression_attribute_values(":p", s(keys::instance_sk_prefix()))
+            .set_exclusive_start_key(start.map(|t| Self::key(t.pk, &t.sk)))
+            .send()
+            .await
+            .map_err(|e| store_error("Scan registrations".into(), e))?;
+        let mut page = RegistrationPage {
+            registrations: Vec::new(),
+            invalid: 0,
+            next: out.last_evaluated_key.and_then(|k| item_key(&from_sdk(k))).map(|(pk, sk)| PageToken { pk, sk }),
+        };
+        for item in out.items.unwrap_or_default() {
+            match decode_registration(&from_sdk(item)) {
+                Ok(r) => page.registrations.push(r),
+                Err(_) => page.invalid += 1,
+            }
+        }
+        Ok(page)
+    }
+
+    async fn needs(&self, consumer: &str) -> Result<Option<Vec<String>>, StoreError> {
+        let item = self
+            .get_consistent(keys::consumer_pk(consumer), keys::needs_sk(), None, format!("needs {consumer}"))
+            .await?;
+        Ok(item
+            .and_then(|i| decode_needs(&from_sdk(i)).ok())
+            .map(|n| n.needs.iter().map(ToString::to_string).collect()))
+    }
+
+    async fn put_needs(&self, needs: &Needs, now: i64) -> Result<(), StoreError> {
+        self.write();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_sdk(encode_needs(needs, now))))
+            .send()
+            .await
+            .map_err(|e| store_error(format!("PutItem needs {}", needs.consumer), e))?;
+        Ok(())
+    }
+
+    async fn delete_needs(&self, consumer: &str) -> Result<(), StoreError> {
+        self.delete_key(keys::consumer_pk(consumer), keys::needs_sk(), format!("needs {consumer}")).await
+    }
+
+    async fn revision(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        let item = self
+            .get_consistent(
+                keys::consumer_pk(consumer),
+                keys::resolved_sk(),
+                Some("revision"),
+                format!("revision {consumer}"),
+            )
+            .await?;
+        Ok(item.and_then(|i| i.get("revision").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())))
+    }
+
+    async fn resolved(&self, consumer: &str) -> Result<Option<ResolvedItem>, StoreError> {
+        beacon::ports::Registry::get_resolved(self, consumer).await
+    }
+}

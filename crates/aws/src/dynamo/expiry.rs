@@ -1,0 +1,52 @@
+//! [`ExpiryIndex`] over DynamoDB: the sparse expiry index, and a delete
+//! conditional on the item still being expired (a heartbeat wins).
+
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use beacon::keys;
+use beacon::ports::{DueKey, ExpiryIndex, StoreError};
+
+use super::{DynamoRegistry, is_conditional, n, s, store_error};
+use crate::item::{from_sdk, item_key};
+
+#[async_trait]
+impl ExpiryIndex for DynamoRegistry {
+    async fn due(&self, shard: u32, now: i64) -> Result<Vec<DueKey>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::EXPIRY_INDEX)
+            .key_condition_expression("#shard = :shard AND #exp <= :now")
+            .expression_attribute_names("#shard", keys::EXPIRY_SHARD)
+            .expression_attribute_names("#exp", keys::EXPIRES_AT)
+            .expression_attribute_values(":shard", s(shard.to_string()))
+            .expression_attribute_values(":now", n(now));
+        let items = self.query_all(query, format!("{} shard {shard}", keys::EXPIRY_INDEX)).await?;
+        self.counts.items_read.fetch_add(items.len() as u64, Ordering::Relaxed);
+        Ok(items.into_iter().filter_map(|item| item_key(&from_sdk(item))).map(|(pk, sk)| DueKey { pk, sk }).collect())
+    }
+
+    async fn delete_if_expired(&self, key: &DueKey, now: i64) -> Result<bool, StoreError> {
+        self.write();
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key.pk.clone(), &key.sk)))
+            .condition_expression("#exp <= :now")
+            .expression_attribute_names("#exp", keys::EXPIRES_AT)
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => {
+                self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(e) => Err(store_error(format!("DeleteItem expired {}/{}", key.pk, key.sk), e)),
+        }
+    }
+}

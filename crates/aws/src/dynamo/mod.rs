@@ -1,0 +1,212 @@
+//! The DynamoDB adapter: one table, one module per port it implements.
+//!
+//! - [`registry`] — [`beacon::ports::Registry`], the fan-out's: generations,
+//!   consistent partition reads, conditional view writes (docs/architecture.md,
+//!   "Convergence under races");
+//! - [`catalog`] — [`beacon::ports::Catalog`], the clients': registrations,
+//!   heartbeats, status, needs, views;
+//! - [`expiry`] — [`beacon::ports::ExpiryIndex`], the sweeper's.
+//!
+//! This module holds what they share: the table handle, request counters,
+//! SDK error mapping and the paginated Query.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::AttributeValue;
+use beacon::keys;
+use beacon::ports::StoreError;
+use beacon::view::ResolvedItem;
+
+use crate::item::{decode_resolved, from_sdk};
+
+mod catalog;
+mod expiry;
+mod registry;
+
+/// Requests this adapter made, for the benchmarks' cost-per-change figures.
+#[derive(Debug, Default)]
+pub struct RequestCounts {
+    /// Query and GetItem calls (each page counts).
+    pub reads: AtomicU64,
+    /// PutItem, UpdateItem and DeleteItem calls, successful or not.
+    pub writes: AtomicU64,
+    /// Writes refused by their condition (they still cost a write unit).
+    pub conditional_failures: AtomicU64,
+    /// Items returned by index queries (what the sweeper read).
+    pub items_read: AtomicU64,
+}
+
+impl RequestCounts {
+    /// (reads, writes, conditional failures) so far.
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.reads.load(Ordering::Relaxed),
+            self.writes.load(Ordering::Relaxed),
+            self.conditional_failures.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The table, through the AWS SDK.
+#[derive(Debug, Clone)]
+pub struct DynamoRegistry {
+    client: Client,
+    table: String,
+    counts: Arc<RequestCounts>,
+}
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Turns an SDK error into a [`StoreError`] that knows whether a retry helps.
+pub(crate) fn store_error<E, R>(operation: String, err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let code = err.code().unwrap_or_default().to_owned();
+    let retryable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(_) => matches!(
+            code.as_str(),
+            "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "TransactionConflictException"
+        ),
+        _ => false,
+    };
+    let message = match err.message() {
+        Some(m) => format!("{code}: {m}"),
+        None => format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)),
+    };
+    StoreError { operation, message, retryable, source: Some(Box::new(err)) }
+}
+
+pub(crate) fn is_conditional<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.code() == Some("ConditionalCheckFailedException")
+}
+
+/// A value read back that is not the shape Beacon wrote.
+pub(crate) fn shape_error(operation: String, e: impl std::fmt::Display) -> StoreError {
+    StoreError { operation, message: e.to_string(), retryable: false, source: None }
+}
+
+impl DynamoRegistry {
+    /// An adapter over `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into(), counts: Arc::default() }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Requests made so far.
+    pub fn counts(&self) -> &RequestCounts {
+        &self.counts
+    }
+
+    pub(crate) fn read(&self) {
+        self.counts.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn write(&self) {
+        self.counts.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A consistent GetItem, optionally projected; `what` names it in errors.
+    pub(crate) async fn get_consistent(
+        &self,
+        pk: String,
+        sk: &str,
+        projection: Option<&str>,
+        what: String,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        self.read();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .set_key(Some(Self::key(pk, sk)))
+            .set_projection_expression(projection.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| store_error(format!("GetItem {what}"), e))?;
+        Ok(out.item)
+    }
+
+    /// An unconditional DeleteItem; `what` names it in errors.
+    pub(crate) async fn delete_key(&self, pk: String, sk: &str, what: String) -> Result<(), StoreError> {
+        self.write();
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .send()
+            .await
+            .map_err(|e| store_error(format!("DeleteItem {what}"), e))?;
+        Ok(())
+    }
+
+    pub(crate) fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))])
+    }
+
+    /// Runs a Query to its last page; `what` names it in errors.
+    pub(crate) async fn query_all(
+        &self,
+        query: QueryFluentBuilder,
+        what: String,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            self.read();
+            let out = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error(format!("Query {what}"), e))?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    pub(crate) async fn query_partition(&self, pk: String) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk.clone()));
+        self.query_all(query, pk).await
+    }
+
+    pub(crate) fn resolved_from(
+        &self,
+        consumer: &str,
+        item: HashMap<String, AttributeValue>,
+    ) -> Result<ResolvedItem, StoreError> {
+        decode_resolved(from_sdk(item)).map_err(|e| shape_error(format!("resolved item of {consumer}"), e))
+    }
+}

@@ -1,0 +1,43 @@
+//! Beacon's AWS adapters: the only crate that names an AWS SDK, serde_dynamo
+//! or the Lambda event types. Each adapter implements a port of the domain
+//! (`beacon::ports`); the function crates wire them up in `main.rs`.
+//!
+//! Map of the modules:
+//!
+//! - [`config`] — the one AWS configuration every binary loads, and Beacon's
+//!   required environment (fail at start, naming the variable);
+//! - [`item`] — item codecs: registrations, needs and resolved items in both
+//!   carriers (SDK maps, stream images);
+//! - [`stream`] — Lambda stream records to the domain's decoded
+//!   `StreamChange`;
+//! - [`dynamo`] — the DynamoDB adapter, one module per port (registry,
+//!   catalog, expiry index);
+//! - [`sns`] — the SNS adapter for the publisher port;
+//! - `components` (feature `registrar`) — the registrar's checks of a
+//!   service's Lambda functions and APIs, and its self-removal;
+//! - [`logging`] — Lambda's log controls, with the SDK's payload logging
+//!   capped;
+//! - [`metrics`] — CloudWatch Embedded Metric Format lines.
+
+#[cfg(feature = "registrar")]
+pub mod components;
+pub mod config;
+pub mod dynamo;
+pub mod item;
+pub mod logging;
+pub mod metrics;
+pub mod sns;
+pub mod stream;
+
+pub use dynamo::{DynamoRegistry, RequestCounts};
+pub use sns::SnsPublisher;
+
+/// A registry adapter over `table`, from the shared AWS configuration.
+pub fn dynamo_registry(config: &aws_config::SdkConfig, table: impl Into<String>) -> DynamoRegistry {
+    DynamoRegistry::new(aws_sdk_dynamodb::Client::new(config), table)
+}
+
+/// A publisher to `topic_arn`, from the shared AWS configuration.
+pub fn sns_publisher(config: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> SnsPublisher {
+    SnsPublisher::new(aws_sdk_sns::Client::new(config), topic_arn)
+}

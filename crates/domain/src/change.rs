@@ -1,0 +1,373 @@
+//! Classifying one stream record into what happened.
+//!
+//! Input is carrier-neutral ([`StreamChange`]): the AWS adapter decodes the
+//! Lambda record's key and images (`beacon_aws::stream`), so no AWS or
+//! DynamoDB type reaches this module. The rules (README, "Change events"):
+//!
+//! - INSERT of a registration → `registered`; MODIFY → `status_changed` when
+//!   the status moved, `updated` when the endpoint, ARN or attributes did,
+//!   nothing when only `expires_at` / `updated_at` moved (a heartbeat);
+//! - REMOVE → `expired` when made by DynamoDB's TTL service, when the event
+//!   name is not one the stream documents (DynamoDB Local's TTL deletes), or
+//!   when the old image had passed `expires_at` (the sweeper); otherwise
+//!   `deregistered`;
+//! - an item that does not decode → `invalid`, naming the key and reason;
+//! - needs items → a needs change; the fan-out's own items → ignored.
+
+use crate::decode::DecodeError;
+use crate::keys::{self, KeyKind};
+use crate::registration::Registration;
+use crate::view::Needs;
+
+/// The principal DynamoDB's TTL deletes carry in `userIdentity`.
+pub const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
+
+/// One image of a stream record, decoded by what its key says it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Image {
+    /// A valid registration.
+    Registration(Registration),
+    /// A valid needs item.
+    Needs(Needs),
+    /// The key says registration or needs, but the item breaks the schema.
+    Invalid(DecodeError),
+    /// A key Beacon does not decode (its own bookkeeping, foreign items).
+    Other,
+}
+
+/// One stream record, without AWS types.
+#[derive(Debug, Clone, Default)]
+pub struct StreamChange {
+    /// The record's `eventID`; events carry it for de-duplication.
+    pub event_id: String,
+    /// `INSERT`, `MODIFY`, `REMOVE`, or something else (DynamoDB Local's TTL).
+    pub event_name: String,
+    /// The item's `pk` and `sk`, from the record's `Keys` (or an image);
+    /// `None` when it has no string pair.
+    pub key: Option<(String, String)>,
+    /// The old image, if the stream carried a non-empty one.
+    pub old_image: Option<Image>,
+    /// The new image, if the stream carried a non-empty one.
+    pub new_image: Option<Image>,
+    /// `userIdentity.type` and `.principalId`, present on TTL deletes in AWS.
+    pub user_identity: Option<(String, String)>,
+    /// Approximate creation time, epoch seconds (rounded to the minute by
+    /// DynamoDB Local, so never used to decide expiry).
+    pub created_at: i64,
+}
+
+/// What changed about a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A new instance (or one whose previous item was invalid).
+    Registered,
+    /// Endpoint, ARN or attributes changed.
+    Updated,
+    /// Status changed (other fields may have too).
+    StatusChanged,
+    /// Removed by a client.
+    Deregistered,
+    /// Removed because its heartbeats stopped.
+    Expired,
+}
+
+impl ChangeKind {
+    /// The text used in events and message attributes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Registered => "registered",
+            ChangeKind::Updated => "updated",
+            ChangeKind::StatusChanged => "status_changed",
+            ChangeKind::Deregistered => "deregistered",
+            ChangeKind::Expired => "expired",
+        }
+    }
+}
+
+/// A real change to a registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationChange {
+    /// What kind of change.
+    pub kind: ChangeKind,
+    /// The registration before (absent for `registered`).
+    pub before: Option<Registration>,
+    /// The registration after (absent for removals).
+    pub after: Option<Registration>,
+}
+
+impl RegistrationChange {
+    /// The registration that identifies the change (after, else before).
+    pub fn current(&self) -> &Registration {
+        match (&self.after, &self.before) {
+            (Some(r), _) | (None, Some(r)) => r,
+            // Constructed only by `classify`, which always sets one side.
+            (None, None) => unreachable!("a registration change has a before or an after"),
+        }
+    }
+}
+
+/// A change to a consumer's needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeedsChange {
+    /// The consumer.
+    pub consumer: String,
+    /// Needs before, if there were valid ones.
+    pub before: Option<Needs>,
+    /// Needs after; `None` when the needs item was removed.
+    pub after: Option<Needs>,
+}
+
+/// A record that cannot ever be processed: reported, then skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRecord {
+    /// The item's pk, if it had one.
+    pub pk: Option<String>,
+    /// The item's sk, if it had one.
+    pub sk: Option<String>,
+    /// The service the key names, for the `service` message attribute.
+    pub service: Option<String>,
+    /// Why it is invalid.
+    pub reason: String,
+}
+
+/// The outcome of classifying one record.
+// One value lives per stream record for a moment; boxing the big variant
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Classified {
+    /// Publish an event and refresh the service's dependents.
+    Registration(RegistrationChange),
+    /// Only `expires_at` / `updated_at` moved: nothing to publish.
+    Heartbeat {
+        /// The service heartbeating.
+        service: String,
+    },
+    /// Rewrite dependency edges and the consumer's resolved item.
+    Needs(NeedsChange),
+    /// Publish an `invalid` event; never retry.
+    Invalid(InvalidRecord),
+    /// Nothing to do (the fan-out's own writes, foreign keys, no-op writes).
+    Ignored(&'static str),
+}
+
+fn is_ttl_delete(change: &StreamChange) -> bool {
+    let by_ttl_service =
+        change.user_identity.as_ref().is_some_and(|(kind, principal)| kind == "Service" && principal == TTL_PRINCIPAL);
+    by_ttl_service || !matches!(change.event_name.as_str(), "INSERT" | "MODIFY" | "REMOVE")
+}
+
+/// Classifies one record at `now` (epoch seconds).
+pub fn classify(change: &StreamChange, now: i64) -> Classified {
+    let Some((pk, sk)) = change.key.clone() else {
+        return Classified::Invalid(InvalidRecord {
+            pk: None,
+            sk: None,
+            service: None,
+            reason: "record has no string pk/sk".into(),
+        });
+    };
+    let known_name = matches!(change.event_name.as_str(), "INSERT" | "MODIFY" | "REMOVE");
+    let removed = change.event_name == "REMOVE" || (!known_name && change.new_image.is_none());
+    if !removed && !known_name {
+        return invalid(&pk, &sk, format!("unknown stream event name `{}`", change.event_name));
+    }
+    match keys::key_kind(&pk, &sk) {
+        KeyKind::Instance { .. } => classify_registration(change, &pk, &sk, removed, now),
+        KeyKind::Other if keys::looks_like_registration(&pk, &sk) => {
+            if removed {
+                Classified::Ignored("removed item had a malformed registration key")
+            } else {
+                invalid(&pk, &sk, "sk must be INSTANCE#<version>#<instance_id>".into())
+            }
+        }
+        KeyKind::Needs { consumer } => classify_needs(change, &pk, &sk, consumer, removed),
+        KeyKind::Own => Classified::Ignored("the fan-out's own write"),
+        KeyKind::Other => Classified::Ignored("not a Beacon key"),
+    }
+}
+
+fn invalid(pk: &str, sk: &str, reason: String) -> Classified {
+    Classified::Invalid(InvalidRecord {
+        pk: Some(pk.to_owned()),
+        sk: Some(sk.to_owned()),
+        service: keys::service_of(pk).map(str::to_owned),
+        reason,
+    })
+}
+
+fn registration(image: Option<&Image>) -> Option<Result<Registration, String>> {
+    match image? {
+        Image::Registration(r) => Some(Ok(r.clone())),
+        Image::Invalid(e) => Some(Err(e.to_string())),
+        Image::Needs(_) | Image::Other => Some(Err("the item is not a registration".into())),
+    }
+}
+
+fn needs(image: Option<&Image>) -> Option<Result<Needs, String>> {
+    match image? {
+        Image::Needs(n) => Some(Ok(n.clone())),
+        Image::Invalid(e) => Some(Err(e.to_string())),
+        Image::Registration(_) | Image::Other => Some(Err("the item is not a needs item".into())),
+    }
+}
+
+fn classify_registration(change: &StreamChange, pk: &str, sk: &str, removed: bool, now: i64) -> Classified {
+    let before = registration(change.old_image.as_ref()).and_then(Result::ok);
+    if removed {
+        let Some(before) = before else {
+            return Classified::Ignored("removed item was not a valid registration");
+        };
+        let kind = if is_ttl_delete(change) || before.is_expired(now) {
+            ChangeKind::Expired
+        } else {
+            ChangeKind::Deregistered
+        };
+        return Classified::Registration(RegistrationChange { kind, before: Some(before), after: None });
+    }
+    let after = match registration(change.new_image.as_ref()) {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return invalid(pk, sk, e),
+        None => return invalid(pk, sk, "record has no new image (the stream must be NEW_AND_OLD_IMAGES)".into()),
+    };
+    let kind = match &before {
+        None => ChangeKind::Registered,
+        Some(b) if b == &after => return Classified::Ignored("identical write"),
+        Some(b) if b.same_but_heartbeat(&after) => {
+            return Classified::Heartbeat { service: after.service.clone() };
+        }
+        Some(b) if b.status != after.status => ChangeKind::StatusChanged,
+        Some(_) => ChangeKind::Updated,
+    };
+    Classified::Registration(RegistrationChange { kind, before, after: Some(after) })
+}
+
+fn classify_needs(change: &StreamChange, pk: &str, sk: &str, consumer: String, removed: bool) -> Classified {
+    let before = needs(change.old_image.as_ref()).and_then(Result::ok);
+    let after = if removed {
+        None
+    } else {
+        match needs(change.new_image.as_ref()) {
+            Some(Ok(n)) => Some(n),
+            Some(Err(e)) => return invalid(pk, sk, e),
+            None => return invalid(pk, sk, "record has no new image".into()),
+        }
+    };
+    if before.as_ref().map(|n| &n.needs) == after.as_ref().map(|n| &n.needs) {
+        return Classified::Ignored("needs unchanged");
+    }
+    Classified::Needs(NeedsChange { consumer, before, after })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registration::{Status, ValidationError};
+    use crate::requirement::parse_needs;
+
+    fn reg() -> Registration {
+        Registration::new_at("orders", "1.0", "i-1", "https://o.example", Status::Healthy, 60, 1_000).unwrap()
+    }
+
+    fn key_of(r: &Registration) -> (String, String) {
+        (keys::service_pk(&r.service), keys::instance_sk(&r.version.to_string(), &r.instance_id))
+    }
+
+    fn change(name: &str, old: Option<&Registration>, new: Option<&Registration>) -> StreamChange {
+        let any = new.or(old).unwrap();
+        StreamChange {
+            event_id: "e1".into(),
+            event_name: name.into(),
+            key: Some(key_of(any)),
+            old_image: old.cloned().map(Image::Registration),
+            new_image: new.cloned().map(Image::Registration),
+            user_identity: None,
+            created_at: 1_000,
+        }
+    }
+
+    fn kind(c: Classified) -> ChangeKind {
+        match c {
+            Classified::Registration(r) => r.kind,
+            other => panic!("expected a registration change, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn writes_are_classified() {
+        let a = reg();
+        assert_eq!(kind(classify(&change("INSERT", None, Some(&a)), 1_001)), ChangeKind::Registered);
+        let mut b = a.clone();
+        b.status = Status::Draining;
+        assert_eq!(kind(classify(&change("MODIFY", Some(&a), Some(&b)), 1_001)), ChangeKind::StatusChanged);
+        let mut c = a.clone();
+        c.endpoint_url = "https://new.example".into();
+        assert_eq!(kind(classify(&change("MODIFY", Some(&a), Some(&c)), 1_001)), ChangeKind::Updated);
+        let mut hb = a.clone();
+        hb.expires_at += 60;
+        hb.updated_at += 60;
+        assert!(matches!(classify(&change("MODIFY", Some(&a), Some(&hb)), 1_001), Classified::Heartbeat { .. }));
+        assert_eq!(classify(&change("MODIFY", Some(&a), Some(&a)), 1_001), Classified::Ignored("identical write"));
+    }
+
+    #[test]
+    fn removals_are_deregistered_or_expired() {
+        let a = reg(); // expires at 1_060
+        assert_eq!(kind(classify(&change("REMOVE", Some(&a), None), 1_001)), ChangeKind::Deregistered);
+        assert_eq!(kind(classify(&change("REMOVE", Some(&a), None), 1_060)), ChangeKind::Expired);
+        let mut ttl = change("REMOVE", Some(&a), None);
+        ttl.user_identity = Some(("Service".into(), TTL_PRINCIPAL.into()));
+        assert_eq!(kind(classify(&ttl, 1_001)), ChangeKind::Expired);
+        // DynamoDB Local's TTL deletes: an event name the SDK does not know.
+        let local_ttl = change("UNKNOWN", Some(&a), None);
+        assert_eq!(kind(classify(&local_ttl, 1_001)), ChangeKind::Expired);
+    }
+
+    #[test]
+    fn malformed_items_are_invalid_with_key_and_reason() {
+        let a = reg();
+        let mut c = change("INSERT", None, Some(&a));
+        c.new_image = Some(Image::Invalid(DecodeError::WrongType {
+            field: "status",
+            expected: "a string (S)",
+            found: "a number (N)",
+        }));
+        match classify(&c, 1_001) {
+            Classified::Invalid(i) => {
+                assert_eq!(i.pk.as_deref(), Some("SERVICE#orders"));
+                assert_eq!(i.service.as_deref(), Some("orders"));
+                assert!(i.reason.contains("status"), "{}", i.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A removed item that was never valid was never announced: nothing.
+        let mut gone = change("REMOVE", Some(&a), None);
+        gone.old_image = Some(Image::Invalid(DecodeError::Invalid(ValidationError::new("status", "bad"))));
+        assert!(matches!(classify(&gone, 1_001), Classified::Ignored(_)));
+        // No key at all.
+        let mut keyless = change("INSERT", None, Some(&a));
+        keyless.key = None;
+        assert!(matches!(classify(&keyless, 1_001), Classified::Invalid(InvalidRecord { pk: None, .. })));
+    }
+
+    #[test]
+    fn needs_changes_and_own_writes() {
+        let n = Needs { consumer: "web".into(), needs: parse_needs("orders").unwrap() };
+        let c = StreamChange {
+            event_name: "INSERT".into(),
+            key: Some((keys::consumer_pk("web"), keys::needs_sk().into())),
+            new_image: Some(Image::Needs(n.clone())),
+            ..Default::default()
+        };
+        assert!(matches!(classify(&c, 1), Classified::Needs(NeedsChange { after: Some(_), .. })));
+        let same = StreamChange { old_image: Some(Image::Needs(n)), event_name: "MODIFY".into(), ..c };
+        assert_eq!(classify(&same, 1), Classified::Ignored("needs unchanged"));
+        let own = StreamChange {
+            event_name: "MODIFY".into(),
+            key: Some((keys::consumer_pk("web"), keys::resolved_sk().into())),
+            ..Default::default()
+        };
+        assert_eq!(classify(&own, 1), Classified::Ignored("the fan-out's own write"));
+    }
+}

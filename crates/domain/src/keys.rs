@@ -1,0 +1,184 @@
+//! The table's key shapes, defined once (single-table design,
+//! docs/architecture.md). No other module spells a prefix.
+//!
+//! | item          | pk                | sk                              |
+//! |---------------|-------------------|---------------------------------|
+//! | registration  | `SERVICE#<name>`  | `INSTANCE#<version>#<instance>` |
+//! | dependency    | `SERVICE#<name>`  | `DEPENDENT#<consumer>`          |
+//! | generation    | `SERVICE#<name>`  | `GENERATION`                    |
+//! | needs         | `CONSUMER#<id>`   | `NEEDS`                         |
+//! | resolved      | `CONSUMER#<id>`   | `RESOLVED`                      |
+
+/// Partition key attribute name.
+pub const PK: &str = "pk";
+/// Sort key attribute name.
+pub const SK: &str = "sk";
+/// The sparse index the sweeper queries: only registrations carry
+/// [`EXPIRY_SHARD`], so the index holds nothing else.
+pub const EXPIRY_INDEX: &str = "expiry";
+/// The expiry index's partition key: one of [`EXPIRY_SHARDS`] values, so due
+/// registrations spread over several partitions instead of one hot key.
+pub const EXPIRY_SHARD: &str = "expiry_shard";
+/// How many expiry shards there are.
+pub const EXPIRY_SHARDS: u32 = 8;
+/// The table's TTL attribute (DynamoDB's own backstop deletion).
+pub const EXPIRES_AT: &str = "expires_at";
+
+const SERVICE: &str = "SERVICE#";
+const CONSUMER: &str = "CONSUMER#";
+const INSTANCE: &str = "INSTANCE#";
+const DEPENDENT: &str = "DEPENDENT#";
+const GENERATION: &str = "GENERATION";
+const NEEDS: &str = "NEEDS";
+const RESOLVED: &str = "RESOLVED";
+
+/// `SERVICE#<name>`.
+pub fn service_pk(service: &str) -> String {
+    format!("{SERVICE}{service}")
+}
+
+/// `INSTANCE#<version>#<instance>`.
+pub fn instance_sk(version: &str, instance_id: &str) -> String {
+    format!("{INSTANCE}{version}#{instance_id}")
+}
+
+/// The prefix shared by every registration sort key of a service.
+pub fn instance_sk_prefix() -> &'static str {
+    INSTANCE
+}
+
+/// `DEPENDENT#<consumer>`.
+pub fn dependent_sk(consumer: &str) -> String {
+    format!("{DEPENDENT}{consumer}")
+}
+
+/// `GENERATION`.
+pub fn generation_sk() -> &'static str {
+    GENERATION
+}
+
+/// `CONSUMER#<id>`.
+pub fn consumer_pk(consumer: &str) -> String {
+    format!("{CONSUMER}{consumer}")
+}
+
+/// `NEEDS`.
+pub fn needs_sk() -> &'static str {
+    NEEDS
+}
+
+/// `RESOLVED`.
+pub fn resolved_sk() -> &'static str {
+    RESOLVED
+}
+
+/// The expiry shard of a registration: stable for its key, so a heartbeat
+/// keeps it in place.
+pub fn expiry_shard(pk: &str, sk: &str) -> String {
+    // FNV-1a: tiny, stable across releases (std's hasher is not).
+    let mut h: u32 = 0x811c_9dc5;
+    for b in pk.bytes().chain([b'|']).chain(sk.bytes()) {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{}", h % EXPIRY_SHARDS)
+}
+
+/// The service a `SERVICE#<name>` partition key names.
+pub fn service_of(pk: &str) -> Option<&str> {
+    pk.strip_prefix(SERVICE)
+}
+
+/// Whether a key is in the registration key space (`SERVICE#…` /
+/// `INSTANCE#…`), even if malformed: such an item is reported, not ignored.
+pub fn looks_like_registration(pk: &str, sk: &str) -> bool {
+    pk.starts_with(SERVICE) && sk.starts_with(INSTANCE)
+}
+
+/// The consumer a `DEPENDENT#<consumer>` sort key names.
+pub fn dependent_of(sk: &str) -> Option<&str> {
+    sk.strip_prefix(DEPENDENT)
+}
+
+/// Whether a sort key is a registration's (`INSTANCE#…`).
+pub fn is_instance_sk(sk: &str) -> bool {
+    sk.starts_with(INSTANCE)
+}
+
+/// What a key says an item is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind {
+    /// A service instance's registration (`version` as written in the key).
+    Instance {
+        /// Service name from the pk.
+        service: String,
+        /// Version text from the sk.
+        version: String,
+        /// Instance id from the sk.
+        instance_id: String,
+    },
+    /// A consumer's declared needs.
+    Needs {
+        /// Consumer id from the pk.
+        consumer: String,
+    },
+    /// The fan-out's own bookkeeping: dependency edges, generations,
+    /// resolved items. The fan-out ignores its own writes.
+    Own,
+    /// Not a Beacon key shape (or a registration key that is malformed).
+    Other,
+}
+
+/// Classifies a key.
+pub fn key_kind(pk: &str, sk: &str) -> KeyKind {
+    if let Some(service) = pk.strip_prefix(SERVICE) {
+        if let Some(rest) = sk.strip_prefix(INSTANCE) {
+            let mut parts = rest.splitn(2, '#');
+            if let (Some(version), Some(instance_id)) = (parts.next(), parts.next()) {
+                return KeyKind::Instance {
+                    service: service.to_owned(),
+                    version: version.to_owned(),
+                    instance_id: instance_id.to_owned(),
+                };
+            }
+            return KeyKind::Other;
+        }
+        if sk == GENERATION || sk.starts_with(DEPENDENT) {
+            return KeyKind::Own;
+        }
+    } else if let Some(consumer) = pk.strip_prefix(CONSUMER) {
+        if sk == NEEDS {
+            return KeyKind::Needs { consumer: consumer.to_owned() };
+        }
+        if sk == RESOLVED {
+            return KeyKind::Own;
+        }
+    }
+    KeyKind::Other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_through_key_kind() {
+        assert_eq!(
+            key_kind(&service_pk("orders"), &instance_sk("1.2.0", "i-1")),
+            KeyKind::Instance { service: "orders".into(), version: "1.2.0".into(), instance_id: "i-1".into() }
+        );
+        assert_eq!(key_kind(&consumer_pk("web"), needs_sk()), KeyKind::Needs { consumer: "web".into() });
+        assert_eq!(key_kind(&consumer_pk("web"), resolved_sk()), KeyKind::Own);
+        assert_eq!(key_kind(&service_pk("orders"), generation_sk()), KeyKind::Own);
+        assert_eq!(key_kind(&service_pk("orders"), &dependent_sk("web")), KeyKind::Own);
+        assert_eq!(key_kind("junk", "junk"), KeyKind::Other);
+    }
+
+    #[test]
+    fn expiry_shards_are_stable_and_bounded() {
+        let a = expiry_shard("SERVICE#a", "INSTANCE#1.0.0#x");
+        assert_eq!(a, expiry_shard("SERVICE#a", "INSTANCE#1.0.0#x"));
+        let n: u32 = a.parse().unwrap();
+        assert!(n < EXPIRY_SHARDS);
+    }
+}

@@ -1,0 +1,126 @@
+//! The sweeper: expires registrations whose heartbeats stopped, within a
+//! minute, instead of waiting for DynamoDB's TTL (which deletes "within a few
+//! days"). It reads only the sparse expiry index — what is due — never the
+//! table, and deletes each item under the condition that it is still
+//! expired, so a heartbeat that lands between the read and the delete wins.
+//! The deletes reach the stream and become `expired` events.
+
+use crate::keys::EXPIRY_SHARDS;
+use crate::ports::{ExpiryIndex, StoreError};
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Keys the index returned (what was read).
+    pub due: usize,
+    /// Items deleted.
+    pub expired: usize,
+    /// Items a heartbeat saved between the read and the delete.
+    pub refreshed: usize,
+}
+
+/// Sweeps every expiry shard at `now` (injected, so tests fix the clock).
+pub async fn sweep(index: &impl ExpiryIndex, now: i64) -> Result<SweepReport, StoreError> {
+    let mut report = SweepReport::default();
+    for shard in 0..EXPIRY_SHARDS {
+        for key in index.due(shard, now).await? {
+            report.due += 1;
+            if index.delete_if_expired(&key, now).await? {
+                tracing::info!(pk = %key.pk, sk = %key.sk, "expired");
+                report.expired += 1;
+            } else {
+                report.refreshed += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::keys::expiry_shard;
+    use crate::ports::DueKey;
+
+    /// An in-memory expiry index: key → expires_at. `heartbeat_on_delete`
+    /// moves an item's expiry just before its delete is evaluated, as a
+    /// heartbeat racing the sweeper would.
+    #[derive(Default)]
+    struct Index {
+        items: Mutex<BTreeMap<(String, String), i64>>,
+        heartbeat_on_delete: Option<(String, String)>,
+        calls: Mutex<Vec<u32>>,
+    }
+
+    #[async_trait]
+    impl ExpiryIndex for Index {
+        async fn due(&self, shard: u32, now: i64) -> Result<Vec<DueKey>, StoreError> {
+            self.calls.lock().unwrap().push(shard);
+            let items = self.items.lock().unwrap();
+            Ok(items
+                .iter()
+                .filter(|((pk, sk), exp)| expiry_shard(pk, sk) == shard.to_string() && **exp <= now)
+                .map(|((pk, sk), _)| DueKey { pk: pk.clone(), sk: sk.clone() })
+                .collect())
+        }
+
+        async fn delete_if_expired(&self, key: &DueKey, now: i64) -> Result<bool, StoreError> {
+            let mut items = self.items.lock().unwrap();
+            let k = (key.pk.clone(), key.sk.clone());
+            if self.heartbeat_on_delete.as_ref() == Some(&k)
+                && let Some(exp) = items.get_mut(&k)
+            {
+                *exp = now + 300;
+            }
+            match items.get(&k) {
+                Some(exp) if *exp <= now => {
+                    items.remove(&k);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        }
+    }
+
+    fn key(i: usize) -> (String, String) {
+        (format!("SERVICE#s{i}"), format!("INSTANCE#1.0.0#i-{i}"))
+    }
+
+    #[tokio::test]
+    async fn deletes_exactly_what_is_due_in_every_shard() {
+        let index = Index::default();
+        for i in 0..40 {
+            // Even ones expired at 100, odd ones expire at 200.
+            index.items.lock().unwrap().insert(key(i), if i % 2 == 0 { 100 } else { 200 });
+        }
+        let report = sweep(&index, 150).await.unwrap();
+        assert_eq!(report, SweepReport { due: 20, expired: 20, refreshed: 0 });
+        assert_eq!(*index.calls.lock().unwrap(), (0..EXPIRY_SHARDS).collect::<Vec<_>>());
+        let left = index.items.lock().unwrap();
+        assert_eq!(left.len(), 20);
+        assert!(left.values().all(|exp| *exp == 200));
+    }
+
+    #[tokio::test]
+    async fn the_boundary_second_is_expired() {
+        let index = Index::default();
+        index.items.lock().unwrap().insert(key(1), 150);
+        assert_eq!(sweep(&index, 149).await.unwrap().expired, 0);
+        assert_eq!(sweep(&index, 150).await.unwrap().expired, 1);
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_between_read_and_delete_wins() {
+        let index = Index { heartbeat_on_delete: Some(key(3)), ..Default::default() };
+        index.items.lock().unwrap().insert(key(3), 100);
+        index.items.lock().unwrap().insert(key(4), 100);
+        let report = sweep(&index, 150).await.unwrap();
+        assert_eq!(report, SweepReport { due: 2, expired: 1, refreshed: 1 });
+        assert_eq!(index.items.lock().unwrap().get(&key(3)), Some(&450));
+    }
+}

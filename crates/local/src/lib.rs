@@ -1,0 +1,43 @@
+//! The local stack: stand-ins for what AWS runs in the cloud, so the same
+//! handler code runs end to end on one machine. Used only by the CLI
+//! (`beacon dev`), the integration tests and the benchmarks; no function
+//! crate depends on it (`.ci/run` checks).
+//!
+//! Map of the modules:
+//!
+//! - [`setup`] — creates the table (stream, TTL, expiry index), the topic
+//!   and subscribed queues, idempotently (the template declares the same in
+//!   AWS); the local endpoints and credentials;
+//! - [`filter`] — the event source mapping's filter criteria, read from the
+//!   one definition the template also uses;
+//! - [`mapping`] — the event source mapping: shards, batching, partial batch
+//!   failures, bisection, retries, the on-failure queue, checkpoints; its
+//!   retry rules are a pure state machine ([`mapping::policy`]);
+//! - [`pipeline`] — the one wiring of table, topic, on-failure queue,
+//!   fan-out and mapping that `beacon dev`, the tests and the benches share,
+//!   and the sweeper's and registrars' schedules;
+//! - [`api_server`] — API Gateway's stand-in: the catalog API on loopback,
+//!   with [`sigv4`] verification of writes.
+
+pub mod api_server;
+pub mod filter;
+pub mod mapping;
+pub mod pipeline;
+pub mod setup;
+pub mod sigv4;
+
+/// An error and its causes on one line (`a: b: c`): SDK errors say little
+/// at the top and everything in their sources.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let part = cause.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = cause.source();
+    }
+    text
+}

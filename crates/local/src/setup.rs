@@ -1,0 +1,282 @@
+//! Creates the table and the topic, idempotently. The SAM template declares
+//! the same resources in AWS; this is what `beacon dev` and the tests use.
+
+use aws_sdk_dynamodb::Client as Dynamo;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+};
+use aws_sdk_sns::Client as Sns;
+
+use beacon::keys;
+
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Set-up failed: which call, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// An AWS call failed.
+    #[error("{operation}: {}", crate::error_chain(source.as_ref()))]
+    Call {
+        /// The call and its target (`CreateTable beacon-dev`).
+        operation: String,
+        /// The SDK's error, with its context.
+        #[source]
+        source: Cause,
+    },
+    /// A call answered without what set-up needs.
+    #[error("{0}")]
+    Incomplete(String),
+}
+
+impl SetupError {
+    /// Maps an SDK error of `operation`.
+    pub fn call<E: std::error::Error + Send + Sync + 'static>(operation: impl Into<String>) -> impl FnOnce(E) -> Self {
+        let operation = operation.into();
+        move |e| SetupError::Call { operation, source: Box::new(e) }
+    }
+}
+
+fn attr(name: &str, t: ScalarAttributeType) -> Result<AttributeDefinition, SetupError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(t)
+        .build()
+        .map_err(SetupError::call("AttributeDefinition"))
+}
+
+fn key(name: &str, t: KeyType) -> Result<KeySchemaElement, SetupError> {
+    KeySchemaElement::builder().attribute_name(name).key_type(t).build().map_err(SetupError::call("KeySchemaElement"))
+}
+
+/// Creates `table` (if absent) with its stream, TTL and expiry index, waits
+/// until it is active, and returns its stream ARN.
+pub async fn ensure_table(client: &Dynamo, table: &str) -> Result<String, SetupError> {
+    let describe = client.describe_table().table_name(table).send().await;
+    let exists = match describe {
+        Ok(_) => true,
+        Err(e) if e.code() == Some("ResourceNotFoundException") => false,
+        Err(e) => return Err(SetupError::call(format!("DescribeTable {table}"))(e)),
+    };
+    if !exists {
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(keys::EXPIRY_INDEX)
+            .key_schema(key(keys::EXPIRY_SHARD, KeyType::Hash)?)
+            .key_schema(key(keys::EXPIRES_AT, KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+            .build()
+            .map_err(SetupError::call("GlobalSecondaryIndex"))?;
+        let created = client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr(keys::PK, ScalarAttributeType::S)?)
+            .attribute_definitions(attr(keys::SK, ScalarAttributeType::S)?)
+            .attribute_definitions(attr(keys::EXPIRY_SHARD, ScalarAttributeType::S)?)
+            .attribute_definitions(attr(keys::EXPIRES_AT, ScalarAttributeType::N)?)
+            .key_schema(key(keys::PK, KeyType::Hash)?)
+            .key_schema(key(keys::SK, KeyType::Range)?)
+            .global_secondary_indexes(index)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(SetupError::call("StreamSpecification"))?,
+            )
+            .send()
+            .await;
+        if let Err(e) = created
+            && e.code() != Some("ResourceInUseException")
+        {
+            return Err(SetupError::call(format!("CreateTable {table}"))(e));
+        }
+    }
+    let ttl = client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(keys::EXPIRES_AT)
+                .build()
+                .map_err(SetupError::call("TimeToLiveSpecification"))?,
+        )
+        .send()
+        .await;
+    // Enabling TTL twice is refused with a ValidationException; that means done.
+    if let Err(e) = ttl
+        && e.code() != Some("ValidationException")
+    {
+        return Err(SetupError::call(format!("UpdateTimeToLive {table}"))(e));
+    }
+    for _ in 0..100 {
+        let out = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(SetupError::call(format!("DescribeTable {table}")))?;
+        if let Some(t) = out.table
+            && t.table_status == Some(aws_sdk_dynamodb::types::TableStatus::Active)
+            && let Some(arn) = t.latest_stream_arn
+        {
+            return Ok(arn);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(SetupError::Incomplete(format!("table {table} did not become active with a stream")))
+}
+
+/// Creates the topic (CreateTopic is idempotent) and returns its ARN.
+pub async fn ensure_topic(client: &Sns, name: &str) -> Result<String, SetupError> {
+    let out = client.create_topic().name(name).send().await.map_err(SetupError::call(format!("CreateTopic {name}")))?;
+    out.topic_arn.ok_or_else(|| SetupError::Incomplete(format!("CreateTopic {name} returned no ARN")))
+}
+
+/// Where the local engines listen, and the one set of dummy credentials and
+/// region every client uses (DynamoDB Local keeps tables per key and region).
+#[derive(Debug, Clone)]
+pub struct LocalEndpoints {
+    /// DynamoDB and DynamoDB Streams (`http://127.0.0.1:P`).
+    pub dynamodb: String,
+    /// SNS and SQS (the moto server).
+    pub sns_sqs: String,
+}
+
+/// The dummy access key the local stack uses.
+pub const LOCAL_ACCESS_KEY: &str = "beaconlocal";
+/// The dummy secret the local stack uses.
+pub const LOCAL_SECRET_KEY: &str = "beaconlocal";
+/// The local stack's region.
+pub const LOCAL_REGION: &str = "us-east-1";
+
+impl LocalEndpoints {
+    /// An SDK config pointing every service at the local engines, built
+    /// explicitly (no process environment is read or changed).
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        let creds =
+            aws_sdk_dynamodb::config::Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "beacon-local");
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(LOCAL_REGION))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(creds))
+            .build()
+    }
+
+    /// An SDK config whose every service goes to the moto server (Lambda,
+    /// API Gateway, EventBridge: what the registrar calls).
+    pub fn sdk_config_for_moto(&self) -> aws_config::SdkConfig {
+        self.sdk_config().to_builder().endpoint_url(&self.sns_sqs).build()
+    }
+
+    /// The DynamoDB client.
+    pub fn dynamodb(&self) -> Dynamo {
+        let conf = aws_sdk_dynamodb::config::Builder::from(&self.sdk_config()).endpoint_url(&self.dynamodb).build();
+        Dynamo::from_conf(conf)
+    }
+
+    /// The DynamoDB Streams client.
+    pub fn streams(&self) -> aws_sdk_dynamodbstreams::Client {
+        let conf =
+            aws_sdk_dynamodbstreams::config::Builder::from(&self.sdk_config()).endpoint_url(&self.dynamodb).build();
+        aws_sdk_dynamodbstreams::Client::from_conf(conf)
+    }
+
+    /// The SNS client.
+    pub fn sns(&self) -> Sns {
+        let conf = aws_sdk_sns::config::Builder::from(&self.sdk_config()).endpoint_url(&self.sns_sqs).build();
+        Sns::from_conf(conf)
+    }
+
+    /// The SQS client.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        let conf = aws_sdk_sqs::config::Builder::from(&self.sdk_config()).endpoint_url(&self.sns_sqs).build();
+        aws_sdk_sqs::Client::from_conf(conf)
+    }
+
+    /// Every client the pipeline needs, each pointed at its engine.
+    pub fn clients(&self) -> crate::pipeline::Clients {
+        crate::pipeline::Clients {
+            dynamodb: self.dynamodb(),
+            streams: self.streams(),
+            sns: self.sns(),
+            sqs: self.sqs(),
+            region: LOCAL_REGION.to_owned(),
+        }
+    }
+
+    /// The `export` lines a shell, the AWS CLI or boto3 needs.
+    pub fn env_lines(&self, table: &str, topic_arn: &str, api_url: Option<&str>) -> String {
+        let vars = [
+            ("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_KEY),
+            ("AWS_REGION", LOCAL_REGION),
+            ("AWS_DEFAULT_REGION", LOCAL_REGION),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &self.dynamodb),
+            ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", &self.dynamodb),
+            ("AWS_ENDPOINT_URL_SNS", &self.sns_sqs),
+            ("AWS_ENDPOINT_URL_SQS", &self.sns_sqs),
+            // The registrar's checks and self-removal, served by moto too.
+            ("AWS_ENDPOINT_URL_LAMBDA", &self.sns_sqs),
+            ("AWS_ENDPOINT_URL_API_GATEWAY", &self.sns_sqs),
+            ("AWS_ENDPOINT_URL_APIGATEWAYV2", &self.sns_sqs),
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE", &self.sns_sqs),
+            ("AWS_ENDPOINT_URL_IAM", &self.sns_sqs),
+            ("BEACON_TABLE", table),
+            ("BEACON_TOPIC_ARN", topic_arn),
+        ];
+        let mut lines: String = vars.iter().map(|(k, v)| format!("export {k}={v}\n")).collect();
+        if let Some(url) = api_url {
+            lines.push_str(&format!("export BEACON_API_URL={url}\n"));
+        }
+        lines
+    }
+}
+
+/// A queue subscribed to the topic.
+#[derive(Debug, Clone)]
+pub struct SubscribedQueue {
+    /// The queue's URL.
+    pub url: String,
+    /// The queue's ARN.
+    pub arn: String,
+}
+
+/// Creates (or reuses) the queue `name` and subscribes it to `topic_arn`
+/// with raw delivery and an optional filter policy.
+pub async fn subscribe_queue(
+    sqs: &aws_sdk_sqs::Client,
+    sns: &Sns,
+    topic_arn: &str,
+    name: &str,
+    filter_policy: Option<&str>,
+) -> Result<SubscribedQueue, SetupError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(SetupError::call(format!("CreateQueue {name}")))?
+        .queue_url
+        .ok_or_else(|| SetupError::Incomplete(format!("CreateQueue {name} returned no URL")))?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(SetupError::call(format!("GetQueueAttributes {name}")))?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| SetupError::Incomplete(format!("queue {name} has no ARN")))?;
+    let mut subscribe =
+        sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(&arn).attributes("RawMessageDelivery", "true");
+    if let Some(policy) = filter_policy {
+        subscribe = subscribe.attributes("FilterPolicy", policy);
+    }
+    subscribe.send().await.map_err(SetupError::call(format!("Subscribe {name}")))?;
+    Ok(SubscribedQueue { url, arn })
+}

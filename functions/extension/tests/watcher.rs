@@ -1,0 +1,252 @@
+//! The extension's freshness rules on a paused clock, over an in-memory
+//! catalog: what happens at each INVOKE is decided by time and by what the
+//! registry answers, and both are set exactly here. (The binary against the
+//! real engines and an Extensions API stand-in is `tests/tests/extension.rs`.)
+//!
+//! The in-memory catalog is a test double: it injects what DynamoDB Local
+//! cannot produce on demand (an outage at an exact moment) and counts reads.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use beacon::ports::{
+    Catalog, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
+};
+use beacon::services_file::ServicesFile;
+use beacon::view::{Needs, ResolvedItem};
+use beacon::{Registration, Status, parse_needs};
+use beacon_extension::{Config, Watcher};
+
+#[derive(Default)]
+struct Memory {
+    needs: Mutex<Option<Vec<String>>>,
+    item: Mutex<Option<ResolvedItem>>,
+    down: AtomicBool,
+    revision_reads: AtomicUsize,
+    item_reads: AtomicUsize,
+    needs_writes: AtomicUsize,
+}
+
+impl Memory {
+    fn check(&self, what: &str) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError {
+                operation: what.into(),
+                message: "unreachable".into(),
+                retryable: true,
+                source: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn set_revision(&self, revision: u64) {
+        let mut item = self.item.lock().unwrap();
+        item.get_or_insert_with(|| view(&["orders"], 0)).revision = revision;
+    }
+}
+
+/// A resolved item answering `needs` (no service resolves: the views say
+/// why, which is all the file needs).
+fn view(needs: &[&str], revision: u64) -> ResolvedItem {
+    let reqs = parse_needs(&needs.join(",")).unwrap();
+    let n = Needs { consumer: "web".into(), needs: reqs.clone() };
+    let services = n
+        .services()
+        .into_iter()
+        .map(|s| {
+            let views = n
+                .requirements_on(&s)
+                .into_iter()
+                .map(|r| beacon::view::RequirementView {
+                    requirement: r,
+                    outcome: beacon::view::Outcome::Unresolved(beacon::Unresolved::NoSuchService),
+                })
+                .collect();
+            (s, beacon::view::ServiceView::new(1, views))
+        })
+        .collect::<BTreeMap<_, _>>();
+    ResolvedItem {
+        consumer: "web".into(),
+        revision,
+        needs: reqs.iter().map(ToString::to_string).collect(),
+        needed_services: n.services(),
+        services,
+        last_change_id: None,
+    }
+}
+
+#[async_trait]
+impl Catalog for &Memory {
+    async fn put(&self, _: &Registration) -> Result<(), StoreError> {
+        unreachable!("the extension never registers")
+    }
+    async fn create(&self, _: &Registration) -> Result<Created, StoreError> {
+        unreachable!("the extension never registers")
+    }
+    async fn heartbeat(&self, _: &InstanceKey, _: u64, _: i64) -> Result<Existing, StoreError> {
+        unreachable!("the extension never heartbeats")
+    }
+    async fn set_status(&self, _: &InstanceKey, _: Status, _: i64) -> Result<Existing, StoreError> {
+        unreachable!("the extension never sets a status")
+    }
+    async fn delete(&self, _: &InstanceKey) -> Result<Existing, StoreError> {
+        unreachable!("the extension never deregisters")
+    }
+    async fn instances(&self, _: &str) -> Result<ServiceInstances, StoreError> {
+        unreachable!("the extension reads its resolved item, not partitions")
+    }
+    async fn list(&self, _: u32, _: Option<PageToken>) -> Result<RegistrationPage, StoreError> {
+        unreachable!("the extension never lists")
+    }
+    async fn needs(&self, _: &str) -> Result<Option<Vec<String>>, StoreError> {
+        self.check("needs")?;
+        Ok(self.needs.lock().unwrap().clone())
+    }
+    async fn put_needs(&self, needs: &Needs, _: i64) -> Result<(), StoreError> {
+        self.check("put_needs")?;
+        self.needs_writes.fetch_add(1, Ordering::SeqCst);
+        *self.needs.lock().unwrap() = Some(needs.needs.iter().map(ToString::to_string).collect());
+        Ok(())
+    }
+    async fn delete_needs(&self, _: &str) -> Result<(), StoreError> {
+        unreachable!("the extension never removes its needs")
+    }
+    async fn revision(&self, _: &str) -> Result<Option<u64>, StoreError> {
+        self.check("revision")?;
+        self.revision_reads.fetch_add(1, Ordering::SeqCst);
+        Ok(self.item.lock().unwrap().as_ref().map(|i| i.revision))
+    }
+    async fn resolved(&self, _: &str) -> Result<Option<ResolvedItem>, StoreError> {
+        self.check("resolved")?;
+        self.item_reads.fetch_add(1, Ordering::SeqCst);
+        Ok(self.item.lock().unwrap().clone())
+    }
+}
+
+const INTERVAL: Duration = Duration::from_secs(5);
+
+fn config(dir: &std::path::Path) -> Config {
+    Config {
+        needs: parse_needs("orders").unwrap(),
+        consumer: "web".into(),
+        path: dir.join("services.json"),
+        interval: INTERVAL,
+        init_wait: Duration::from_secs(3),
+        table: "t".into(),
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("beacon-watcher-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn revision_in(path: &std::path::Path) -> Option<u64> {
+    ServicesFile::read(path).ok().map(|f| f.revision)
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_most_one_registry_check_per_interval_and_a_rewrite_only_when_the_revision_moves() {
+    let dir = temp_dir("interval");
+    let memory = Memory::default();
+    *memory.item.lock().unwrap() = Some(view(&["orders"], 1));
+    let mut w = Watcher::new(&memory, config(&dir));
+    w.init().await;
+    let file = dir.join("services.json");
+    assert_eq!(revision_in(&file), Some(1), "the file is written at init");
+    assert_eq!(memory.needs_writes.load(Ordering::SeqCst), 1, "needs were absent: declared once");
+
+    memory.set_revision(2);
+    for _ in 0..5 {
+        w.on_invoke().await;
+    }
+    assert_eq!(memory.revision_reads.load(Ordering::SeqCst), 0, "an INVOKE within the interval read the registry");
+    assert_eq!(revision_in(&file), Some(1));
+
+    tokio::time::advance(INTERVAL).await;
+    for _ in 0..5 {
+        w.on_invoke().await;
+    }
+    assert_eq!(memory.revision_reads.load(Ordering::SeqCst), 1, "one check per interval");
+    assert_eq!(revision_in(&file), Some(2));
+
+    let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let item_reads = memory.item_reads.load(Ordering::SeqCst);
+    tokio::time::advance(INTERVAL).await;
+    w.on_invoke().await;
+    assert_eq!(memory.revision_reads.load(Ordering::SeqCst), 2);
+    assert_eq!(memory.item_reads.load(Ordering::SeqCst), item_reads, "an unchanged revision read the item");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        modified,
+        "an unchanged revision rewrote the file"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_keeps_the_last_file_and_the_next_check_recovers() {
+    let dir = temp_dir("outage");
+    let memory = Memory::default();
+    *memory.item.lock().unwrap() = Some(view(&["orders"], 1));
+    let mut w = Watcher::new(&memory, config(&dir));
+    w.init().await;
+    let file = dir.join("services.json");
+
+    memory.down.store(true, Ordering::SeqCst);
+    memory.set_revision(2);
+    for _ in 0..3 {
+        tokio::time::advance(INTERVAL).await;
+        w.on_invoke().await;
+    }
+    assert_eq!(revision_in(&file), Some(1), "the last good file stays, whole");
+
+    memory.down.store(false, Ordering::SeqCst);
+    tokio::time::advance(INTERVAL).await;
+    w.on_invoke().await;
+    assert_eq!(revision_in(&file), Some(2), "the first check after the outage catches up");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn needs_already_declared_are_not_rewritten_and_init_waits_only_init_wait() {
+    let dir = temp_dir("init");
+    let memory = Memory::default();
+    *memory.needs.lock().unwrap() = Some(vec!["orders".into()]);
+    let mut w = Watcher::new(&memory, config(&dir));
+    let start = tokio::time::Instant::now();
+    w.init().await;
+    assert_eq!(memory.needs_writes.load(Ordering::SeqCst), 0, "the same needs were written again");
+    // No resolved view ever came: init gave up after init_wait, no file.
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(3) && waited < Duration::from_secs(4), "waited {waited:?}");
+    let file = dir.join("services.json");
+    assert_eq!(revision_in(&file), None);
+
+    // The first INVOKE (no check has happened yet) picks the view up.
+    *memory.item.lock().unwrap() = Some(view(&["orders"], 3));
+    w.on_invoke().await;
+    assert_eq!(revision_in(&file), Some(3));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_view_of_other_needs_is_not_taken_for_ours() {
+    let dir = temp_dir("stale-view");
+    let memory = Memory::default();
+    // The fan-out has not caught up with the new declaration yet.
+    *memory.item.lock().unwrap() = Some(view(&["users"], 7));
+    let mut w = Watcher::new(&memory, config(&dir));
+    w.init().await;
+    assert_eq!(revision_in(&dir.join("services.json")), None, "a view answering other needs was written");
+    let _ = std::fs::remove_dir_all(dir);
+}
