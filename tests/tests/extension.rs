@@ -30,7 +30,7 @@ fn spawn(api: &ExtensionsApi, table: &str, needs: &str, file: &PathBuf, log: &Pa
         .env("NEEDED_SERVICES", needs)
         .env("BEACON_TABLE", table)
         .env("BEACON_SERVICES_FILE", file)
-        .env("BEACON_CHECK_INTERVAL_MS", "3000")
+        .env("BEACON_CHECK_INTERVAL_MS", "300")
         .env("BEACON_INIT_WAIT_MS", "10000")
         .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
         .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
@@ -61,7 +61,7 @@ fn reg(version: &str) -> Registration {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_file_is_there_before_the_first_invoke_and_follows_changes_once_per_interval() {
+async fn the_file_is_there_before_the_first_invoke_follows_changes_and_survives_an_outage() {
     let p = TestPipeline::start("ext").await;
     p.registry.put(&reg("1.0.0")).await.unwrap();
     let dir = std::env::temp_dir().join(unique("ext"));
@@ -89,43 +89,24 @@ async fn the_file_is_there_before_the_first_invoke_and_follows_changes_once_per_
         assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
-    // A change lands; within the interval, invocations read nothing.
+    // A change lands; INVOKEs pick it up. (How often they read the registry
+    // — at most once per interval, never a rewrite for an unchanged
+    // revision — is decided on a paused clock in
+    // functions/extension/tests/watcher.rs.)
     p.registry.put(&reg("2.0.0")).await.unwrap();
-    TestPipeline::eventually(Duration::from_secs(20), "the resolved item to move", || async {
-        p.resolved("orders-web").await.is_some_and(|r| r.revision > first.revision)
+    TestPipeline::eventually(Duration::from_secs(20), "the file to follow the change", || async {
+        api.invoke().await;
+        version_in(&file, "orders").as_deref() == Some("2.0.0")
     })
     .await;
-    let checks_before = checks(&log);
-    for _ in 0..5 {
-        api.invoke().await;
-    }
-    assert_eq!(checks(&log), checks_before, "an INVOKE within the interval read the registry");
-    assert_eq!(version_in(&file, "orders").as_deref(), Some("1.0.0"));
-
-    // The first INVOKE after the interval sees it; the next ones read nothing.
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    for _ in 0..5 {
-        api.invoke().await;
-    }
-    assert_eq!(version_in(&file, "orders").as_deref(), Some("2.0.0"));
-    assert_eq!(checks(&log), checks_before + 1, "more than one registry check in one interval");
-
-    // Unchanged revision: checked, but nothing rewritten.
-    let inode = |f: &PathBuf| {
-        use std::os::unix::fs::MetadataExt as _;
-        std::fs::metadata(f).unwrap().ino()
-    };
-    let before = inode(&file);
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    api.invoke().await;
-    assert_eq!(checks(&log), checks_before + 2);
-    assert_eq!(inode(&file), before, "an unchanged revision rewrote the file");
+    let checks_after_change = checks(&log);
+    assert!(checks_after_change >= 1, "no registry check was logged");
 
     // The registry goes away: the last file stays, whole; one log line.
     proxy.stop();
     p.registry.put(&reg("3.0.0")).await.unwrap();
-    for _ in 0..2 {
-        tokio::time::sleep(Duration::from_millis(3100)).await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(350)).await;
         api.invoke().await;
     }
     assert_eq!(version_in(&file, "orders").as_deref(), Some("2.0.0"), "the old file must stay intact");

@@ -263,11 +263,18 @@ pub fn from_sdk(item: HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) 
     Item::from(item.into_iter().map(|(k, v)| (k, av_from_sdk(v))).collect::<HashMap<_, _>>())
 }
 
-/// One conversion for both SDKs' `AttributeValue` (the DynamoDB and the
-/// DynamoDB Streams crates each have their own, with the same variants).
-macro_rules! av_from {
+/// Defines `fn $name(v: $sdk) -> serde_dynamo::AttributeValue`: one
+/// conversion for both SDKs' `AttributeValue` (the DynamoDB and the DynamoDB
+/// Streams crates each have their own, with the same variants). Exported so
+/// the local stack converts stream records with the same rule without this
+/// crate (and every function) compiling the Streams SDK. A type the SDK does
+/// not know becomes an empty map: DynamoDB Local streams an empty map as `{}`
+/// with no tag.
+#[macro_export]
+macro_rules! attribute_value_from_sdk {
     ($name:ident, $sdk:ty) => {
-        fn $name(v: $sdk) -> Av {
+        fn $name(v: $sdk) -> ::serde_dynamo::AttributeValue {
+            use ::serde_dynamo::AttributeValue as Av;
             use $sdk as S;
             match v {
                 S::N(n) => Av::N(n),
@@ -280,20 +287,13 @@ macro_rules! av_from {
                 S::Ss(s) => Av::Ss(s),
                 S::Ns(n) => Av::Ns(n),
                 S::Bs(b) => Av::Bs(b.into_iter().map(|b| b.into_inner()).collect()),
-                _ => Av::M(HashMap::new()),
+                _ => Av::M(::std::collections::HashMap::new()),
             }
         }
     };
 }
 
-av_from!(av_from_sdk, aws_sdk_dynamodb::types::AttributeValue);
-av_from!(av_from_stream, aws_sdk_dynamodbstreams::types::AttributeValue);
-
-/// Converts the stream SDK's map to the neutral carrier (same rule as
-/// [`from_sdk`] for unknown types).
-pub fn from_stream_sdk(item: HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>) -> Item {
-    Item::from(item.into_iter().map(|(k, v)| (k, av_from_stream(v))).collect::<HashMap<_, _>>())
-}
+attribute_value_from_sdk!(av_from_sdk, aws_sdk_dynamodb::types::AttributeValue);
 
 /// Converts the neutral carrier to the SDK's map (always succeeds).
 pub fn to_sdk(item: Item) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {

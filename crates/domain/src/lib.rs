@@ -18,6 +18,7 @@
 //! - [`event`] — the published event documents and their SNS attributes;
 //! - [`ports`] — the traits the adapters implement (registry, catalog,
 //!   expiry index, publisher);
+//! - `memory` (feature `memory`) — an in-memory catalog port for unit tests;
 //! - [`sweep`] — the sweeper's logic over the expiry index port;
 //! - [`services_file`] — the file the Lambda extension writes, and a reader;
 //! - [`clock`] — the wall clock, read only at the edges (binaries).
@@ -27,6 +28,8 @@ pub mod clock;
 pub mod decode;
 pub mod event;
 pub mod keys;
+#[cfg(feature = "memory")]
+pub mod memory;
 pub mod ports;
 pub mod registration;
 pub mod requirement;

@@ -5,10 +5,16 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodbstreams::types::Record;
-use beacon_aws::item::from_stream_sdk;
 use serde_json::{Value, json};
 
 use super::Poller;
+
+beacon_aws::attribute_value_from_sdk!(av_from_stream, aws_sdk_dynamodbstreams::types::AttributeValue);
+
+/// Converts a Streams API image to the carrier Lambda events use.
+fn from_stream_sdk(item: HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>) -> serde_dynamo::Item {
+    serde_dynamo::Item::from(item.into_iter().map(|(k, v)| (k, av_from_stream(v))).collect::<HashMap<_, _>>())
+}
 
 impl Poller {
     /// Parses a raw GetRecords body into Lambda records and the next
