@@ -6,60 +6,15 @@
 use std::collections::HashMap;
 
 use beacon::change::{Classified, StreamChange};
-use beacon::{Registration, Status, classify};
+use beacon::classify;
 use beacon_aws::item::{decode_needs, decode_registration, encode_registration, from_sdk, to_sdk};
 use beacon_aws::stream::{RecordImages, decode_record};
 use proptest::prelude::*;
-use semver::Version;
 use serde_dynamo::{AttributeValue as Av, Item};
 
-fn name() -> impl Strategy<Value = String> {
-    "[a-z][a-z0-9_-]{0,12}"
-}
-
-fn version() -> impl Strategy<Value = Version> {
-    (0u64..4, 0u64..4, 0u64..4, prop::option::of("(alpha|beta|rc)\\.[0-9]")).prop_map(|(a, b, c, pre)| {
-        let mut v = Version::new(a, b, c);
-        if let Some(p) = pre {
-            v.pre = semver::Prerelease::new(&p).unwrap();
-        }
-        v
-    })
-}
-
-fn status() -> impl Strategy<Value = Status> {
-    prop_oneof![Just(Status::Healthy), Just(Status::Unhealthy), Just(Status::Draining)]
-}
-
-prop_compose! {
-    fn registration_of(service: String)(
-        version in version(),
-        id in "[a-z0-9]{1,8}",
-        host in "[a-z]{1,10}",
-        status in status(),
-        ttl in 10u64..1000,
-        updated in 0i64..1000,
-        arn in prop::option::of("[a-z]{1,8}"),
-        attributes in prop::collection::btree_map("[a-z]{1,8}", "\\PC{0,20}", 0..4),
-    ) -> Registration {
-        Registration {
-            service: service.clone(),
-            version,
-            instance_id: id,
-            endpoint_url: format!("https://{host}.example/x"),
-            arn: arn.map(|a| format!("arn:aws:lambda:us-east-1:123456789012:function:{a}")),
-            status,
-            attributes,
-            ttl_seconds: ttl,
-            expires_at: updated + i64::try_from(ttl).unwrap(),
-            updated_at: updated,
-        }
-    }
-}
-
-fn registration() -> impl Strategy<Value = Registration> {
-    name().prop_flat_map(registration_of)
-}
+#[path = "../../domain/tests/strategies/mod.rs"]
+mod strategies;
+use strategies::registration;
 
 proptest! {
     #[test]

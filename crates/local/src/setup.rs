@@ -50,6 +50,17 @@ fn key(name: &str, t: KeyType) -> Result<KeySchemaElement, SetupError> {
     KeySchemaElement::builder().attribute_name(name).key_type(t).build().map_err(SetupError::call("KeySchemaElement"))
 }
 
+/// The result of a call whose error `already` means it was already done.
+fn idempotent<T, E>(result: Result<T, E>, already: &str, operation: String) -> Result<(), SetupError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Err(e) if e.code() != Some(already) => Err(SetupError::call(operation)(e)),
+        _ => Ok(()),
+    }
+}
+
 /// Creates `table` (if absent) with its stream, TTL and expiry index, waits
 /// until it is active, and returns its stream ARN.
 pub async fn ensure_table(client: &Dynamo, table: &str) -> Result<String, SetupError> {
@@ -87,11 +98,8 @@ pub async fn ensure_table(client: &Dynamo, table: &str) -> Result<String, SetupE
             )
             .send()
             .await;
-        if let Err(e) = created
-            && e.code() != Some("ResourceInUseException")
-        {
-            return Err(SetupError::call(format!("CreateTable {table}"))(e));
-        }
+        // Created meanwhile by someone else: as good.
+        idempotent(created, "ResourceInUseException", format!("CreateTable {table}"))?;
     }
     let ttl = client
         .update_time_to_live()
@@ -106,11 +114,7 @@ pub async fn ensure_table(client: &Dynamo, table: &str) -> Result<String, SetupE
         .send()
         .await;
     // Enabling TTL twice is refused with a ValidationException; that means done.
-    if let Err(e) = ttl
-        && e.code() != Some("ValidationException")
-    {
-        return Err(SetupError::call(format!("UpdateTimeToLive {table}"))(e));
-    }
+    idempotent(ttl, "ValidationException", format!("UpdateTimeToLive {table}"))?;
     for _ in 0..100 {
         let out = client
             .describe_table()
