@@ -26,8 +26,8 @@ impl LocalApi {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the API");
         let addr = listener.local_addr().expect("the API's address").to_string();
         let (stop, rx) = watch::channel(false);
-        let credentials = LocalCredentials { access_key: LOCAL_ACCESS_KEY.into(), secret_key: secret.into() };
-        let task = tokio::spawn(serve(listener, registry, credentials, rx));
+        let credentials = LocalCredentials::local(secret, beacon_local::setup::DEFAULT_SCOPED_SERVICE);
+        let task = tokio::spawn(serve(listener, registry, credentials, beacon_catalog_api::ApiConfig::default(), rx));
         Self { addr, stop, task }
     }
 
@@ -41,12 +41,26 @@ impl LocalApi {
         secret: Option<&str>,
         extra: &[(&str, &str)],
     ) -> (u16, Value) {
+        self.call_as(LOCAL_ACCESS_KEY, method, path, body, secret, extra).await
+    }
+
+    /// As [`LocalApi::call`], signed with `access_key`.
+    pub async fn call_as(
+        &self,
+        access_key: &str,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        secret: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> (u16, Value) {
         let (addr, method, path) = (self.addr.clone(), method.to_owned(), path.to_owned());
+        let access_key = access_key.to_owned();
         let secret = secret.map(str::to_owned);
         let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         tokio::task::spawn_blocking(move || {
             let mut headers = match &secret {
-                Some(s) => signed(&addr, &method, &path, &body, s),
+                Some(s) => signed_as(&access_key, &addr, &method, &path, &body, s),
                 None => vec![("host".into(), addr.clone()), ("content-type".into(), "application/json".into())],
             };
             headers.extend(extra);
@@ -84,7 +98,19 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(String, String)], 
 
 /// Headers for a SigV4-signed request, signed by the AWS SDK's signer.
 pub fn signed(addr: &str, method: &str, path: &str, body: &[u8], secret: &str) -> Vec<(String, String)> {
-    let identity = aws_credential_types::Credentials::new(LOCAL_ACCESS_KEY, secret, None, None, "test").into();
+    signed_as(LOCAL_ACCESS_KEY, addr, method, path, body, secret)
+}
+
+/// As [`signed`], with `access_key`.
+pub fn signed_as(
+    access_key: &str,
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    secret: &str,
+) -> Vec<(String, String)> {
+    let identity = aws_credential_types::Credentials::new(access_key, secret, None, None, "test").into();
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")

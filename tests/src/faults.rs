@@ -346,6 +346,11 @@ impl Registry for FaultyRegistry {
         self.faults.check("DeleteItem edge")?;
         self.inner.delete_edge(service, consumer).await
     }
+
+    async fn repair_expiry_shard(&self, repair: &beacon::ShardRepair) -> Result<bool, StoreError> {
+        self.faults.check("UpdateItem expiry shard")?;
+        self.inner.repair_expiry_shard(repair).await
+    }
 }
 
 /// Test double (fault injection, SNS cannot fail entries at random): fails

@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use beacon_catalog_api::{from_lambda, handle};
+use beacon::ports::Registry;
+use beacon_catalog_api::{ApiConfig, from_lambda, handle};
 use beacon_local::setup::LOCAL_SECRET_KEY;
 use beacon_tests::api::LocalApi;
 use beacon_tests::{TestPipeline, now};
@@ -20,31 +21,32 @@ fn sample(name: &str) -> lambda_http::Request {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_routes_work_through_the_lambda_handler() {
     let p = TestPipeline::start("api-lambda").await;
-    let (status, body) = handle(&p.registry, &from_lambda(&sample("register.json")), now()).await;
+    let (status, body) = handle(&p.registry, ApiConfig::default(), &from_lambda(&sample("register.json")), now()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["registered"]["version"], "1.0.0");
     assert_eq!(body["registered"]["ttl_seconds"], 300, "the seed's ttl string \"300\" is read");
 
     // Seed 1's exact lookup route and response.
-    let (status, body) = handle(&p.registry, &from_lambda(&sample("lookup.json")), now()).await;
+    let (status, body) = handle(&p.registry, ApiConfig::default(), &from_lambda(&sample("lookup.json")), now()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["endpoint_url"], "https://abc123.execute-api.us-east-1.amazonaws.com/dev");
     assert_eq!(body["ttl"], 300);
     assert_eq!(body["status"], "healthy");
 
-    let (status, body) = handle(&p.registry, &from_lambda(&sample("resolve.json")), now()).await;
+    let (status, body) = handle(&p.registry, ApiConfig::default(), &from_lambda(&sample("resolve.json")), now()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["resolved"]["version"], "1.0.0");
 
-    let (status, body) = handle(&p.registry, &from_lambda(&sample("list.json")), now()).await;
+    let (status, body) = handle(&p.registry, ApiConfig::default(), &from_lambda(&sample("list.json")), now()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["registrations"][0]["service"], "helloworld");
 
-    let (status, body) = handle(&p.registry, &from_lambda(&sample("deregister.json")), now()).await;
+    let (status, body) =
+        handle(&p.registry, ApiConfig::default(), &from_lambda(&sample("deregister.json")), now()).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = handle(&p.registry, &from_lambda(&sample("lookup.json")), now()).await;
+    let (status, body) = handle(&p.registry, ApiConfig::default(), &from_lambda(&sample("lookup.json")), now()).await;
     assert_eq!((status, body["error"].as_str()), (404, Some("Service Not Found")));
-    let (status, _) = handle(&p.registry, &from_lambda(&sample("deregister.json")), now()).await;
+    let (status, _) = handle(&p.registry, ApiConfig::default(), &from_lambda(&sample("deregister.json")), now()).await;
     assert_eq!(status, 404, "deregistering twice");
     p.stop().await;
 }
@@ -61,7 +63,6 @@ async fn the_local_server_requires_sigv4_on_writes_and_names_bad_fields() {
     let (status, resp) = api.call("POST", "/catalog/register", body.clone(), Some("wrong-secret"), &[]).await;
     assert_eq!(status, 403, "a wrongly signed write: {resp}");
     assert!(resp["error"].as_str().unwrap().contains("signature"), "{resp}");
-    use beacon::ports::Registry as _;
     assert!(p.registry.read_service("helloworld").await.unwrap().instances.is_empty(), "a refused write was stored");
 
     let (status, resp) = api.call("POST", "/catalog/register", body.clone(), Some(LOCAL_SECRET_KEY), &[]).await;
@@ -224,10 +225,68 @@ async fn hostile_requests_get_a_clear_error_and_change_nothing() {
         assert_eq!(got, status, "{what}: {resp}");
         assert!(resp.to_string().contains(says), "{what}: expected `{says}` in {resp}");
     }
-    use beacon::ports::Registry as _;
     assert!(p.registry.read_service("orders").await.unwrap().instances.is_empty(), "a hostile request was stored");
     let (status, resp) = api.call("POST", "/catalog/register", body(json!({})), Some(LOCAL_SECRET_KEY), &[]).await;
     assert_eq!(status, 200, "the server stopped answering good requests: {resp}");
+    api.stop().await;
+    p.stop().await;
+}
+
+/// The second local principal may write only its own service, through its
+/// own routes: another service is refused with 403 naming the service and
+/// the principal, by the per-service route and by the unscoped body route,
+/// and nothing is stored. The account-wide principal is not limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_scoped_to_one_service_cannot_write_another() {
+    use beacon_local::setup::{DEFAULT_SCOPED_SERVICE, LOCAL_SCOPED_ACCESS_KEY, LOCAL_SCOPED_SECRET_KEY};
+    let p = TestPipeline::start("scoped").await;
+    let api = LocalApi::start(p.registry.clone(), LOCAL_SECRET_KEY).await;
+    let body = |service: &str, instance: &str| {
+        serde_json::to_vec(&json!({
+            "service_name": service, "service_version": "1.0", "instance_id": instance,
+            "endpoint_url": "https://evil.example", "ttl": "300", "status": "healthy"
+        }))
+        .unwrap()
+    };
+    let scoped = |method: &'static str, path: String, b: Vec<u8>| {
+        let api = &api;
+        async move { api.call_as(LOCAL_SCOPED_ACCESS_KEY, method, &path, b, Some(LOCAL_SCOPED_SECRET_KEY), &[]).await }
+    };
+    let own = DEFAULT_SCOPED_SERVICE;
+    let (status, resp) = scoped("POST", format!("/catalog/services/{own}/register"), body(own, "i-1")).await;
+    assert_eq!(status, 200, "{resp}");
+
+    let refusals = [
+        ("/catalog/services/payments/register".to_owned(), body("payments", "i-1")),
+        ("/catalog/services/payments/deregister".to_owned(), body("payments", "i-1")),
+        ("/catalog/register".to_owned(), body("payments", "i-1")),
+        // Its own service, but by the unscoped route its grant does not cover.
+        ("/catalog/register".to_owned(), body(own, "i-2")),
+    ];
+    for (path, b) in refusals {
+        let (status, resp) = scoped("POST", path.clone(), b).await;
+        assert_eq!(status, 403, "{path}: {resp}");
+        let message = resp["error"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(LOCAL_SCOPED_ACCESS_KEY) && message.contains("may write only service"),
+            "{path}: {message}"
+        );
+    }
+    let (_, resp) = scoped("POST", "/catalog/services/payments/register".into(), body("payments", "i-1")).await;
+    assert!(resp["error"].as_str().unwrap().contains("`payments`"), "the refusal names the service: {resp}");
+
+    assert!(
+        Registry::read_service(&p.registry, "payments").await.unwrap().instances.is_empty(),
+        "payments was written"
+    );
+    let own_instances = Registry::read_service(&p.registry, own).await.unwrap().instances;
+    assert_eq!(own_instances.len(), 1, "only the allowed write landed: {own_instances:?}");
+
+    // The account-wide principal writes any service.
+    let (status, resp) = api
+        .call("POST", "/catalog/services/payments/register", body("payments", "i-9"), Some(LOCAL_SECRET_KEY), &[])
+        .await;
+    assert_eq!(status, 200, "{resp}");
     api.stop().await;
     p.stop().await;
 }

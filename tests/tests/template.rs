@@ -33,6 +33,11 @@ fn actions(function: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// Actions IAM's service authorization reference defines with no resource
+/// type: a policy can grant them only on "*" (the IAM simulator in
+/// tests/tests/iam.rs refuses any other resource for them).
+const WILDCARD_ONLY: &[&str] = &["dynamodb:ListStreams"];
+
 fn set(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -61,8 +66,14 @@ fn no_statement_grants_wildcard_actions_or_resources() {
                     let a = a.as_str().unwrap_or_default();
                     assert!(!a.contains('*'), "{name} {id:?}: wildcard action {a}");
                 }
+                // Only an action IAM defines without resources (wildcard-only)
+                // may, and must, name "*".
+                let wildcard_only =
+                    as_list(&s["Action"]).iter().all(|a| WILDCARD_ONLY.contains(&a.as_str().unwrap_or_default()));
                 for res in as_list(&s["Resource"]) {
-                    assert_ne!(res.as_str(), Some("*"), "{name} {id:?}: Resource \"*\"");
+                    if !wildcard_only {
+                        assert_ne!(res.as_str(), Some("*"), "{name} {id:?}: Resource \"*\"");
+                    }
                 }
             }
         }
@@ -90,4 +101,35 @@ fn the_table_is_what_the_code_expects() {
     assert_eq!(index["IndexName"].as_str(), Some(beacon::keys::EXPIRY_INDEX));
     assert_eq!(table["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
+}
+
+/// The API is defined by infra/openapi.yaml: every write is signed (IAM),
+/// the per-service routes exist, the seed's unscoped routes exist only while
+/// `UnscopedWriteRoutes` is on, and the reads are signed exactly when
+/// `SignedReads` is on.
+#[test]
+fn the_api_definition_signs_writes_and_scopes_them_per_service() {
+    let t = template("template.yaml");
+    let include = &t["Resources"]["CatalogApi"]["Properties"]["DefinitionBody"]["Fn::Transform"];
+    assert_eq!(include["Name"].as_str(), Some("AWS::Include"));
+    assert_eq!(include["Parameters"]["Location"].as_str(), Some("openapi.yaml"));
+    let api = template("openapi.yaml");
+    let paths = &api["paths"];
+    let signed = |op: &Value| as_list(&op["security"]).iter().any(|s| s.get("sigv4").is_some());
+    for route in ["/catalog/services/{name}/register", "/catalog/services/{name}/deregister"] {
+        assert!(signed(&paths[route]["post"]), "{route} is not signed");
+    }
+    for route in ["/catalog/register", "/catalog/deregister"] {
+        let branches = as_list(&paths[route]["Fn::If"]);
+        assert_eq!(branches[0].as_str(), Some("UnscopedWriteRoutesOn"), "{route} is not behind the parameter");
+        assert!(signed(&branches[1]["post"]), "{route} is not signed");
+    }
+    for route in ["/catalog/{name}/{version}", "/catalog/{name}", "/catalog"] {
+        let security = as_list(&paths[route]["get"]["security"]["Fn::If"]);
+        assert_eq!(security[0].as_str(), Some("SignedReadsOn"), "{route}");
+        assert!(as_list(&security[1]).iter().any(|s| s.get("sigv4").is_some()), "{route} signed when on");
+        assert!(as_list(&security[2]).is_empty(), "{route} open when off");
+    }
+    let conditions = &t["Conditions"];
+    assert!(!conditions["UnscopedWriteRoutesOn"].is_null() && !conditions["SignedReadsOn"].is_null());
 }

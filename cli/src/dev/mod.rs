@@ -65,6 +65,15 @@ pub struct DevOpts {
     /// How often registrars run (the seed: every 5 minutes).
     #[arg(long, default_value_t = 300, global = true)]
     pub registrar_every_seconds: u64,
+    /// The one service the second local principal (`BEACON_SCOPED_*` in
+    /// dev.env) may write through the catalog API.
+    #[arg(long, default_value = beacon_local::setup::DEFAULT_SCOPED_SERVICE, global = true)]
+    pub scoped_service: String,
+    /// Whether the seed's unscoped write routes (`POST /catalog/register`,
+    /// `/catalog/deregister`) accept writes, as the template's
+    /// `UnscopedWriteRoutes` parameter decides in AWS.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"], global = true)]
+    pub unscoped_writes: String,
     /// How often the sweeper runs (AWS: every minute).
     #[arg(long, default_value_t = 60, global = true)]
     pub sweep_every_seconds: u64,

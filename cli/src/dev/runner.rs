@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::MappingConfig;
 use beacon_local::pipeline::{self, Clients, Mapping, Names, Resources};
-use beacon_local::setup::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, LocalEndpoints};
+use beacon_local::setup::{LOCAL_SECRET_KEY, LocalEndpoints};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -80,10 +80,8 @@ async fn start(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Running> {
     tasks.push(tokio::spawn(beacon_local::api_server::serve(
         api_listener,
         registry(),
-        beacon_local::api_server::LocalCredentials {
-            access_key: LOCAL_ACCESS_KEY.into(),
-            secret_key: LOCAL_SECRET_KEY.into(),
-        },
+        beacon_local::api_server::LocalCredentials::local(LOCAL_SECRET_KEY, &opts.scoped_service),
+        beacon_local::api_server::ApiConfig { unscoped_writes: opts.unscoped_writes == "on" },
         stop_rx,
     )));
     Ok(Running { resources, api_url: Some(api_url), stop, tasks })
@@ -93,7 +91,7 @@ async fn start(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Running> {
 pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
     let running = start(opts, &stack.endpoints).await?;
     let (table, topic_arn) = (&running.resources.table, &running.resources.topic_arn);
-    let env = stack.endpoints.env_lines(table, topic_arn, running.api_url.as_deref());
+    let env = stack.endpoints.env_lines(table, topic_arn, running.api_url.as_deref(), &opts.scoped_service);
     let env_path = opts.state_dir.join("dev.env");
     std::fs::write(opts.state_dir.join("dev.env.tmp"), &env)?;
     std::fs::rename(opts.state_dir.join("dev.env.tmp"), &env_path)?;
@@ -109,6 +107,10 @@ pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
             opts.sweep_every_seconds.max(1)
         );
         eprintln!("beacon dev: catalog API at {url}/catalog (writes need SigV4 with the local credentials)");
+        eprintln!(
+            "beacon dev: BEACON_SCOPED_* keys may write only `{}` (POST /catalog/services/{}/register)",
+            opts.scoped_service, opts.scoped_service
+        );
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let demo = async {

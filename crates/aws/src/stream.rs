@@ -41,8 +41,13 @@ pub fn decode_record(images: RecordImages<'_>, change: StreamChange) -> StreamCh
     let (old, new) = (non_empty(images.old_image), non_empty(images.new_image));
     let key = item_key(images.keys).or_else(|| new.and_then(item_key)).or_else(|| old.and_then(item_key));
     let kind = key.as_ref().map_or(KeyKind::Other, |(pk, sk)| keys::key_kind(pk, sk));
+    let new_expiry_shard = new.and_then(|i| match i.inner().get(keys::EXPIRY_SHARD) {
+        Some(serde_dynamo::AttributeValue::S(s)) => Some(s.clone()),
+        _ => None,
+    });
     StreamChange {
         key,
+        new_expiry_shard,
         old_image: old.map(|i| decode_image(&kind, i)),
         new_image: new.map(|i| decode_image(&kind, i)),
         ..change

@@ -54,6 +54,41 @@ pub struct StreamChange {
     /// Approximate creation time, epoch seconds (rounded to the minute by
     /// DynamoDB Local, so never used to decide expiry).
     pub created_at: i64,
+    /// The new image's `expiry_shard`, when it is a string: whether the
+    /// item is in the sweeper's index.
+    pub new_expiry_shard: Option<String>,
+}
+
+/// A registration outside the sweeper's expiry index: written (by any SDK
+/// or the AWS CLI) without `expiry_shard`, or with one its key does not hash
+/// to. The fan-out writes the right shard, so every registration expires,
+/// whoever wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardRepair {
+    /// The item's pk.
+    pub pk: String,
+    /// The item's sk.
+    pub sk: String,
+    /// The shard its key hashes to.
+    pub shard: String,
+    /// The `expires_at` the record saw: the repair applies only to that
+    /// write (a later one brings its own record).
+    pub expires_at: i64,
+}
+
+/// The repair a record calls for, if its new image is a valid registration
+/// outside the expiry index. Costs nothing for Beacon's own writers, which
+/// set the shard; a heartbeat that moves only `expires_at` keeps it.
+pub fn shard_repair(change: &StreamChange) -> Option<ShardRepair> {
+    let (pk, sk) = change.key.as_ref()?;
+    let Some(Image::Registration(r)) = &change.new_image else { return None };
+    let shard = keys::expiry_shard(pk, sk);
+    (change.new_expiry_shard.as_deref() != Some(shard.as_str())).then(|| ShardRepair {
+        pk: pk.clone(),
+        sk: sk.clone(),
+        shard,
+        expires_at: r.expires_at,
+    })
 }
 
 /// What changed about a registration.
@@ -284,6 +319,7 @@ mod tests {
             new_image: new.cloned().map(Image::Registration),
             user_identity: None,
             created_at: 1_000,
+            new_expiry_shard: None,
         }
     }
 
@@ -349,6 +385,26 @@ mod tests {
         let mut keyless = change("INSERT", None, Some(&a));
         keyless.key = None;
         assert!(matches!(classify(&keyless, 1_001), Classified::Invalid(InvalidRecord { pk: None, .. })));
+    }
+
+    #[test]
+    fn a_registration_outside_the_expiry_index_is_repaired_once() {
+        let a = reg();
+        let (pk, sk) = key_of(&a);
+        let right = keys::expiry_shard(&pk, &sk);
+        let mut c = change("INSERT", None, Some(&a));
+        let want = ShardRepair { pk, sk, shard: right.clone(), expires_at: a.expires_at };
+        assert_eq!(shard_repair(&c), Some(want.clone()), "no shard at all");
+        c.new_expiry_shard = Some("9".into());
+        assert_eq!(shard_repair(&c), Some(want), "a shard its key does not hash to");
+        c.new_expiry_shard = Some(right.clone());
+        assert_eq!(shard_repair(&c), None, "already in the index");
+        let mut removed = change("REMOVE", Some(&a), None);
+        removed.new_expiry_shard = None;
+        assert_eq!(shard_repair(&removed), None, "nothing to repair on a removal");
+        let mut bad = change("INSERT", None, Some(&a));
+        bad.new_image = Some(Image::Invalid(DecodeError::Missing("status")));
+        assert_eq!(shard_repair(&bad), None, "an invalid item is reported, not indexed");
     }
 
     #[test]

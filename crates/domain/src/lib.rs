@@ -40,7 +40,7 @@ pub mod validation;
 pub mod version;
 pub mod view;
 
-pub use change::{ChangeKind, Classified, Image, StreamChange, classify};
+pub use change::{ChangeKind, Classified, Image, ShardRepair, StreamChange, classify, shard_repair};
 pub use event::Event;
 pub use registration::{Registration, Status};
 pub use requirement::{Requirement, parse_needs};

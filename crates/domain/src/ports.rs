@@ -13,6 +13,7 @@
 
 use async_trait::async_trait;
 
+use crate::change::ShardRepair;
 use crate::event::Event;
 use crate::registration::{Registration, Status};
 use crate::view::{Needs, ResolvedItem, ServiceView};
@@ -131,6 +132,11 @@ pub trait Registry: Send + Sync {
 
     /// Deletes the dependency edge `service → consumer`.
     async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError>;
+
+    /// Puts a registration into the expiry index (sets its `expiry_shard`),
+    /// only if it still has the `expires_at` the record saw; false when a
+    /// later write or a delete got there first (its own record decides).
+    async fn repair_expiry_shard(&self, repair: &ShardRepair) -> Result<bool, StoreError>;
 }
 
 /// One registration's identity: service, version (normalised text) and

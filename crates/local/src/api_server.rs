@@ -1,13 +1,16 @@
 //! `beacon dev`'s stand-in for API Gateway: the catalog API's own
-//! [`beacon_catalog_api::handle`], served on a loopback listener, with SigV4 required on writes (as the
-//! template's IAM auth does in AWS) and checked against the local
-//! credentials.
+//! [`beacon_catalog_api::handle`], served on a loopback listener, with
+//! SigV4 required on writes (as the template's IAM auth does in AWS),
+//! checked against the local principals, and each principal held to the
+//! services it may write (as an `execute-api:Invoke` grant scoped to
+//! `/catalog/services/{name}/*` does).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use beacon::ports::Catalog;
+pub use beacon_catalog_api::ApiConfig;
 use beacon_catalog_api::{ApiError, ApiRequest, MAX_BODY, handle};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -17,13 +20,81 @@ use tokio::sync::watch;
 
 use crate::sigv4::{SignedRequest, verify};
 
-/// The one key pair the server accepts.
+/// One key pair the server accepts, and what it may write: the stand-in
+/// for an IAM principal and its `execute-api:Invoke` grant.
 #[derive(Debug, Clone)]
-pub struct LocalCredentials {
+pub struct LocalPrincipal {
+    /// Its name in refusals and logs.
+    pub name: String,
     /// Access key id.
     pub access_key: String,
     /// Secret access key.
     pub secret_key: String,
+    /// `Some(service)`: it may write only that service, only through
+    /// `POST /catalog/services/{service}/...` (as `infra/policies/
+    /// catalog-writer.json` grants in AWS); `None`: any write route.
+    pub service: Option<String>,
+}
+
+/// Every principal the server accepts.
+#[derive(Debug, Clone)]
+pub struct LocalCredentials {
+    /// The principals.
+    pub principals: Vec<LocalPrincipal>,
+}
+
+impl LocalCredentials {
+    /// The local stack's two principals: the account-wide one (the
+    /// `AWS_ACCESS_KEY_ID` of `.beacon/dev.env`, with `secret`) and one that
+    /// may write only `scoped_service` (`BEACON_SCOPED_*`).
+    pub fn local(secret: &str, scoped_service: &str) -> Self {
+        use crate::setup::{LOCAL_ACCESS_KEY, LOCAL_SCOPED_ACCESS_KEY, LOCAL_SCOPED_SECRET_KEY};
+        Self {
+            principals: vec![
+                LocalPrincipal {
+                    name: "local-admin".into(),
+                    access_key: LOCAL_ACCESS_KEY.into(),
+                    secret_key: secret.into(),
+                    service: None,
+                },
+                LocalPrincipal {
+                    name: format!("local-{scoped_service}-writer"),
+                    access_key: LOCAL_SCOPED_ACCESS_KEY.into(),
+                    secret_key: LOCAL_SCOPED_SECRET_KEY.into(),
+                    service: Some(scoped_service.into()),
+                },
+            ],
+        }
+    }
+}
+
+impl LocalPrincipal {
+    /// Whether it may send this write; `Err` names the service it tried to
+    /// write and itself. Mirrors API Gateway's IAM check on the path (a
+    /// scoped principal's grant covers only its own service's routes).
+    fn may_write(&self, path: &str, body: &[u8]) -> Result<(), ApiError> {
+        let Some(own) = &self.service else { return Ok(()) };
+        let (_, parts) = beacon_catalog_api::catalog_path(path);
+        let target = match parts.as_slice() {
+            ["services", name, ..] => (*name).to_owned(),
+            _ => serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|b| {
+                    b.get("service_name").or_else(|| b.get("service")).and_then(|v| v.as_str()).map(str::to_owned)
+                })
+                .unwrap_or_else(|| "(unnamed)".into()),
+        };
+        let scoped_route = matches!(parts.as_slice(), ["services", name, _] if name == own);
+        if scoped_route {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(format!(
+            "principal {} ({}) may write only service `{own}`, through /catalog/services/{own}/...; refused a write of service `{}`",
+            self.name,
+            self.access_key,
+            beacon::registration::shown(&target)
+        )))
+    }
 }
 
 fn json_response(status: u16, body: &serde_json::Value) -> Response<Full<Bytes>> {
@@ -36,6 +107,7 @@ fn json_response(status: u16, body: &serde_json::Value) -> Response<Full<Bytes>>
 async fn serve_one<C: Catalog>(
     registry: Arc<C>,
     credentials: Arc<LocalCredentials>,
+    config: ApiConfig,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
@@ -61,10 +133,19 @@ async fn serve_one<C: Catalog>(
             headers: &headers,
             body: &body,
         };
-        let secret = |key: &str| (key == credentials.access_key).then(|| credentials.secret_key.clone());
-        if let Err(e) = verify(&signed, secret, beacon::clock::now_seconds()) {
-            tracing::warn!(method = %parts.method, %path, reason = %e, "refused an unsigned or wrongly signed write");
-            let (status, json) = ApiError::Forbidden(e.to_string()).response();
+        let principal = |key: &str| credentials.principals.iter().find(|p| p.access_key == key);
+        let secret = |key: &str| principal(key).map(|p| p.secret_key.clone());
+        let signer = match verify(&signed, secret, beacon::clock::now_seconds()) {
+            Ok(key) => principal(&key).cloned(),
+            Err(e) => {
+                tracing::warn!(method = %parts.method, %path, reason = %e, "refused an unsigned or wrongly signed write");
+                let (status, json) = ApiError::Forbidden(e.to_string()).response();
+                return Ok(json_response(status, &json));
+            }
+        };
+        if let Some(Err(e)) = signer.map(|p| p.may_write(&path, &body)) {
+            tracing::warn!(method = %parts.method, %path, reason = %e, "refused a write outside the principal's service");
+            let (status, json) = e.response();
             return Ok(json_response(status, &json));
         }
     }
@@ -76,7 +157,7 @@ async fn serve_one<C: Catalog>(
         if_none_match: parts.headers.get("if-none-match").and_then(|v| v.to_str().ok()).map(str::to_owned),
         body,
     };
-    let (status, json) = handle(registry.as_ref(), &api, beacon::clock::now_seconds()).await;
+    let (status, json) = handle(registry.as_ref(), config, &api, beacon::clock::now_seconds()).await;
     Ok(json_response(status, &json))
 }
 
@@ -85,6 +166,7 @@ pub async fn serve<C: Catalog + 'static>(
     listener: TcpListener,
     registry: C,
     credentials: LocalCredentials,
+    config: ApiConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let registry = Arc::new(registry);
@@ -97,7 +179,8 @@ pub async fn serve<C: Catalog + 'static>(
         let Ok((stream, _)) = accepted else { continue };
         let (registry, credentials) = (registry.clone(), credentials.clone());
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| serve_one(registry.clone(), credentials.clone(), req));
+            let service =
+                hyper::service::service_fn(move |req| serve_one(registry.clone(), credentials.clone(), config, req));
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
                 tracing::debug!(error = %e, "catalog connection ended");

@@ -149,10 +149,17 @@ pub struct LocalEndpoints {
     pub sns_sqs: String,
 }
 
-/// The dummy access key the local stack uses.
+/// The dummy access key the local stack uses (the account-wide principal).
 pub const LOCAL_ACCESS_KEY: &str = "beaconlocal";
 /// The dummy secret the local stack uses.
 pub const LOCAL_SECRET_KEY: &str = "beaconlocal";
+/// The access key of the second local principal, which may write one
+/// service only (`beacon dev --scoped-service`, default `helloworld`).
+pub const LOCAL_SCOPED_ACCESS_KEY: &str = "beaconscoped";
+/// Its secret.
+pub const LOCAL_SCOPED_SECRET_KEY: &str = "beaconscopedsecret";
+/// The service it may write unless told otherwise.
+pub const DEFAULT_SCOPED_SERVICE: &str = "helloworld";
 /// The local stack's region.
 pub const LOCAL_REGION: &str = "us-east-1";
 
@@ -212,7 +219,7 @@ impl LocalEndpoints {
     }
 
     /// The `export` lines a shell, the AWS CLI or boto3 needs.
-    pub fn env_lines(&self, table: &str, topic_arn: &str, api_url: Option<&str>) -> String {
+    pub fn env_lines(&self, table: &str, topic_arn: &str, api_url: Option<&str>, scoped_service: &str) -> String {
         let vars = [
             ("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY),
             ("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_KEY),
@@ -234,6 +241,11 @@ impl LocalEndpoints {
         let mut lines: String = vars.iter().map(|(k, v)| format!("export {k}={v}\n")).collect();
         if let Some(url) = api_url {
             lines.push_str(&format!("export BEACON_API_URL={url}\n"));
+            // The second principal: it may write only this service through
+            // the catalog API (the local server enforces it).
+            lines.push_str(&format!("export BEACON_SCOPED_SERVICE={scoped_service}\n"));
+            lines.push_str(&format!("export BEACON_SCOPED_ACCESS_KEY_ID={LOCAL_SCOPED_ACCESS_KEY}\n"));
+            lines.push_str(&format!("export BEACON_SCOPED_SECRET_ACCESS_KEY={LOCAL_SCOPED_SECRET_KEY}\n"));
         }
         lines
     }
@@ -248,8 +260,27 @@ pub struct SubscribedQueue {
     pub arn: String,
 }
 
-/// Creates (or reuses) the queue `name` and subscribes it to `topic_arn`
-/// with raw delivery and an optional filter policy.
+/// The queue policy SNS needs to deliver to a queue: `sqs:SendMessage` by
+/// the SNS service, only for messages from `topic_arn` (`aws:SourceArn`).
+/// Without it AWS drops every delivery (the local SNS server does not
+/// check, so it is evaluated with an IAM simulator in the tests).
+pub fn queue_policy(queue_arn: &str, topic_arn: &str) -> serde_json::Value {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "OnlyTheBeaconTopic",
+            "Effect": "Allow",
+            "Principal": { "Service": "sns.amazonaws.com" },
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": { "ArnEquals": { "aws:SourceArn": topic_arn } }
+        }]
+    })
+}
+
+/// Creates (or reuses) the queue `name`, lets only `topic_arn` send to it
+/// ([`queue_policy`]), and subscribes it with raw delivery and an optional
+/// filter policy.
 pub async fn subscribe_queue(
     sqs: &aws_sdk_sqs::Client,
     sns: &Sns,
@@ -276,6 +307,13 @@ pub async fn subscribe_queue(
         .attributes
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .ok_or_else(|| SetupError::Incomplete(format!("queue {name} has no ARN")))?;
+    // The policy before the subscription, so no delivery is ever refused.
+    sqs.set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::Policy, queue_policy(&arn, topic_arn).to_string())
+        .send()
+        .await
+        .map_err(SetupError::call(format!("SetQueueAttributes {name}")))?;
     let mut subscribe =
         sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(&arn).attributes("RawMessageDelivery", "true");
     if let Some(policy) = filter_policy {

@@ -68,8 +68,13 @@ fn parse_amz_date(s: &str) -> Option<i64> {
 }
 
 /// Verifies a header-signed request with the secret for its access key, at
-/// `now` (epoch seconds; requests more than 15 minutes off are refused).
-pub fn verify(req: &SignedRequest<'_>, secret_for: impl Fn(&str) -> Option<String>, now: i64) -> Result<(), AuthError> {
+/// `now` (epoch seconds; requests more than 15 minutes off are refused), and
+/// returns the access key that signed it.
+pub fn verify(
+    req: &SignedRequest<'_>,
+    secret_for: impl Fn(&str) -> Option<String>,
+    now: i64,
+) -> Result<String, AuthError> {
     let auth = header(req, "authorization")
         .ok_or(AuthError::Rejected("missing Authorization: sign the request with SigV4"))?;
     let rest =
@@ -153,7 +158,7 @@ pub fn verify(req: &SignedRequest<'_>, secret_for: impl Fn(&str) -> Option<Strin
     // Compare without an early exit, so timing does not leak the signature.
     let matches = expected.len() == signature.len()
         && expected.bytes().zip(signature.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if matches { Ok(()) } else { Err(AuthError::Rejected("the signature does not match")) }
+    if matches { Ok(access_key.to_owned()) } else { Err(AuthError::Rejected("the signature does not match")) }
 }
 
 #[cfg(test)]
@@ -190,7 +195,7 @@ mod tests {
             body: b"",
         };
         let secret = |_: &str| Some("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_string());
-        assert_eq!(verify(&req, secret, 1_440_938_160), Ok(()));
+        assert_eq!(verify(&req, secret, 1_440_938_160), Ok("AKIDEXAMPLE".to_string()), "the signer is named");
         let tampered = SignedRequest { query: "Action=DeleteUser&Version=2010-05-08", ..req };
         assert!(verify(&tampered, secret, 1_440_938_160).is_err());
         assert!(verify(&req, secret, 1_440_938_160 + 3600).is_err(), "an old signature must expire");

@@ -2,20 +2,21 @@
 //! API Gateway verifies SigV4 on the write routes (IAM auth in the template).
 
 use beacon_aws::config::{sdk_config, table_from_env};
-use beacon_catalog_api::{from_lambda, handle};
+use beacon_catalog_api::{ApiConfig, from_lambda, handle};
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     beacon_aws::logging::init();
     let table = table_from_env()?;
+    let api = ApiConfig::from_env()?;
     let config = sdk_config().await;
     let registry = beacon_aws::dynamo_registry(&config, table);
     let registry = &registry;
     run(service_fn(move |request: Request| async move {
-        let api = from_lambda(&request);
+        let request = from_lambda(&request);
         let now = beacon::clock::now_seconds();
-        let (status, json) = handle(registry, &api, now).await;
+        let (status, json) = handle(registry, api, &request, now).await;
         Ok::<_, Error>(
             Response::builder()
                 .status(status)

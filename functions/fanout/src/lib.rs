@@ -23,7 +23,7 @@ use beacon::change::{Classified, NeedsChange, StreamChange};
 use beacon::event::Event;
 use beacon::ports::{Dependent, Publisher, Registry, StoreError, ViewWrite};
 use beacon::view::{Outcome, RequirementView, ServiceView};
-use beacon::{Requirement, classify, resolve};
+use beacon::{Requirement, ShardRepair, classify, resolve, shard_repair};
 use beacon_aws::stream::{sequence_number, stream_change};
 use futures::{StreamExt, TryStreamExt};
 use tracing::{Instrument, debug, info_span, warn};
@@ -65,6 +65,9 @@ pub struct BatchReport {
     pub heartbeats: usize,
     /// Resolved items whose view changed.
     pub views_changed: usize,
+    /// Registrations put into the expiry index (written without, or with a
+    /// wrong, `expiry_shard`).
+    pub shards_repaired: usize,
     /// Records reported for retry.
     pub failed: usize,
     /// The oldest record's approximate creation time (epoch seconds), for
@@ -82,6 +85,7 @@ impl BatchReport {
             count("Records", self.records),
             count("InvalidRecords", self.invalid),
             count("ResolvedRefreshed", self.views_changed),
+            count("ExpiryShardsRepaired", self.shards_repaired),
             count("BatchFailures", self.failed),
         ];
         if let Some(oldest) = self.oldest_record_at {
@@ -132,12 +136,14 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
         let mut failed: BTreeSet<usize> = BTreeSet::new();
         let mut services: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut needs: Vec<(usize, NeedsChange)> = Vec::new();
+        let mut repairs: Vec<(usize, ShardRepair)> = Vec::new();
 
         for (i, record) in event.records.iter().enumerate() {
             let change: StreamChange = stream_change(record);
             let item_identifier = sequence_number(record).unwrap_or(&record.event_id).to_owned();
             let span = info_span!("record", event_id = %change.event_id, sequence = %item_identifier);
             let _entered = span.enter();
+            repairs.extend(shard_repair(&change).map(|r| (i, r)));
             match classify(&change, now) {
                 Classified::Registration(c) => {
                     let current = c.current();
@@ -167,6 +173,25 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
                     Some(report.oldest_record_at.map_or(change.created_at, |o| o.min(change.created_at)));
             }
             refs.push(RecordRef { id: change.event_id, created_at: change.created_at, item_identifier });
+        }
+
+        // Every registration expires, whoever wrote it: one put into the
+        // expiry index is one conditional write, and only for items written
+        // without Beacon's shard. A failure is retried with the record.
+        let mut jobs = Vec::with_capacity(repairs.len());
+        for (i, repair) in &repairs {
+            jobs.push(async move { (*i, self.registry.repair_expiry_shard(repair).await) });
+        }
+        let repaired: Vec<_> = futures::stream::iter(jobs).buffer_unordered(VIEW_WRITE_CONCURRENCY).collect().await;
+        for (i, result) in repaired {
+            match result {
+                Ok(true) => report.shards_repaired += 1,
+                Ok(false) => debug!("expiry shard: a later write or a delete got there first"),
+                Err(e) => {
+                    warn!(error = %e, retryable = e.is_retryable(), "expiry shard repair failed; record will be retried");
+                    failed.insert(i);
+                }
+            }
         }
 
         for (i, change) in needs {

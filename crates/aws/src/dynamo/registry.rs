@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use beacon::change::ShardRepair;
 use beacon::keys;
 use beacon::ports::{Dependent, Registry, ServicePartition, StoreError, ViewWrite};
 use beacon::view::{ResolvedItem, ServiceView};
@@ -257,5 +258,30 @@ impl Registry for DynamoRegistry {
     async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError> {
         self.delete_key(keys::service_pk(service), &keys::dependent_sk(consumer), format!("edge {service}->{consumer}"))
             .await
+    }
+
+    async fn repair_expiry_shard(&self, repair: &ShardRepair) -> Result<bool, StoreError> {
+        self.write();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(repair.pk.clone(), &repair.sk)))
+            .update_expression("SET #shard = :shard")
+            .condition_expression("attribute_exists(pk) AND #exp = :exp")
+            .expression_attribute_names("#shard", keys::EXPIRY_SHARD)
+            .expression_attribute_names("#exp", keys::EXPIRES_AT)
+            .expression_attribute_values(":shard", s(repair.shard.clone()))
+            .expression_attribute_values(":exp", n(repair.expires_at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => {
+                self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(e) => Err(store_error(format!("UpdateItem expiry shard {}/{}", repair.pk, repair.sk), e)),
+        }
     }
 }

@@ -1,0 +1,37 @@
+// Evaluates IAM requests with @cloud-copilot/iam-simulate (npm, AGPL: a
+// test-time tool, installed by scripts/bootstrap into .beacon/tools and
+// never shipped). Reads a JSON array of cases on stdin:
+//   { name, principal, action, resource, account, context,
+//     identityPolicies: [policy...], resourcePolicy?: policy }
+// and prints one line of JSON: [{ name, result }] where result is
+// "Allowed", "ExplicitlyDenied", "ImplicitlyDenied", or "error: ..." when
+// the simulator refused the input (a malformed policy, an unknown action).
+import { createRequire } from 'node:module'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const require = createRequire(path.join(root, '.beacon/tools/package.json'))
+const { runSimulation } = require('@cloud-copilot/iam-simulate')
+
+const cases = JSON.parse(readFileSync(0, 'utf8'))
+const out = []
+for (const c of cases) {
+  const simulation = {
+    identityPolicies: (c.identityPolicies || []).map((policy, i) => ({ name: `p${i}`, policy })),
+    serviceControlPolicies: [],
+    resourceControlPolicies: [],
+    request: {
+      principal: c.principal,
+      action: c.action,
+      resource: { resource: c.resource, accountId: c.account || '123456789012' },
+      contextVariables: c.context || {}
+    }
+  }
+  if (c.resourcePolicy) simulation.resourcePolicy = c.resourcePolicy
+  const r = await runSimulation(simulation, {})
+  const result = r.resultType === 'error' ? `error: ${r.errors?.message || JSON.stringify(r.errors)}` : r.overallResult
+  out.push({ name: c.name, result })
+}
+process.stdout.write(JSON.stringify(out) + '\n')
