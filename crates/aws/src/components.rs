@@ -67,13 +67,27 @@ impl Components for AwsComponents {
     async fn remove_schedule(&self, rule: &str) -> Result<(), CheckError> {
         let err =
             |e: Box<dyn std::error::Error + Send + Sync>| CheckError { part: format!("schedule {rule}"), source: e };
-        let targets = self.events.list_targets_by_rule().rule(rule).send().await.map_err(|e| err(Box::new(e)))?;
+        // A rule that is already gone is done: a retried run after a partial
+        // removal, or a rule removed by hand.
+        let gone = |code: Option<&str>| code == Some("ResourceNotFoundException");
+        let targets = match self.events.list_targets_by_rule().rule(rule).send().await {
+            Ok(t) => t,
+            Err(e) if gone(e.code()) => return Ok(()),
+            Err(e) => return Err(err(Box::new(e))),
+        };
         let ids: Vec<String> = targets.targets.unwrap_or_default().into_iter().map(|t| t.id).collect();
         if !ids.is_empty() {
-            self.events.remove_targets().rule(rule).set_ids(Some(ids)).send().await.map_err(|e| err(Box::new(e)))?;
+            match self.events.remove_targets().rule(rule).set_ids(Some(ids)).send().await {
+                Ok(_) => {}
+                Err(e) if gone(e.code()) => return Ok(()),
+                Err(e) => return Err(err(Box::new(e))),
+            }
         }
-        self.events.delete_rule().name(rule).send().await.map_err(|e| err(Box::new(e)))?;
-        Ok(())
+        match self.events.delete_rule().name(rule).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if gone(e.code()) => Ok(()),
+            Err(e) => Err(err(Box::new(e))),
+        }
     }
 
     async fn delete_function(&self, name: &str) -> Result<(), CheckError> {

@@ -60,7 +60,8 @@ pub struct ServiceProperties {
     /// The registrar's own function name, deleted when the service is gone.
     #[serde(default)]
     pub registrar_name: Option<String>,
-    /// The EventBridge rule that schedules the registrar, removed with it.
+    /// The EventBridge rule that schedules the registrar, removed with it
+    /// (default: the registrar's own name, as the seed creates its rule).
     #[serde(default)]
     pub schedule_rule: Option<String>,
 }
@@ -229,7 +230,9 @@ pub async fn run_once(
             // Already gone (expired, or deregistered by hand) is as good.
             catalog.delete(&InstanceKey::of(&r)).await?;
             tracing::info!(service = %r.service, version = %r.version, "service removed: deregistered");
-            if let Some(rule) = &props.schedule_rule {
+            // The seed names its rule like the registrar and has no
+            // schedule_rule: without one, the rule named like the registrar.
+            if let Some(rule) = props.schedule_rule.as_ref().or(props.registrar_name.as_ref()) {
                 components.remove_schedule(rule).await?;
             }
             if let Some(name) = &props.registrar_name {
