@@ -10,6 +10,7 @@ mod commands;
 mod context;
 mod demo;
 mod dev;
+mod ui;
 
 use commands::{deregister, drain, get, list, needs, register, resolve, watch};
 
@@ -36,6 +37,7 @@ enum Command {
     Needs(needs::NeedsArgs),
     Resolve(resolve::ResolveArgs),
     Watch(watch::WatchArgs),
+    Ui(ui::UiArgs),
     /// Run the local stack (DynamoDB Local, the SNS/SQS server) and the
     /// pipeline (stream poller + fan-out + sweeper), with no AWS account.
     Dev(dev::DevArgs),
@@ -60,6 +62,7 @@ async fn main() -> std::process::ExitCode {
         Command::Needs(a) => needs::run(a).await,
         Command::Resolve(a) => resolve::run(a).await,
         Command::Watch(a) => watch::run(a).await,
+        Command::Ui(a) => ui::run(a).await,
         Command::Dev(a) => dev::run(a).await,
     };
     match result {

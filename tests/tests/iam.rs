@@ -408,3 +408,38 @@ async fn a_subscribed_queue_accepts_only_its_topic() {
     assert_decisions(&[sns("the topic delivers", &p.topic_arn, true), sns("another topic delivers", &other, false)]);
     p.stop().await;
 }
+
+/// `beacon ui` and `beacon watch` read and follow, and write nothing but
+/// their own temporary queues.
+#[test]
+fn a_registry_viewer_reads_and_follows_but_writes_nothing() {
+    let p = [policy_file(
+        "registry-viewer.json",
+        &[
+            ("TableArn", TABLE),
+            ("TopicArn", TOPIC),
+            ("Partition", "aws"),
+            ("Region", "us-east-1"),
+            ("Account", ACCOUNT),
+        ],
+    )];
+    let queue = |name: &str| format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}");
+    assert_decisions(&[
+        case("viewer scans", &p, "dynamodb:Scan", TABLE, json!({}), true),
+        case("viewer subscribes", &p, "sns:Subscribe", TOPIC, json!({}), true),
+        case("viewer makes its queue", &p, "sqs:CreateQueue", &queue("beacon-ui-1-2"), json!({}), true),
+        case("viewer reads its queue", &p, "sqs:ReceiveMessage", &queue("beacon-watch-1-2"), json!({}), true),
+        case("viewer puts", &p, "dynamodb:PutItem", TABLE, keys("SERVICE#payments"), false),
+        case("viewer deletes", &p, "dynamodb:DeleteItem", TABLE, keys("SERVICE#payments"), false),
+        case("viewer publishes", &p, "sns:Publish", TOPIC, json!({}), false),
+        case("viewer reads another queue", &p, "sqs:ReceiveMessage", &queue("orders-work"), json!({}), false),
+        case(
+            "viewer deletes another queue",
+            &p,
+            "sqs:DeleteQueue",
+            &queue("beacon-fanout-on-failure-dev"),
+            json!({}),
+            false,
+        ),
+    ]);
+}

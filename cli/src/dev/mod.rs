@@ -65,6 +65,9 @@ pub struct DevOpts {
     /// How often registrars run (the seed: every 5 minutes).
     #[arg(long, default_value_t = 300, global = true)]
     pub registrar_every_seconds: u64,
+    /// Loopback port for the registry page (0 picks a free one).
+    #[arg(long, default_value_t = 8788, env = "BEACON_DEV_UI_PORT", global = true)]
+    pub ui_port: u16,
     /// The one service the second local principal (`BEACON_SCOPED_*` in
     /// dev.env) may write through the catalog API.
     #[arg(long, default_value = beacon_local::setup::DEFAULT_SCOPED_SERVICE, global = true)]

@@ -21,6 +21,7 @@ use super::engines::Stack;
 struct Running {
     resources: Resources,
     api_url: Option<String>,
+    ui: Option<crate::ui::Running>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -39,7 +40,7 @@ async fn start(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Running> {
     let resources = pipeline::create(&clients, &names).await.context("creating the table, topic and queue")?;
     let (stop, stop_rx) = watch::channel(false);
     if opts.no_pipeline {
-        return Ok(Running { resources, api_url: None, stop, tasks: Vec::new() });
+        return Ok(Running { resources, api_url: None, ui: None, stop, tasks: Vec::new() });
     }
     let registry = || beacon_aws::DynamoRegistry::new(clients.dynamodb.clone(), &opts.table);
     let fanout = FanOut::new(registry(), beacon_aws::SnsPublisher::new(clients.sns.clone(), &resources.topic_arn));
@@ -82,16 +83,25 @@ async fn start(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Running> {
         registry(),
         beacon_local::api_server::LocalCredentials::local(LOCAL_SECRET_KEY, &opts.scoped_service),
         beacon_local::api_server::ApiConfig { unscoped_writes: opts.unscoped_writes == "on" },
-        stop_rx,
+        stop_rx.clone(),
     )));
-    Ok(Running { resources, api_url: Some(api_url), stop, tasks })
+    // The registry page, subscribed to the topic like any subscriber.
+    let ui_listener = TcpListener::bind(("127.0.0.1", opts.ui_port))
+        .await
+        .with_context(|| format!("port {} for the registry page is busy: pick another with --ui-port", opts.ui_port))?;
+    let clients = crate::ui::feed::Clients { sqs: endpoints.sqs(), sns: endpoints.sns() };
+    let ui = crate::ui::start(ui_listener, registry(), clients, &resources.topic_arn, stop_rx.clone()).await?;
+    Ok(Running { resources, api_url: Some(api_url), ui: Some(ui), stop, tasks })
 }
 
 /// Runs everything on `stack` until Ctrl-C or SIGTERM.
 pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
     let running = start(opts, &stack.endpoints).await?;
     let (table, topic_arn) = (&running.resources.table, &running.resources.topic_arn);
-    let env = stack.endpoints.env_lines(table, topic_arn, running.api_url.as_deref(), &opts.scoped_service);
+    let mut env = stack.endpoints.env_lines(table, topic_arn, running.api_url.as_deref(), &opts.scoped_service);
+    if let Some(ui) = &running.ui {
+        env.push_str(&format!("export BEACON_UI_URL=http://{}/\n", ui.addr));
+    }
     let env_path = opts.state_dir.join("dev.env");
     std::fs::write(opts.state_dir.join("dev.env.tmp"), &env)?;
     std::fs::rename(opts.state_dir.join("dev.env.tmp"), &env_path)?;
@@ -107,6 +117,9 @@ pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
             opts.sweep_every_seconds.max(1)
         );
         eprintln!("beacon dev: catalog API at {url}/catalog (writes need SigV4 with the local credentials)");
+        if let Some(ui) = &running.ui {
+            eprintln!("beacon dev: the registry page at http://{}/", ui.addr);
+        }
         eprintln!(
             "beacon dev: BEACON_SCOPED_* keys may write only `{}` (POST /catalog/services/{}/register)",
             opts.scoped_service, opts.scoped_service
@@ -129,5 +142,8 @@ pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
     eprintln!("\nbeacon dev: stopping");
     let _ = running.stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(running.tasks)).await;
+    if let Some(ui) = running.ui {
+        let _ = tokio::time::timeout(Duration::from_secs(10), ui.finish()).await;
+    }
     Ok(())
 }

@@ -62,6 +62,11 @@ pub fn consumer_pk(consumer: &str) -> String {
     format!("{CONSUMER}{consumer}")
 }
 
+/// The prefix shared by every consumer partition key.
+pub fn consumer_pk_prefix() -> &'static str {
+    CONSUMER
+}
+
 /// `NEEDS`.
 pub fn needs_sk() -> &'static str {
     NEEDS

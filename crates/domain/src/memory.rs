@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use crate::keys;
 use crate::ports::{
-    Catalog, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
+    Catalog, ConsumerPage, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
 };
 use crate::registration::{Registration, Status, expires_after};
 use crate::view::{Needs, ResolvedItem};
@@ -139,5 +139,14 @@ impl Catalog for MemoryCatalog {
 
     async fn resolved(&self, consumer: &str) -> Result<Option<ResolvedItem>, StoreError> {
         Ok(lock(&self.resolved).get(consumer).cloned())
+    }
+
+    async fn consumers(&self, _limit: u32, _start: Option<PageToken>) -> Result<ConsumerPage, StoreError> {
+        // One page holds them all: the memory catalog is for tests.
+        Ok(ConsumerPage {
+            needs: lock(&self.needs).iter().map(|(c, n)| (c.clone(), n.clone())).collect(),
+            resolved: lock(&self.resolved).values().cloned().collect(),
+            next: None,
+        })
     }
 }

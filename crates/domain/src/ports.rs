@@ -247,6 +247,20 @@ pub trait Catalog: Send + Sync {
     async fn revision(&self, consumer: &str) -> Result<Option<u64>, StoreError>;
     /// A consumer's resolved item.
     async fn resolved(&self, consumer: &str) -> Result<Option<ResolvedItem>, StoreError>;
+    /// One page of every consumer's declared needs and resolved item (a
+    /// consumer's two items may fall on different pages). A page may be short.
+    async fn consumers(&self, limit: u32, start: Option<PageToken>) -> Result<ConsumerPage, StoreError>;
+}
+
+/// One page of consumers' items.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerPage {
+    /// Declared needs: consumer and its requirements as text.
+    pub needs: Vec<(String, Vec<String>)>,
+    /// Resolved items.
+    pub resolved: Vec<ResolvedItem>,
+    /// Where to continue from; `None` on the last page.
+    pub next: Option<PageToken>,
 }
 
 /// A registration the expiry index says is due.

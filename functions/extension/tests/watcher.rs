@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use beacon::ports::{
-    Catalog, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
+    Catalog, ConsumerPage, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
 };
 use beacon::services_file::ServicesFile;
 use beacon::view::{Needs, ResolvedItem};
@@ -127,6 +127,9 @@ impl Catalog for &Memory {
         self.check("resolved")?;
         self.item_reads.fetch_add(1, Ordering::SeqCst);
         Ok(self.item.lock().unwrap().clone())
+    }
+    async fn consumers(&self, _: u32, _: Option<PageToken>) -> Result<ConsumerPage, StoreError> {
+        unreachable!("the extension reads only its own view")
     }
 }
 

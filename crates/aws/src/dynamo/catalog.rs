@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use beacon::keys;
 use beacon::ports::{
-    Catalog, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
+    Catalog, ConsumerPage, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
 };
 use beacon::registration::{Registration, Status, expires_after};
 use beacon::view::{Needs, ResolvedItem};
@@ -182,5 +182,42 @@ impl Catalog for DynamoRegistry {
 
     async fn resolved(&self, consumer: &str) -> Result<Option<ResolvedItem>, StoreError> {
         beacon::ports::Registry::get_resolved(self, consumer).await
+    }
+
+    async fn consumers(&self, limit: u32, start: Option<PageToken>) -> Result<ConsumerPage, StoreError> {
+        self.read();
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .filter_expression("begins_with(pk, :c)")
+            .expression_attribute_values(":c", s(keys::consumer_pk_prefix()))
+            .set_exclusive_start_key(start.map(|t| Self::key(t.pk, &t.sk)))
+            .send()
+            .await
+            .map_err(|e| store_error("Scan consumers".into(), e))?;
+        let mut page = ConsumerPage {
+            next: out.last_evaluated_key.and_then(|k| item_key(&from_sdk(k))).map(|(pk, sk)| PageToken { pk, sk }),
+            ..ConsumerPage::default()
+        };
+        for item in out.items.unwrap_or_default() {
+            let item = from_sdk(item);
+            let Some((pk, sk)) = item_key(&item) else { continue };
+            match keys::key_kind(&pk, &sk) {
+                keys::KeyKind::Needs { consumer } => {
+                    if let Ok(n) = decode_needs(&item) {
+                        page.needs.push((consumer, n.needs.iter().map(ToString::to_string).collect()));
+                    }
+                }
+                keys::KeyKind::Own if sk == keys::resolved_sk() => {
+                    if let Ok(r) = crate::item::decode_resolved(item) {
+                        page.resolved.push(r);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(page)
     }
 }
