@@ -5,7 +5,9 @@
 //!   stand-in Runtime API on loopback: the cold-start work Beacon adds on top
 //!   of Lambda's own;
 //! - the extension's overhead per INVOKE, with and without a registry check,
-//!   against the Extensions API stand-in and DynamoDB Local.
+//!   against the Extensions API stand-in and DynamoDB Local;
+//! - the extension's loopback endpoint: latency per request beside reading
+//!   and parsing the file, and the extension's memory with it on and off.
 //!
 //! The binaries are the benchmark profile's x86-64 builds of the same code
 //! that `./scripts/package` builds for arm64.
@@ -101,6 +103,7 @@ async fn main() {
             .env("BEACON_SERVICES_FILE", dir.join("services.json"))
             .env("BEACON_CHECK_INTERVAL_MS", interval)
             .env("BEACON_INIT_WAIT_MS", "5000")
+            .env("BEACON_HTTP_PORT", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -116,6 +119,85 @@ async fn main() {
         let _ = child.kill();
         let _ = child.wait();
     }
+    endpoint(&p, &dir).await;
     let _ = std::fs::remove_dir_all(dir);
     p.stop().await;
+}
+
+/// The extension's resident memory (VmRSS), in MB.
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn p99(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+/// One GET on a new connection, as a function's HTTP client would make it.
+fn get_services(port: u16) -> usize {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the endpoint");
+    write!(s, "GET /services HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n\r\n").expect("request");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("response");
+    out.len()
+}
+
+async fn endpoint(p: &TestPipeline, dir: &std::path::Path) {
+    println!("\n## The extension's loopback endpoint (1,000 requests each)\n");
+    println!("| read | p50 ms | p99 ms |");
+    println!("|---|---|---|");
+    let mut rss = Vec::new();
+    for on in [false, true] {
+        let api = ExtensionsApi::start().await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+        let file = dir.join(format!("endpoint-{on}.json"));
+        let mut child = Command::new(binary("beacon-extension"))
+            .env("AWS_LAMBDA_RUNTIME_API", &api.addr)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "bench-endpoint")
+            .env("NEEDED_SERVICES", "orders")
+            .env("BEACON_TABLE", &p.table)
+            .env("BEACON_SERVICES_FILE", &file)
+            .env("BEACON_CHECK_INTERVAL_MS", "3600000")
+            .env("BEACON_INIT_WAIT_MS", "5000")
+            .env("BEACON_HTTP_PORT", if on { port.to_string() } else { "off".to_owned() })
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("extension");
+        api.wait_for_next_call(1, Duration::from_secs(30)).await;
+        if on {
+            let mut times = Vec::new();
+            for _ in 0..1000 {
+                let start = Instant::now();
+                assert!(get_services(port) > 0);
+                times.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+            println!(
+                "| `GET /services` on loopback (new connection each) | {:.3} | {:.3} |",
+                p50(times.clone()),
+                p99(times)
+            );
+            let mut times = Vec::new();
+            for _ in 0..1000 {
+                let start = Instant::now();
+                let f = beacon::services_file::ServicesFile::read(&file).expect("the file");
+                assert!(!f.services.is_empty());
+                times.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+            println!("| the file, read and parsed | {:.3} | {:.3} |", p50(times.clone()), p99(times));
+        }
+        rss.push(rss_mb(child.id()));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    println!("\n| extension memory (VmRSS) | endpoint off | endpoint on, after 1,000 requests |");
+    println!("|---|---|---|");
+    println!("| MB | {:.1} | {:.1} |", rss[0], rss[1]);
 }

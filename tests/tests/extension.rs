@@ -22,8 +22,37 @@ fn extension_binary() -> PathBuf {
     bin
 }
 
-fn spawn(api: &ExtensionsApi, table: &str, needs: &str, file: &PathBuf, log: &PathBuf, dynamodb: &str) -> Child {
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One GET to the extension's endpoint: (status, revision header, JSON).
+fn get(port: u16, method: &str, path: &str) -> std::io::Result<(u16, Option<String>, serde_json::Value)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(s, "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let revision = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-beacon-revision: ").map(|v| v.trim().to_owned()));
+    Ok((status, revision, serde_json::from_str(body).unwrap_or_default()))
+}
+
+fn spawn(
+    api: &ExtensionsApi,
+    table: &str,
+    needs: &str,
+    file: &PathBuf,
+    log: &PathBuf,
+    dynamodb: &str,
+    http_port: u16,
+) -> Child {
     Command::new(extension_binary())
+        .env("BEACON_HTTP_PORT", http_port.to_string())
         .env("AWS_LAMBDA_RUNTIME_API", &api.addr)
         .env("AWS_LAMBDA_FUNCTION_NAME", "orders-web")
         .env("AWS_LAMBDA_LOG_LEVEL", "debug")
@@ -70,7 +99,8 @@ async fn the_file_is_there_before_the_first_invoke_follows_changes_and_survives_
     let real = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap();
     let proxy = Outage::start(&real).await;
     let api = ExtensionsApi::start().await;
-    let mut child = spawn(&api, &p.table, "orders,payments==1.2.0", &file, &log, &proxy.url());
+    let port = free_port();
+    let mut child = spawn(&api, &p.table, "orders,payments==1.2.0", &file, &log, &proxy.url(), port);
 
     // Init: registered under its executable's name, file written before the
     // first INVOKE (Lambda invokes only after every extension calls next).
@@ -88,6 +118,16 @@ async fn the_file_is_there_before_the_first_invoke_follows_changes_and_survives_
         use std::os::unix::fs::PermissionsExt as _;
         assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
     }
+    // The same view on loopback, before the first INVOKE.
+    let (status, revision, served) = get(port, "GET", "/services").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(served, json, "the endpoint and the file differ");
+    assert_eq!(revision, Some(first.revision.to_string()));
+    let (status, _, orders) = get(port, "GET", "/services/orders").unwrap();
+    assert_eq!((status, orders["entries"][0]["version"].as_str()), (200, Some("1.0.0")));
+    assert_eq!(get(port, "GET", "/services/billing").unwrap().0, 404, "a service the function did not declare");
+    assert_eq!(get(port, "DELETE", "/services").unwrap().0, 405);
+    assert_eq!(get(port, "GET", &format!("/{}", "x".repeat(3000))).unwrap().0, 414);
 
     // A change lands; INVOKEs pick it up. (How often they read the registry
     // — at most once per interval, never a rewrite for an unchanged
@@ -101,6 +141,8 @@ async fn the_file_is_there_before_the_first_invoke_follows_changes_and_survives_
     .await;
     let checks_after_change = checks(&log);
     assert!(checks_after_change >= 1, "no registry check was logged");
+    let (_, _, served) = get(port, "GET", "/services/orders").unwrap();
+    assert_eq!(served["entries"][0]["version"], "2.0.0", "the endpoint follows the change with the file");
 
     // The registry goes away: the last file stays, whole; one log line.
     proxy.stop();
@@ -112,6 +154,12 @@ async fn the_file_is_there_before_the_first_invoke_follows_changes_and_survives_
     assert_eq!(version_in(&file, "orders").as_deref(), Some("2.0.0"), "the old file must stay intact");
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(text.matches("registry unreachable").count(), 1, "log once per outage:\n{text}");
+    let (status, _, served) = get(port, "GET", "/services/orders").unwrap();
+    assert_eq!(
+        (status, served["entries"][0]["version"].as_str()),
+        (200, Some("2.0.0")),
+        "the last good view is served"
+    );
 
     api.shutdown().await;
     let start = Instant::now();
@@ -123,6 +171,7 @@ async fn the_file_is_there_before_the_first_invoke_follows_changes_and_survives_
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status}");
+    assert!(get(port, "GET", "/services").is_err(), "the listener outlived SHUTDOWN");
     let _ = std::fs::remove_dir_all(dir);
     p.stop().await;
 }
@@ -135,7 +184,7 @@ async fn a_bad_needed_services_is_an_init_error_naming_the_part() {
     let (file, log) = (dir.join("services.json"), dir.join("ext.log"));
     let api = ExtensionsApi::start().await;
     let real = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap();
-    let mut child = spawn(&api, &p.table, "orders,payments@1.2", &file, &log, &real);
+    let mut child = spawn(&api, &p.table, "orders,payments@1.2", &file, &log, &real, free_port());
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(!status.success(), "the extension must fail init");
     let errors = api.init_errors().await;

@@ -140,6 +140,26 @@ impl ServicesFile {
         Self::read(path)
     }
 
+    /// Asks the extension's loopback endpoint for the view
+    /// (`http://127.0.0.1:<BEACON_HTTP_PORT or 2780>/services`), with
+    /// `refresh` asking it to check the registry first (bounded on its side).
+    /// No HTTP library: one request over `std::net`, so a function adds no
+    /// dependency for it.
+    pub fn fetch(refresh: bool) -> Result<Self, ReadError> {
+        use std::io::{Read as _, Write as _};
+        let port = std::env::var("BEACON_HTTP_PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(2780);
+        let what = format!("http://127.0.0.1:{port}/services");
+        let io = |source| ReadError::Io { path: what.clone(), source };
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(io)?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).map_err(io)?;
+        let refresh = if refresh { "x-beacon-refresh: now\r\n" } else { "" };
+        write!(stream, "GET /services HTTP/1.0\r\nhost: 127.0.0.1:{port}\r\n{refresh}\r\n").map_err(io)?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).map_err(io)?;
+        let start = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
+        serde_json::from_slice(&response[start..]).map_err(|source| ReadError::Parse { path: what.clone(), source })
+    }
+
     /// The first resolved entry for a service.
     pub fn resolved(&self, service: &str) -> Option<&ServiceEntry> {
         self.services.get(service)?.iter().find(|e| e.status == "resolved")

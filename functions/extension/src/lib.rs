@@ -15,6 +15,7 @@
 //! file, with the reason); it crashed on its first event.
 
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use beacon::ports::{Catalog, StoreError};
@@ -25,6 +26,8 @@ use beacon_aws::config::{MissingEnv, require_env, table_from_env};
 // tokio's Instant, not std's: it follows a paused test clock, so the
 // interval and init-wait rules are tested without sleeping.
 use tokio::time::Instant;
+
+pub mod endpoint;
 
 /// The extension's configuration, read once at init.
 #[derive(Debug, Clone)]
@@ -41,6 +44,26 @@ pub struct Config {
     pub init_wait: Duration,
     /// The registry table.
     pub table: String,
+    /// The loopback port the view is served on (`None`: not served).
+    pub http_port: Option<u16>,
+    /// The longest a request asking for a fresh check waits on the registry.
+    pub refresh_timeout: Duration,
+}
+
+/// The port the view is served on unless `BEACON_HTTP_PORT` says otherwise:
+/// clear of AWS's own extensions (AppConfig 2772, Parameters and Secrets
+/// 2773).
+pub const DEFAULT_HTTP_PORT: u16 = 2780;
+
+fn http_port() -> Result<Option<u16>, ConfigError> {
+    match std::env::var("BEACON_HTTP_PORT") {
+        Err(_) => Ok(Some(DEFAULT_HTTP_PORT)),
+        Ok(v) if v.trim() == "off" => Ok(None),
+        Ok(v) => v.trim().parse::<u16>().map(Some).map_err(|_| ConfigError::Bad {
+            name: "BEACON_HTTP_PORT",
+            message: format!("`{v}` is neither a port nor `off`"),
+        }),
+    }
 }
 
 /// A configuration error: names the variable and what is wrong.
@@ -97,11 +120,17 @@ impl Config {
             interval: millis("BEACON_CHECK_INTERVAL_MS", 5000)?,
             init_wait: millis("BEACON_INIT_WAIT_MS", 3000)?,
             table: table_from_env()?,
+            http_port: http_port()?,
+            refresh_timeout: millis("BEACON_REFRESH_TIMEOUT_MS", 300)?,
         })
     }
 }
 
-/// Keeps the file current, over any [`Catalog`].
+/// The last good view, shared with the loopback endpoint: written by the
+/// watcher, read by every request without waiting on the registry.
+pub type SharedView = Arc<RwLock<Option<Arc<ServicesFile>>>>;
+
+/// Keeps the file (and the shared view) current, over any [`Catalog`].
 #[derive(Debug)]
 pub struct Watcher<C> {
     catalog: C,
@@ -109,12 +138,30 @@ pub struct Watcher<C> {
     last_check: Option<Instant>,
     revision: Option<u64>,
     in_outage: bool,
+    view: SharedView,
 }
 
 impl<C: Catalog> Watcher<C> {
     /// A watcher over the registry.
     pub fn new(catalog: C, config: Config) -> Self {
-        Self { catalog, config, last_check: None, revision: None, in_outage: false }
+        Self { catalog, config, last_check: None, revision: None, in_outage: false, view: SharedView::default() }
+    }
+
+    /// The last good view, for the endpoint.
+    pub fn view(&self) -> SharedView {
+        self.view.clone()
+    }
+
+    /// The configuration read at init.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A check now, whatever the interval (a request that just got an error
+    /// from a stale endpoint asks for one).
+    pub async fn check_now(&mut self) {
+        self.last_check = None;
+        self.on_invoke().await;
     }
 
     /// Init: declare the needs (only when they differ), wait briefly for the
@@ -195,6 +242,9 @@ impl<C: Catalog> Watcher<C> {
 
     fn write(&mut self, item: &ResolvedItem) {
         let file = ServicesFile::from_resolved(item);
+        if let Ok(mut view) = self.view.write() {
+            *view = Some(Arc::new(file.clone()));
+        }
         match write_atomic(&self.config.path, &serde_json::to_vec_pretty(&file).unwrap_or_default()) {
             Ok(()) => {
                 tracing::info!(revision = item.revision, path = %self.config.path.display(), "services file written");

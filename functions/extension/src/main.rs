@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use beacon_aws::DynamoRegistry;
+use beacon_extension::endpoint::Endpoint;
 use beacon_extension::{Config, Watcher};
 use lambda_extension::{Error, Extension, LambdaEvent, NextEvent, service_fn};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, watch};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -67,15 +68,46 @@ async fn main() -> Result<(), Error> {
     };
     let sdk = beacon_aws::config::sdk_config().await;
     let registry = beacon_aws::dynamo_registry(&sdk, &config.table);
+    let (http_port, refresh_timeout) = (config.http_port, config.refresh_timeout);
     let mut w = Watcher::new(registry, config);
     w.init().await;
+    let view = w.view();
     *watcher.lock().await = Some(w);
 
+    // The view on loopback, listening before the first INVOKE (Lambda
+    // invokes only after every extension has finished init).
+    let (stop_http, stop_rx) = watch::channel(false);
+    if let Some(port) = http_port {
+        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(listener) => {
+                let refresher = watcher.clone();
+                let endpoint = Endpoint {
+                    view,
+                    refresh: std::sync::Arc::new(move || {
+                        let w = refresher.clone();
+                        Box::pin(async move {
+                            if let Some(w) = w.lock().await.as_mut() {
+                                w.check_now().await;
+                            }
+                        })
+                    }),
+                    refresh_timeout,
+                };
+                tracing::info!(port, "serving the view on 127.0.0.1");
+                tokio::spawn(endpoint.serve(listener, stop_rx));
+            }
+            // The file still works: a taken port costs the endpoint only.
+            Err(e) => tracing::warn!(port, error = %e, "could not listen on 127.0.0.1; serving the file only"),
+        }
+    }
+
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
+    let result = tokio::select! {
         result = registered.run() => result,
         _ = shutdown_rx.recv() => Ok(()),
         _ = term.recv() => Ok(()),
         _ = tokio::signal::ctrl_c() => Ok(()),
-    }
+    };
+    let _ = stop_http.send(true);
+    result
 }

@@ -143,6 +143,8 @@ fn config(dir: &std::path::Path) -> Config {
         interval: INTERVAL,
         init_wait: Duration::from_secs(3),
         table: "t".into(),
+        http_port: None,
+        refresh_timeout: Duration::from_millis(300),
     }
 }
 
@@ -251,5 +253,77 @@ async fn a_view_of_other_needs_is_not_taken_for_ours() {
     let mut w = Watcher::new(&memory, config(&dir));
     w.init().await;
     assert_eq!(revision_in(&dir.join("services.json")), None, "a view answering other needs was written");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The endpoint serves the watcher's last good view, the same document as
+/// the file; a refresh request checks now, and a registry that hangs holds
+/// it no longer than the refresh timeout.
+#[tokio::test(start_paused = true)]
+async fn the_endpoint_serves_the_files_view_and_refreshes_on_request_within_its_timeout() {
+    use beacon_extension::endpoint::{Endpoint, REVISION_HEADER};
+    use http_body_util::BodyExt;
+
+    let dir = temp_dir("endpoint");
+    let memory: &'static Memory = Box::leak(Box::new(Memory::default()));
+    *memory.item.lock().unwrap() = Some(view(&["orders"], 1));
+    let watcher = std::sync::Arc::new(tokio::sync::Mutex::new(Watcher::new(memory, config(&dir))));
+    watcher.lock().await.init().await;
+    let view_handle = watcher.lock().await.view();
+    let w = watcher.clone();
+    let endpoint = Endpoint {
+        view: view_handle,
+        refresh: std::sync::Arc::new(move || {
+            let w = w.clone();
+            Box::pin(async move { w.lock().await.check_now().await })
+        }),
+        refresh_timeout: Duration::from_millis(300),
+    };
+    let body = |r: hyper::Response<http_body_util::Full<hyper::body::Bytes>>| async move {
+        let status = r.status().as_u16();
+        let rev = r.headers().get(REVISION_HEADER).map(|v| v.to_str().unwrap().to_owned());
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        (status, rev, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
+    };
+
+    let (status, rev, doc) = body(endpoint.answer("GET", "/services", false).await).await;
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("services.json")).unwrap()).unwrap();
+    assert_eq!((status, rev.as_deref()), (200, Some("1")));
+    assert_eq!(doc, file, "the endpoint and the file show the same view");
+    let (status, _, one) = body(endpoint.answer("GET", "/services/orders", false).await).await;
+    assert_eq!((status, one["service"].as_str()), (200, Some("orders")));
+    assert_eq!(one["entries"][0]["reason"], "no_such_service");
+    let (status, _, missing) = body(endpoint.answer("GET", "/services/payments", false).await).await;
+    assert_eq!(status, 404, "a service the function did not declare");
+    assert!(missing["error"].as_str().unwrap().contains("payments"));
+
+    // A change: without a refresh the view stays until the interval; with
+    // one it moves now, without a read for the plain requests in between.
+    memory.set_revision(2);
+    let reads = memory.revision_reads.load(Ordering::SeqCst);
+    assert_eq!(body(endpoint.answer("GET", "/services", false).await).await.1.as_deref(), Some("1"));
+    assert_eq!(memory.revision_reads.load(Ordering::SeqCst), reads, "a plain request read the registry");
+    assert_eq!(body(endpoint.answer("GET", "/services", true).await).await.1.as_deref(), Some("2"));
+
+    // The registry hangs: a refresh gives up after its timeout and serves
+    // the last good view.
+    let hang = watcher.clone().lock_owned().await;
+    let start = tokio::time::Instant::now();
+    let (status, rev, _) = body(endpoint.answer("GET", "/services", true).await).await;
+    assert_eq!((status, rev.as_deref()), (200, Some("2")));
+    assert_eq!(start.elapsed(), Duration::from_millis(300), "the refresh was not bounded by its timeout");
+    drop(hang);
+
+    // Bad requests: a clear 4xx each.
+    for (method, uri, want) in [
+        ("POST", "/services", 405),
+        ("GET", "/nope", 404),
+        ("GET", "/services/a/b", 404),
+        ("GET", &format!("/services/{}", "x".repeat(2000)), 414),
+    ] {
+        let (status, _, doc) = body(endpoint.answer(method, uri, false).await).await;
+        assert_eq!(status, want, "{method} {}", &uri[..uri.len().min(40)]);
+        assert!(doc["error"].is_string(), "{doc}");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
