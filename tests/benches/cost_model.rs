@@ -17,15 +17,17 @@ const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
 const LAMBDA_GB_S_ARM: f64 = 0.000_013_333_4;
 const APIGW_REST_REQUEST: f64 = 3.50 / 1e6;
 
-// --- Measured (docs/benchmarks.md) ------------------------------------------
-/// Handler time per record with no dependents.
-const HANDLER_S_PER_RECORD: f64 = 0.0066;
-/// Extra handler time per dependent (1000 dependents took about 3.3 s).
-const HANDLER_S_PER_DEPENDENT: f64 = 0.0033;
-/// Push latency, write → subscriber, p99.
-const PUSH_P99_S: f64 = 0.319;
+// --- Measured by ./scripts/bench, 2026-11-26 (docs/benchmarks.md) -----------
+/// Handler time per record with no dependents (pipeline benchmark).
+const HANDLER_S_PER_RECORD: f64 = 0.00874;
+/// Extra handler time per dependent (scale benchmark: 1,000 dependents took
+/// 10.8 s on a used local stack; an upper bound).
+const HANDLER_S_PER_DEPENDENT: f64 = 0.0108;
+/// Push latency, write → subscriber, p50 and p99 (pipeline benchmark).
+const PUSH_P50_S: f64 = 0.148;
+const PUSH_P99_S: f64 = 0.339;
 /// One poll's own latency (the 1 s run's p50 minus half an interval).
-const POLL_LATENCY_S: f64 = 0.025;
+const POLL_LATENCY_S: f64 = 0.039;
 
 // --- Assumptions (stated in the docs) ---------------------------------------
 /// Real changes per service per hour (deploys, scaling, health flips).
@@ -135,7 +137,7 @@ fn main() {
     println!("\n## Staleness (time until a consumer can know of a change)\n");
     println!("| design | p50 | p99 |");
     println!("|---|---|---|");
-    println!("| push (measured, local stack) | 0.147 s | {PUSH_P99_S} s |");
+    println!("| push (measured, local stack) | {PUSH_P50_S} s | {PUSH_P99_S} s |");
     for t in [5.0, 30.0, 300.0] {
         println!(
             "| polling every {t} s (uniform phase + poll latency) | {:.1} s | {:.1} s |",
