@@ -21,7 +21,38 @@ fn instance_key(key: &InstanceKey) -> HashMap<String, AttributeValue> {
     DynamoRegistry::key(keys::service_pk(&key.service), &keys::instance_sk(&key.version, &key.instance_id))
 }
 
+/// A page of scanned items, and where to continue.
+type ScannedPage = (Vec<HashMap<String, AttributeValue>>, Option<PageToken>);
+
 impl DynamoRegistry {
+    /// One page of a Scan filtered to items whose `key` (`pk` or `sk`)
+    /// begins with `prefix`. A page may hold fewer than `limit` items:
+    /// DynamoDB applies the limit before the filter.
+    async fn scan_page(
+        &self,
+        key: &str,
+        prefix: &str,
+        limit: u32,
+        start: Option<PageToken>,
+        what: &str,
+    ) -> Result<ScannedPage, StoreError> {
+        self.read();
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .filter_expression("begins_with(#k, :p)")
+            .expression_attribute_names("#k", key)
+            .expression_attribute_values(":p", s(prefix))
+            .set_exclusive_start_key(start.map(|t| Self::key(t.pk, &t.sk)))
+            .send()
+            .await
+            .map_err(|e| store_error(format!("Scan {what}"), e))?;
+        let next = out.last_evaluated_key.and_then(|k| item_key(&from_sdk(k))).map(|(pk, sk)| PageToken { pk, sk });
+        Ok((out.items.unwrap_or_default(), next))
+    }
+
     /// An UpdateItem on an existing registration: `Existing::NotRegistered`
     /// when the condition finds it gone.
     async fn update_existing(
@@ -117,24 +148,9 @@ impl Catalog for DynamoRegistry {
     }
 
     async fn list(&self, limit: u32, start: Option<PageToken>) -> Result<RegistrationPage, StoreError> {
-        self.read();
-        let out = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .filter_expression("begins_with(sk, :p)")
-            .expression_attribute_values(":p", s(keys::instance_sk_prefix()))
-            .set_exclusive_start_key(start.map(|t| Self::key(t.pk, &t.sk)))
-            .send()
-            .await
-            .map_err(|e| store_error("Scan registrations".into(), e))?;
-        let mut page = RegistrationPage {
-            registrations: Vec::new(),
-            invalid: 0,
-            next: out.last_evaluated_key.and_then(|k| item_key(&from_sdk(k))).map(|(pk, sk)| PageToken { pk, sk }),
-        };
-        for item in out.items.unwrap_or_default() {
+        let (items, next) = self.scan_page("sk", keys::instance_sk_prefix(), limit, start, "registrations").await?;
+        let mut page = RegistrationPage { registrations: Vec::new(), invalid: 0, next };
+        for item in items {
             match decode_registration(&from_sdk(item)) {
                 Ok(r) => page.registrations.push(r),
                 Err(_) => page.invalid += 1,
@@ -185,23 +201,9 @@ impl Catalog for DynamoRegistry {
     }
 
     async fn consumers(&self, limit: u32, start: Option<PageToken>) -> Result<ConsumerPage, StoreError> {
-        self.read();
-        let out = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .filter_expression("begins_with(pk, :c)")
-            .expression_attribute_values(":c", s(keys::consumer_pk_prefix()))
-            .set_exclusive_start_key(start.map(|t| Self::key(t.pk, &t.sk)))
-            .send()
-            .await
-            .map_err(|e| store_error("Scan consumers".into(), e))?;
-        let mut page = ConsumerPage {
-            next: out.last_evaluated_key.and_then(|k| item_key(&from_sdk(k))).map(|(pk, sk)| PageToken { pk, sk }),
-            ..ConsumerPage::default()
-        };
-        for item in out.items.unwrap_or_default() {
+        let (items, next) = self.scan_page("pk", keys::consumer_pk_prefix(), limit, start, "consumers").await?;
+        let mut page = ConsumerPage { next, ..ConsumerPage::default() };
+        for item in items {
             let item = from_sdk(item);
             let Some((pk, sk)) = item_key(&item) else { continue };
             match keys::key_kind(&pk, &sk) {
