@@ -86,12 +86,20 @@ impl Feed {
         if let Some(arn) = &self.subscription {
             let _ = self.clients.sns.unsubscribe().subscription_arn(arn).send().await;
         }
-        if let Err(e) = self.clients.sqs.delete_queue().queue_url(&self.queue_url).send().await {
-            eprintln!(
-                "beacon ui: could not delete {}: {}",
-                self.queue_url,
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            );
+        match self.clients.sqs.delete_queue().queue_url(&self.queue_url).send().await {
+            Ok(_) => {}
+            // Nothing answered: under `beacon dev`, Ctrl-C reaches the local
+            // SNS/SQS server too, and the queue went with it.
+            Err(aws_sdk_sqs::error::SdkError::DispatchFailure(_)) => {
+                tracing::debug!(queue = %self.queue_url, "the SQS endpoint is gone, and the queue with it")
+            }
+            Err(e) => {
+                eprintln!(
+                    "beacon ui: could not delete {}: {}",
+                    self.queue_url,
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                )
+            }
         }
     }
 }
