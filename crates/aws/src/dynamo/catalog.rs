@@ -14,7 +14,7 @@ use beacon::ports::{
 use beacon::registration::{Registration, Status, expires_after};
 use beacon::view::{Needs, ResolvedItem};
 
-use super::{DynamoRegistry, is_conditional, n, s, store_error};
+use super::{DynamoRegistry, n, s, store_error};
 use crate::item::{decode_needs, decode_registration, encode_needs, encode_registration, from_sdk, item_key, to_sdk};
 
 fn instance_key(key: &InstanceKey) -> HashMap<String, AttributeValue> {
@@ -76,11 +76,8 @@ impl DynamoRegistry {
         for (name, value) in values {
             update = update.expression_attribute_values(name, value);
         }
-        match update.send().await {
-            Ok(_) => Ok(Existing::Done),
-            Err(e) if is_conditional(&e) => Ok(Existing::NotRegistered),
-            Err(e) => Err(store_error(format!("UpdateItem {what} {}", key.service), e)),
-        }
+        let written = self.conditional(update.send().await, || format!("UpdateItem {what} {}", key.service))?;
+        Ok(if written { Existing::Done } else { Existing::NotRegistered })
     }
 }
 
@@ -108,11 +105,8 @@ impl Catalog for DynamoRegistry {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Created::Created),
-            Err(e) if is_conditional(&e) => Ok(Created::AlreadyRegistered),
-            Err(e) => Err(store_error(format!("PutItem (create) {}#{}", r.service, r.instance_id), e)),
-        }
+        let written = self.conditional(result, || format!("PutItem (create) {}#{}", r.service, r.instance_id))?;
+        Ok(if written { Created::Created } else { Created::AlreadyRegistered })
     }
 
     async fn heartbeat(&self, key: &InstanceKey, ttl_seconds: u64, now: i64) -> Result<Existing, StoreError> {
@@ -135,11 +129,8 @@ impl Catalog for DynamoRegistry {
             .condition_expression("attribute_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Existing::Done),
-            Err(e) if is_conditional(&e) => Ok(Existing::NotRegistered),
-            Err(e) => Err(store_error(format!("DeleteItem {}", key.service), e)),
-        }
+        let written = self.conditional(result, || format!("DeleteItem {}", key.service))?;
+        Ok(if written { Existing::Done } else { Existing::NotRegistered })
     }
 
     async fn instances(&self, service: &str) -> Result<ServiceInstances, StoreError> {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use beacon::keys;
 use beacon::ports::{DueKey, ExpiryIndex, StoreError};
 
-use super::{DynamoRegistry, is_conditional, n, s, store_error};
+use super::{DynamoRegistry, n, s};
 use crate::item::{from_sdk, item_key};
 
 #[async_trait]
@@ -40,13 +40,6 @@ impl ExpiryIndex for DynamoRegistry {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => {
-                self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
-                Ok(false)
-            }
-            Err(e) => Err(store_error(format!("DeleteItem expired {}/{}", key.pk, key.sk), e)),
-        }
+        self.conditional(result, || format!("DeleteItem expired {}/{}", key.pk, key.sk))
     }
 }

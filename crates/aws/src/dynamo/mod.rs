@@ -99,6 +99,30 @@ pub(crate) fn is_conditional<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -
     err.code() == Some("ConditionalCheckFailedException")
 }
 
+impl DynamoRegistry {
+    /// A conditional write's outcome: `true` when written, `false` when its
+    /// condition refused it (counted: a refused write is billed like one),
+    /// any other failure as a [`StoreError`] for `operation`.
+    pub(crate) fn conditional<T, E, R>(
+        &self,
+        result: Result<T, SdkError<E, R>>,
+        operation: impl FnOnce() -> String,
+    ) -> Result<bool, StoreError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => {
+                self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(e) => Err(store_error(operation(), e)),
+        }
+    }
+}
+
 /// A value read back that is not the shape Beacon wrote.
 pub(crate) fn shape_error(operation: String, e: impl std::fmt::Display) -> StoreError {
     StoreError { operation, message: e.to_string(), retryable: false, source: None }

@@ -275,13 +275,6 @@ impl Registry for DynamoRegistry {
             .expression_attribute_values(":exp", n(repair.expires_at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => {
-                self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
-                Ok(false)
-            }
-            Err(e) => Err(store_error(format!("UpdateItem expiry shard {}/{}", repair.pk, repair.sk), e)),
-        }
+        self.conditional(result, || format!("UpdateItem expiry shard {}/{}", repair.pk, repair.sk))
     }
 }
