@@ -53,7 +53,6 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let policy = filter_policy(&args);
     let queue =
         subscribe_queue(&sqs, &sns, &topic, &name, policy.as_deref()).await.context("creating the watch queue")?;
-    let subscription = find_subscription(&sns, &topic, &queue.arn).await;
     eprintln!(
         "watching {topic}{} (Ctrl-C stops)",
         policy.as_deref().map(|p| format!(" with filter {p}")).unwrap_or_default()
@@ -90,16 +89,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     .await;
 
     // Clean up whatever happened above.
-    if let Some(arn) = subscription {
-        let _ = sns.unsubscribe().subscription_arn(arn).send().await;
-    }
-    let _ = sqs.delete_queue().queue_url(&queue.url).send().await;
+    let _ = queue.remove(&sqs, &sns).await;
     result
-}
-
-async fn find_subscription(sns: &aws_sdk_sns::Client, topic: &str, queue_arn: &str) -> Option<String> {
-    let out = sns.list_subscriptions_by_topic().topic_arn(topic).send().await.ok()?;
-    out.subscriptions?.into_iter().find(|s| s.endpoint.as_deref() == Some(queue_arn)).and_then(|s| s.subscription_arn)
 }
 
 fn describe(e: &Value) -> String {

@@ -4,7 +4,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use beacon_local::setup::{SetupError, subscribe_queue};
+use beacon_local::setup::{SetupError, SubscribedQueue, subscribe_queue};
 use tokio::sync::{broadcast, watch};
 
 /// The clients the feed uses.
@@ -25,8 +25,7 @@ const BACKLOG: usize = 1_024;
 #[derive(Debug)]
 pub struct Feed {
     clients: Clients,
-    queue_url: String,
-    subscription: Option<String>,
+    queue: SubscribedQueue,
     sender: broadcast::Sender<String>,
     reader: tokio::task::JoinHandle<()>,
 }
@@ -60,19 +59,9 @@ impl Feed {
     pub async fn subscribe(clients: Clients, topic_arn: &str, stop: watch::Receiver<bool>) -> Result<Self, SetupError> {
         let name = format!("beacon-ui-{}-{}", std::process::id(), beacon::clock::now_millis());
         let queue = subscribe_queue(&clients.sqs, &clients.sns, topic_arn, &name, None).await?;
-        let subscription = clients
-            .sns
-            .list_subscriptions_by_topic()
-            .topic_arn(topic_arn)
-            .send()
-            .await
-            .ok()
-            .and_then(|o| o.subscriptions)
-            .and_then(|subs| subs.into_iter().find(|s| s.endpoint.as_deref() == Some(queue.arn.as_str())))
-            .and_then(|s| s.subscription_arn);
         let (sender, _) = broadcast::channel(BACKLOG);
         let reader = tokio::spawn(read(clients.sqs.clone(), queue.url.clone(), sender.clone(), stop));
-        Ok(Self { clients, queue_url: queue.url, subscription, sender, reader })
+        Ok(Self { clients, queue, sender, reader })
     }
 
     /// Where new pages subscribe.
@@ -83,20 +72,17 @@ impl Feed {
     /// Stops reading, unsubscribes and deletes the queue.
     pub async fn remove(self) {
         self.reader.abort();
-        if let Some(arn) = &self.subscription {
-            let _ = self.clients.sns.unsubscribe().subscription_arn(arn).send().await;
-        }
-        match self.clients.sqs.delete_queue().queue_url(&self.queue_url).send().await {
+        match self.queue.remove(&self.clients.sqs, &self.clients.sns).await {
             Ok(_) => {}
             // Nothing answered: under `beacon dev`, Ctrl-C reaches the local
             // SNS/SQS server too, and the queue went with it.
             Err(aws_sdk_sqs::error::SdkError::DispatchFailure(_)) => {
-                tracing::debug!(queue = %self.queue_url, "the SQS endpoint is gone, and the queue with it")
+                tracing::debug!(queue = %self.queue.url, "the SQS endpoint is gone, and the queue with it")
             }
             Err(e) => {
                 eprintln!(
                     "beacon ui: could not delete {}: {}",
-                    self.queue_url,
+                    self.queue.url,
                     aws_sdk_sqs::error::DisplayErrorContext(&e)
                 )
             }

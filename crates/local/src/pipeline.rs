@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::mapping::{Handler, MappingConfig, MappingStats, Poller};
-use crate::setup::{LOCAL_REGION, SetupError, ensure_table, ensure_topic};
+use crate::setup::{LOCAL_REGION, SetupError, ensure_queue, ensure_table, ensure_topic};
 
 /// The clients the pipeline talks through, and the region Lambda would
 /// report in each record.
@@ -77,16 +77,7 @@ pub async fn create(clients: &Clients, names: &Names) -> Result<Resources, Setup
     let topic_arn = ensure_topic(&clients.sns, &names.topic).await?;
     let on_failure_url = match &names.on_failure_queue {
         None => None,
-        Some(q) => {
-            clients
-                .sqs
-                .create_queue()
-                .queue_name(q)
-                .send()
-                .await
-                .map_err(SetupError::call(format!("CreateQueue {q}")))?
-                .queue_url
-        }
+        Some(q) => Some(ensure_queue(&clients.sqs, q).await?),
     };
     Ok(Resources { table: names.table.clone(), stream_arn, topic_arn, on_failure_url })
 }

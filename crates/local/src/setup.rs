@@ -258,6 +258,34 @@ pub struct SubscribedQueue {
     pub url: String,
     /// The queue's ARN.
     pub arn: String,
+    /// The subscription, as Subscribe returned it.
+    pub subscription_arn: Option<String>,
+}
+
+impl SubscribedQueue {
+    /// A temporary subscriber's clean-up: unsubscribes (best effort) and
+    /// deletes the queue, returning the delete's result.
+    pub async fn remove(
+        &self,
+        sqs: &aws_sdk_sqs::Client,
+        sns: &Sns,
+    ) -> Result<(), aws_sdk_sqs::error::SdkError<aws_sdk_sqs::operation::delete_queue::DeleteQueueError>> {
+        if let Some(arn) = &self.subscription_arn {
+            let _ = sns.unsubscribe().subscription_arn(arn).send().await;
+        }
+        sqs.delete_queue().queue_url(&self.url).send().await.map(|_| ())
+    }
+}
+
+/// Creates the queue `name` (CreateQueue is idempotent) and returns its URL.
+pub async fn ensure_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, SetupError> {
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(SetupError::call(format!("CreateQueue {name}")))?
+        .queue_url
+        .ok_or_else(|| SetupError::Incomplete(format!("CreateQueue {name} returned no URL")))
 }
 
 /// The queue policy SNS needs to deliver to a queue: `sqs:SendMessage` by
@@ -289,14 +317,7 @@ pub async fn subscribe_queue(
     filter_policy: Option<&str>,
 ) -> Result<SubscribedQueue, SetupError> {
     use aws_sdk_sqs::types::QueueAttributeName;
-    let url = sqs
-        .create_queue()
-        .queue_name(name)
-        .send()
-        .await
-        .map_err(SetupError::call(format!("CreateQueue {name}")))?
-        .queue_url
-        .ok_or_else(|| SetupError::Incomplete(format!("CreateQueue {name} returned no URL")))?;
+    let url = ensure_queue(sqs, name).await?;
     let arn = sqs
         .get_queue_attributes()
         .queue_url(&url)
@@ -319,6 +340,7 @@ pub async fn subscribe_queue(
     if let Some(policy) = filter_policy {
         subscribe = subscribe.attributes("FilterPolicy", policy);
     }
-    subscribe.send().await.map_err(SetupError::call(format!("Subscribe {name}")))?;
-    Ok(SubscribedQueue { url, arn })
+    let subscription_arn =
+        subscribe.send().await.map_err(SetupError::call(format!("Subscribe {name}")))?.subscription_arn;
+    Ok(SubscribedQueue { url, arn, subscription_arn })
 }
