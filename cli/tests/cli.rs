@@ -258,15 +258,8 @@ async fn dev_up_passes_every_flag_to_the_runner() {
     // dev serves the registry page too, and says where.
     let ui = env.iter().find(|(k, _)| k == "BEACON_UI_URL").map(|(_, v)| v.clone()).expect("BEACON_UI_URL in dev.env");
     let addr = ui.trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let page = {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        write!(s, "GET / HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    };
-    assert!(page.starts_with("HTTP/1.1 200") && page.contains("Beacon registry"), "{page}");
+    let page = beacon_tests::api::exchange(&addr, "GET", "/", &[("host".into(), addr.clone())], b"").unwrap();
+    assert!(page.status == 200 && page.body.contains("Beacon registry"), "{page:?}");
     let with_env = |args: &[&str]| {
         let mut c = Command::new(bin);
         c.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());

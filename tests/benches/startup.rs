@@ -141,12 +141,9 @@ fn p99(mut v: Vec<f64>) -> f64 {
 
 /// One GET on a new connection, as a function's HTTP client would make it.
 fn get_services(port: u16) -> usize {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the endpoint");
-    write!(s, "GET /services HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n\r\n").expect("request");
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).expect("response");
-    out.len()
+    let addr = format!("127.0.0.1:{port}");
+    let reply = beacon_tests::api::exchange(&addr, "GET", "/services", &[("host".into(), addr.clone())], b"");
+    reply.expect("the endpoint").body.len()
 }
 
 async fn endpoint(p: &TestPipeline, dir: &std::path::Path) {

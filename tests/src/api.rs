@@ -77,9 +77,39 @@ impl LocalApi {
     }
 }
 
-/// A minimal HTTP/1.1 client over loopback; returns (status, JSON body).
-pub fn http(addr: &str, method: &str, path: &str, headers: &[(String, String)], body: &[u8]) -> (u16, Value) {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connecting to the API");
+/// A response as [`exchange`] reads it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status code (0 if the server answered nothing readable).
+    pub status: u16,
+    /// The headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl Reply {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (`Null` if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// One HTTP/1.1 request over loopback on a new connection (`connection:
+/// close`, `content-length` set); an error only when nothing could connect.
+pub fn exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -90,10 +120,20 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(String, String)], 
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
     let response = String::from_utf8_lossy(&response);
-    let status: u16 = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let json =
-        response.split("\r\n\r\n").nth(1).map(|b| serde_json::from_str(b).unwrap_or(Value::Null)).unwrap_or_default();
-    (status, json)
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok(Reply { status, headers, body: body.to_owned() })
+}
+
+/// A minimal HTTP/1.1 client over loopback; returns (status, JSON body).
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(String, String)], body: &[u8]) -> (u16, Value) {
+    let reply = exchange(addr, method, path, headers, body).expect("connecting to the API");
+    (reply.status, reply.json())
 }
 
 /// Headers for a SigV4-signed request, signed by the AWS SDK's signer.

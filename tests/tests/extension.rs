@@ -27,19 +27,11 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// One GET to the extension's endpoint: (status, revision header, JSON).
+/// One request to the extension's endpoint: (status, revision header, JSON).
 fn get(port: u16, method: &str, path: &str) -> std::io::Result<(u16, Option<String>, serde_json::Value)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    write!(s, "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let revision = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-beacon-revision: ").map(|v| v.trim().to_owned()));
-    Ok((status, revision, serde_json::from_str(body).unwrap_or_default()))
+    let addr = format!("127.0.0.1:{port}");
+    let reply = beacon_tests::api::exchange(&addr, method, path, &[("host".into(), addr.clone())], b"")?;
+    Ok((reply.status, reply.header("x-beacon-revision").map(str::to_owned), reply.json()))
 }
 
 fn spawn(
