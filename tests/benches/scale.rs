@@ -68,14 +68,7 @@ fn start_mapping(rig: &Rig, batch_size: usize) -> Mapping {
 
 /// Writes `n` new instances over 50 services, 16 at a time.
 async fn write_many(rig: &Rig, n: usize) {
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let w = rig.writer.clone();
-            async move { w.put(&reg(&format!("s{}", i % 50), &format!("i{i}"), Status::Healthy)).await.expect("write") }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
+    beacon_tests::put_instances(&rig.writer, n, 50).await;
 }
 
 async fn wait_handled(rig: &Rig, at_least: u64, limit: Duration) -> bool {

@@ -9,9 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use beacon::parse_needs;
 use beacon::ports::Catalog;
 use beacon::view::Needs;
-use beacon::{Registration, Status, parse_needs};
 use beacon_tests::{TestPipeline, now};
 use futures::StreamExt;
 
@@ -52,21 +52,11 @@ async fn main() {
     // A registry of 1,000 instances and 1,000 consumers, each needing one
     // of 50 services; let the fan-out resolve them all.
     let n = 1000;
+    beacon_tests::put_instances(&p.registry, n, 50).await;
     futures::stream::iter(0..n)
         .map(|i| {
             let r = p.registry.clone();
             async move {
-                let reg = Registration::new_at(
-                    &format!("s{}", i % 50),
-                    "1.0.0",
-                    &format!("i{i}"),
-                    "https://x.example",
-                    Status::Healthy,
-                    3600,
-                    now(),
-                )
-                .unwrap();
-                r.put(&reg).await.unwrap();
                 let needs = Needs { consumer: format!("c{i}"), needs: parse_needs(&format!("s{}", i % 50)).unwrap() };
                 r.put_needs(&needs, now()).await.unwrap();
             }

@@ -14,13 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon::ports::Catalog;
-use beacon::{Registration, Status};
 use beacon_aws::{DynamoRegistry, SnsPublisher};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::MappingConfig;
 use beacon_local::pipeline::{self, Clients, Mapping, Names};
-use beacon_tests::{now, sdk_config, unique};
+use beacon_tests::{sdk_config, unique};
 use futures::StreamExt;
 
 fn median_ms(mut samples: Vec<Duration>) -> f64 {
@@ -36,26 +34,7 @@ async fn handler_rate(clients: &Clients) -> f64 {
     let resources = pipeline::create(clients, &names).await.expect("table and topic");
     let writer = DynamoRegistry::new(clients.dynamodb.clone(), &table);
     let n = 1000;
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let w = writer.clone();
-            async move {
-                let r = Registration::new_at(
-                    &format!("s{}", i % 50),
-                    "1.0.0",
-                    &format!("i{i}"),
-                    "https://x.example",
-                    Status::Healthy,
-                    3600,
-                    now(),
-                )
-                .expect("valid");
-                w.put(&r).await.expect("write")
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
+    beacon_tests::put_instances(&writer, n as usize, 50).await;
     let handled = Arc::new(AtomicU64::new(0));
     let h = handled.clone();
     let fanout = Arc::new(FanOut::new(writer.clone(), SnsPublisher::new(clients.sns.clone(), &resources.topic_arn)));

@@ -49,6 +49,32 @@ pub fn now() -> i64 {
     beacon::clock::now_seconds()
 }
 
+/// Writes `n` healthy instances (`i0`, `i1`, …) spread over `services`
+/// services (`s0`, `s1`, …), 16 writes in flight: the load the benchmarks
+/// put on a table.
+pub async fn put_instances(catalog: &DynamoRegistry, n: usize, services: usize) {
+    use beacon::ports::Catalog as _;
+    use futures::StreamExt as _;
+    futures::stream::iter(0..n)
+        .map(|i| async move {
+            let service = format!("s{}", i % services);
+            let r = beacon::Registration::new_at(
+                &service,
+                "1.0.0",
+                &format!("i{i}"),
+                "https://x.example",
+                beacon::Status::Healthy,
+                3600,
+                now(),
+            )
+            .expect("a valid registration");
+            catalog.put(&r).await.expect("writing a registration");
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+}
+
 /// One test's pipeline.
 pub struct TestPipeline {
     /// The table name.
