@@ -53,14 +53,14 @@ async fn main() {
     let clients = Clients::from_config(&config);
     let (dynamodb, sns, sqs) = (clients.dynamodb.clone(), clients.sns.clone(), clients.sqs.clone());
     let table = unique("bench");
-    let names = Names { table: table.clone(), topic: table.clone(), on_failure_queue: None };
+    let names = Names { on_failure_queue: None, ..Names::for_table(&table) };
     let resources = pipeline::create(&clients, &names).await.expect("table and topic");
     let topic_arn = resources.topic_arn.clone();
 
     // The fan-out's own adapters, so their counts are its requests only.
     let fan_registry = DynamoRegistry::new(dynamodb.clone(), &table);
     let publisher = SnsPublisher::new(sns.clone(), &topic_arn);
-    let fanout = Arc::new(FanOut::new(fan_registry.clone(), publisher.clone()));
+    let fanout = Arc::new(FanOut::new(fan_registry.clone(), publisher.clone(), resources.refresh_queue(&clients)));
     let handler_nanos = Arc::new(AtomicU64::new(0));
     let handled_records = Arc::new(AtomicU64::new(0));
     let (h_nanos, h_records) = (handler_nanos.clone(), handled_records.clone());

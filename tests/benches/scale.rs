@@ -41,7 +41,7 @@ struct Rig {
 async fn rig(config: &aws_config::SdkConfig) -> Rig {
     let clients = Clients::from_config(config);
     let table = unique("scale");
-    let names = Names { table: table.clone(), topic: table.clone(), on_failure_queue: None };
+    let names = Names { on_failure_queue: None, ..Names::for_table(&table) };
     let resources = pipeline::create(&clients, &names).await.expect("table and topic");
     Rig {
         writer: DynamoRegistry::new(clients.dynamodb.clone(), &table),
@@ -56,7 +56,8 @@ async fn rig(config: &aws_config::SdkConfig) -> Rig {
 
 /// Starts the local event source mapping with the fan-out at `batch_size`.
 fn start_mapping(rig: &Rig, batch_size: usize) -> Mapping {
-    let fanout = Arc::new(FanOut::new(rig.fan.clone(), rig.publisher.clone()));
+    let fanout =
+        Arc::new(FanOut::new(rig.fan.clone(), rig.publisher.clone(), rig.resources.refresh_queue(&rig.clients)));
     let (h, pb) = (rig.handled.clone(), rig.published.clone());
     let handler = pipeline::fanout_handler(fanout, move |seen| {
         h.fetch_add(seen.records as u64, Ordering::Relaxed);

@@ -30,14 +30,18 @@ fn median_ms(mut samples: Vec<Duration>) -> f64 {
 /// table and topic.
 async fn handler_rate(clients: &Clients) -> f64 {
     let table = unique("wear");
-    let names = Names { table: table.clone(), topic: table.clone(), on_failure_queue: None };
+    let names = Names { on_failure_queue: None, ..Names::for_table(&table) };
     let resources = pipeline::create(clients, &names).await.expect("table and topic");
     let writer = DynamoRegistry::new(clients.dynamodb.clone(), &table);
     let n = 1000;
     beacon_tests::put_instances(&writer, n as usize, 50).await;
     let handled = Arc::new(AtomicU64::new(0));
     let h = handled.clone();
-    let fanout = Arc::new(FanOut::new(writer.clone(), SnsPublisher::new(clients.sns.clone(), &resources.topic_arn)));
+    let fanout = Arc::new(FanOut::new(
+        writer.clone(),
+        SnsPublisher::new(clients.sns.clone(), &resources.topic_arn),
+        resources.refresh_queue(clients),
+    ));
     let start = Instant::now();
     let mapping = Mapping::start(
         clients,

@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use beacon::event::Event;
-use beacon::ports::{PublishError, Publisher, Registry, ServicePartition, StoreError, ViewWrite};
-use beacon::view::{ResolvedItem, ServiceView};
+use beacon::ports::{
+    DependentsPage, Generation, PublishError, Publisher, Registry, ServicePartition, StoreError, ViewWrite,
+};
+use beacon::view::{ResolvedItem, ServiceView, ViewGroup};
 use beacon_aws::{DynamoRegistry, SnsPublisher};
 use tokio::task::AbortHandle;
 
@@ -238,6 +240,8 @@ pub struct RegistryFaults {
     pub per_mille: AtomicU32,
     /// When each injected failure happened.
     pub injected_at: Mutex<Vec<Instant>>,
+    /// Only calls whose operation name contains this fail (all if `None`).
+    pub only: Mutex<Option<&'static str>>,
     rng: Mutex<Option<Rng>>,
 }
 
@@ -253,6 +257,9 @@ impl RegistryFaults {
     }
 
     fn check(&self, operation: &str) -> Result<(), StoreError> {
+        if self.only.lock().expect("faults").is_some_and(|only| !operation.contains(only)) {
+            return Ok(());
+        }
         let forced = self.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
         let per_mille = self.per_mille.load(Ordering::Relaxed);
         let random = !forced
@@ -290,7 +297,7 @@ impl FaultyRegistry {
 
 #[async_trait]
 impl Registry for FaultyRegistry {
-    async fn bump_generation(&self, service: &str) -> Result<u64, StoreError> {
+    async fn bump_generation(&self, service: &str) -> Result<Generation, StoreError> {
         self.faults.check("UpdateItem generation")?;
         self.inner.bump_generation(service).await
     }
@@ -298,6 +305,36 @@ impl Registry for FaultyRegistry {
     async fn read_service(&self, service: &str) -> Result<ServicePartition, StoreError> {
         self.faults.check("Query service")?;
         self.inner.read_service(service).await
+    }
+
+    async fn read_state(&self, service: &str) -> Result<ServicePartition, StoreError> {
+        self.faults.check("Query state")?;
+        self.inner.read_state(service).await
+    }
+
+    async fn dependents(&self, service: &str, after: Option<&str>, limit: usize) -> Result<DependentsPage, StoreError> {
+        self.faults.check("Query edges")?;
+        self.inner.dependents(service, after, limit).await
+    }
+
+    async fn claim_group(&self, service: &str, group: &ViewGroup) -> Result<bool, StoreError> {
+        self.faults.check("TransactWriteItems claim")?;
+        self.inner.claim_group(service, group).await
+    }
+
+    async fn settle_group(&self, service: &str, group: &str, generation: u64) -> Result<bool, StoreError> {
+        self.faults.check("UpdateItem settle")?;
+        self.inner.settle_group(service, group, generation).await
+    }
+
+    async fn drop_group(&self, service: &str, group: &str, generation: u64) -> Result<bool, StoreError> {
+        self.faults.check("TransactWriteItems drop")?;
+        self.inner.drop_group(service, group, generation).await
+    }
+
+    async fn mark_grouped(&self, service: &str, generation: u64) -> Result<bool, StoreError> {
+        self.faults.check("UpdateItem grouped")?;
+        self.inner.mark_grouped(service, generation).await
     }
 
     async fn write_view(

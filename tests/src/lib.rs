@@ -19,9 +19,10 @@ use beacon::ports::{Publisher, Registry};
 use beacon::view::{Needs, Outcome, RequirementView};
 use beacon::{Requirement, resolve};
 use beacon_aws::{DynamoRegistry, SnsPublisher};
-use beacon_fanout::FanOut;
+use beacon_fanout::{FanOut, Limits};
 use beacon_local::mapping::{MappingConfig, MappingStats};
 use beacon_local::pipeline::{self, Clients, Mapping, Names};
+use beacon_local::queue::{QueueMapping, QueueMappingConfig, QueueStats};
 use beacon_local::setup::subscribe_queue;
 use serde_json::Value;
 
@@ -93,7 +94,14 @@ pub struct TestPipeline {
     pub stats: Arc<MappingStats>,
     /// The on-failure queue.
     pub on_failure: Queue,
+    /// The adapter under the fan-out (its own request counts).
+    pub fan_registry: DynamoRegistry,
+    /// The refresh queue mapping's counters.
+    pub pages: Arc<QueueStats>,
+    /// The refresh queue's dead-letter queue.
+    pub refresh_dead: Queue,
     mapping: Mapping,
+    pages_mapping: QueueMapping,
 }
 
 /// Options for [`TestPipeline::start_with`], built from [`Options::new`].
@@ -103,6 +111,7 @@ pub struct Options<P, R> {
     mapping: Box<dyn FnOnce(&mut MappingConfig) + Send>,
     sns_endpoint: Option<String>,
     config: Option<aws_config::SdkConfig>,
+    limits: Limits,
 }
 
 impl Options<SnsPublisher, DynamoRegistry> {
@@ -114,6 +123,7 @@ impl Options<SnsPublisher, DynamoRegistry> {
             mapping: Box::new(|_| {}),
             sns_endpoint: None,
             config: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -133,6 +143,7 @@ impl<P, R> Options<P, R> {
             mapping: self.mapping,
             sns_endpoint: self.sns_endpoint,
             config: self.config,
+            limits: self.limits,
         }
     }
 
@@ -145,7 +156,15 @@ impl<P, R> Options<P, R> {
             mapping: self.mapping,
             sns_endpoint: self.sns_endpoint,
             config: self.config,
+            limits: self.limits,
         }
+    }
+
+    /// How much of a refresh one invocation does (small pages exercise the
+    /// refresh queue with few dependents).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Adjusts the mapping.
@@ -192,10 +211,16 @@ impl TestPipeline {
         };
         let clients = Clients::from_config(&config);
         let table = unique(name);
-        let names =
-            Names { table: table.clone(), topic: table.clone(), on_failure_queue: Some(format!("{table}-dlq")) };
-        let resources = pipeline::create(&clients, &names).await.expect("creating the table, topic and queue");
+        // Tests page a few dependents at a time: a failed page comes back
+        // after 5 s.
+        let names = Names {
+            on_failure_queue: Some(format!("{table}-dlq")),
+            refresh_visibility_seconds: 5,
+            ..Names::for_table(&table)
+        };
+        let resources = pipeline::create(&clients, &names).await.expect("creating the table, topic and queues");
         let registry = DynamoRegistry::new(clients.dynamodb.clone(), &table);
+        let fan_registry = DynamoRegistry::new(clients.dynamodb.clone(), &table);
         let publishing_sns = match &options.sns_endpoint {
             Some(url) => {
                 aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(&config).endpoint_url(url).build())
@@ -203,10 +228,21 @@ impl TestPipeline {
             None => clients.sns.clone(),
         };
         let publisher = (options.publisher)(SnsPublisher::new(publishing_sns, &resources.topic_arn));
-        let fanout = Arc::new(FanOut::new((options.registry)(registry.clone()), publisher));
+        let queue = resources.refresh_queue(&clients);
+        let fanout = Arc::new(
+            FanOut::new((options.registry)(fan_registry.clone()), publisher, queue).with_limits(options.limits),
+        );
         let mut config = MappingConfig::default();
         (options.mapping)(&mut config);
-        let mapping = Mapping::start(&clients, &resources, config, pipeline::fanout_handler(fanout, |_| {}));
+        let mapping = Mapping::start(&clients, &resources, config, pipeline::fanout_handler(fanout.clone(), |_| {}));
+        let pages_mapping = pipeline::start_pages(
+            &clients,
+            &resources,
+            QueueMappingConfig::default(),
+            pipeline::pages_handler(fanout, |_| {}),
+        );
+        let refresh_dead =
+            Queue { url: resources.refresh_dead_url.clone(), arn: String::new(), sqs: clients.sqs.clone() };
         let on_failure = Queue {
             url: resources.on_failure_url.clone().unwrap_or_default(),
             arn: String::new(),
@@ -221,7 +257,11 @@ impl TestPipeline {
             sqs: clients.sqs,
             stats: mapping.stats(),
             on_failure,
+            fan_registry,
+            pages: pages_mapping.stats(),
+            refresh_dead,
             mapping,
+            pages_mapping,
         }
     }
 
@@ -257,6 +297,7 @@ impl TestPipeline {
     /// Stops the poller and waits for it.
     pub async fn stop(self) {
         self.mapping.stop().await;
+        self.pages_mapping.stop().await;
     }
 
     /// Waits until `check` holds, polling every 100 ms, or panics after `limit`.

@@ -85,7 +85,20 @@ const REQUIREMENTS: &[&str] = &["", "^1", "==1.1.0", ">=1.1,<2", "~2.0"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_random_writes_converge_to_a_fresh_resolution() {
-    let p = Arc::new(TestPipeline::start("conv").await);
+    converge(TestPipeline::start("conv").await).await;
+}
+
+/// The same with every refresh paged through the refresh queue, 2
+/// dependents a page and 1 inline per batch: pages of one refresh race
+/// each other, newer refreshes and needs changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_random_writes_converge_through_the_refresh_queue() {
+    let limits = beacon_fanout::Limits { inline_dependents: 1, page: 2 };
+    converge(TestPipeline::start_with("convq", Options::new().limits(limits)).await).await;
+}
+
+async fn converge(p: TestPipeline) {
+    let p = Arc::new(p);
     let seed = now() as u64 | 1;
     eprintln!("convergence seed: {seed}");
     let mut writers = Vec::new();

@@ -19,6 +19,7 @@ use serde_yaml::Value as Yaml;
 const ACCOUNT: &str = "123456789012";
 const TABLE: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/beacon-dev";
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:beacon-changes-dev";
+const REFRESH_QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:beacon-refresh-dev.fifo";
 const API: &str = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/dev";
 
 fn root() -> PathBuf {
@@ -201,6 +202,8 @@ fn main_stack() -> BTreeMap<&'static str, Value> {
         ("Table.StreamArn", json!(format!("{TABLE}/stream/2026-11-26T00:00:00.000"))),
         ("Topic", json!(TOPIC)),
         ("OnFailureQueue.Arn", json!("arn:aws:sqs:us-east-1:123456789012:beacon-on-failure-dev")),
+        ("RefreshQueue", json!("https://sqs.us-east-1.amazonaws.com/123456789012/beacon-refresh-dev.fifo")),
+        ("RefreshQueue.Arn", json!(REFRESH_QUEUE)),
     ])
 }
 
@@ -344,6 +347,38 @@ fn the_fan_out_and_the_sweeper_may_do_what_their_code_calls_and_nothing_more() {
             other => panic!("no resource for {other}"),
         };
         cases.push(case(&format!("fan-out {action}"), &fanout, action, &resource, json!({}), true));
+    }
+    cases.push(case("fan-out sends a page", &fanout, "sqs:SendMessage", REFRESH_QUEUE, json!({}), true));
+    cases.push(case("fan-out receives pages", &fanout, "sqs:ReceiveMessage", REFRESH_QUEUE, json!({}), false));
+    cases.push(case(
+        "fan-out sends elsewhere",
+        &fanout,
+        "sqs:SendMessage",
+        "arn:aws:sqs:us-east-1:123456789012:other",
+        json!({}),
+        false,
+    ));
+
+    let refresh = function_policies(&t, "RefreshFunction", &env);
+    for action in beacon_fanout::REFRESH_IAM_ACTIONS {
+        let resource = match *action {
+            a if a.starts_with("dynamodb:") => TABLE,
+            a if a.starts_with("sqs:") => REFRESH_QUEUE,
+            "sns:Publish" => TOPIC,
+            other => panic!("no resource for {other}"),
+        };
+        cases.push(case(&format!("refresh {action}"), &refresh, action, resource, json!({}), true));
+    }
+    for (action, resource) in [
+        ("dynamodb:PutItem", TABLE),
+        ("dynamodb:DeleteItem", TABLE),
+        ("dynamodb:GetItem", TABLE),
+        ("dynamodb:Scan", TABLE),
+        ("sqs:ReceiveMessage", "arn:aws:sqs:us-east-1:123456789012:other"),
+        ("sqs:DeleteMessage", "arn:aws:sqs:us-east-1:123456789012:beacon-on-failure-dev"),
+        ("sns:Publish", "arn:aws:sns:us-east-1:123456789012:other"),
+    ] {
+        cases.push(case(&format!("refresh {action} on {resource}"), &refresh, action, resource, json!({}), false));
     }
     cases.push(case("fan-out scans", &fanout, "dynamodb:Scan", TABLE, json!({}), false));
     cases.push(case("fan-out batch-writes", &fanout, "dynamodb:BatchWriteItem", TABLE, json!({}), false));

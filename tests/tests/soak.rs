@@ -3,7 +3,8 @@
 //! needs changes and malformed writes, while the pipeline suffers random
 //! faults: DynamoDB throttling and failed SNS entries (test doubles, see
 //! `beacon_tests::faults`), SNS outages (a real stopped port) and kills of
-//! the pipeline mid-batch. Afterwards every change must be accounted for in
+//! the pipeline mid-batch. Refreshes are paged one or two dependents at a
+//! time, so the refresh queue's pages meet the same faults. Afterwards every change must be accounted for in
 //! the events (at least once, duplicates under one id, nothing extra), and
 //! every resolved item must equal a fresh resolution from the table.
 //!
@@ -237,6 +238,9 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
     let mut p = TestPipeline::start_with(
         "soak",
         Options::new()
+            // Small pages: most refreshes go through the refresh queue, and
+            // its pages meet the same faults.
+            .limits(beacon_fanout::Limits { inline_dependents: 1, page: 2 })
             .registry(move |r| FaultyRegistry::new(r, f))
             .publisher(move |inner| ChaosPublisher::new(inner, 10, seed.rotate_left(17), pf))
             .sns_endpoint(outage.url())

@@ -47,10 +47,37 @@ fn every_function_is_granted_exactly_what_its_code_calls() {
     let t = template("template.yaml");
     let r = &t["Resources"];
     assert_eq!(actions(&r["FanoutFunction"]), set(beacon_fanout::IAM_ACTIONS));
+    assert_eq!(actions(&r["RefreshFunction"]), set(beacon_fanout::REFRESH_IAM_ACTIONS));
     assert_eq!(actions(&r["SweeperFunction"]), set(beacon_sweeper::IAM_ACTIONS));
     assert_eq!(actions(&r["CatalogApiFunction"]), set(beacon_catalog_api::IAM_ACTIONS));
     let registrar = template("registrar.yaml");
     assert_eq!(actions(&registrar["Resources"]["RegistrarFunction"]), set(beacon_registrar::IAM_ACTIONS));
+}
+
+/// SAM attaches AWS's broad execution-role policies to a function with an
+/// SQS event (AWSLambdaSQSQueueExecutionRole: every queue in the account):
+/// the refresh queue's mapping is declared as a plain resource instead.
+#[test]
+fn the_refresh_queue_is_fifo_with_a_dead_letter_queue_and_a_plain_mapping() {
+    let t = template("template.yaml");
+    let r = &t["Resources"];
+    let q = &r["RefreshQueue"]["Properties"];
+    assert_eq!(q["FifoQueue"], Value::Bool(true));
+    assert_eq!(
+        q["RedrivePolicy"]["maxReceiveCount"].as_u64(),
+        Some(u64::from(beacon_local::setup::REFRESH_MAX_RECEIVES))
+    );
+    assert_eq!(r["RefreshDeadLetterQueue"]["Properties"]["FifoQueue"], Value::Bool(true));
+    assert!(r["RefreshFunction"]["Properties"]["Events"].is_null(), "an SQS event would attach SAM's broad policy");
+    let mapping = &r["RefreshPages"]["Properties"];
+    assert_eq!(r["RefreshPages"]["Type"].as_str(), Some("AWS::Lambda::EventSourceMapping"));
+    assert_eq!(mapping["BatchSize"].as_u64(), Some(1));
+    assert_eq!(as_list(&mapping["FunctionResponseTypes"]), vec![Value::from("ReportBatchItemFailures")]);
+    // The visibility timeout covers several runs of the function, so a page
+    // being written is not delivered again.
+    let timeout =
+        r["RefreshFunction"]["Properties"]["Timeout"].as_u64().or(t["Globals"]["Function"]["Timeout"].as_u64());
+    assert!(q["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout.unwrap());
 }
 
 #[test]

@@ -33,9 +33,9 @@ fn sanitize(s: &str) -> String {
 async fn start(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Running> {
     let clients: Clients = endpoints.clients();
     let names = Names {
-        table: opts.table.clone(),
         topic: opts.topic.clone(),
         on_failure_queue: (!opts.no_pipeline).then(|| format!("{}-on-failure", opts.table)),
+        ..Names::for_table(&opts.table)
     };
     let resources = pipeline::create(&clients, &names).await.context("creating the table, topic and queue")?;
     let (stop, stop_rx) = watch::channel(false);
@@ -43,9 +43,21 @@ async fn start(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Running> {
         return Ok(Running { resources, api_url: None, ui: None, stop, tasks: Vec::new() });
     }
     let registry = || beacon_aws::DynamoRegistry::new(clients.dynamodb.clone(), &opts.table);
-    let fanout = FanOut::new(registry(), beacon_aws::SnsPublisher::new(clients.sns.clone(), &resources.topic_arn));
-    let handler = pipeline::fanout_handler(std::sync::Arc::new(fanout), |seen| {
+    let fanout = std::sync::Arc::new(FanOut::new(
+        registry(),
+        beacon_aws::SnsPublisher::new(clients.sns.clone(), &resources.topic_arn),
+        resources.refresh_queue(&clients),
+    ));
+    let handler = pipeline::fanout_handler(fanout.clone(), |seen| {
         tracing::debug!(records = seen.records, published = ?seen.report.published, failed = seen.report.failed, "batch");
+    });
+    let pages = pipeline::pages_handler(fanout, |seen| {
+        tracing::debug!(
+            pages = seen.report.pages,
+            views_changed = seen.report.views_changed,
+            failed = seen.report.failed,
+            "refresh pages"
+        );
     });
     let checkpoints = opts.state_dir.join("checkpoints");
     std::fs::create_dir_all(&checkpoints)?;
@@ -55,6 +67,8 @@ async fn start(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Running> {
     };
     let mapping = Mapping::start(&clients, &resources, config, handler);
     let mut tasks = vec![tokio::spawn(mapping.run_until(stop_rx.clone()))];
+    let pages = pipeline::start_pages(&clients, &resources, beacon_local::queue::QueueMappingConfig::default(), pages);
+    tasks.push(tokio::spawn(pages.run_until(stop_rx.clone())));
     tasks.push(pipeline::spawn_sweeper(
         registry(),
         Duration::from_secs(opts.sweep_every_seconds.max(1)),

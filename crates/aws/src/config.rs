@@ -29,6 +29,11 @@ pub fn topic_from_env() -> Result<String, MissingEnv> {
     require_env("BEACON_TOPIC_ARN", "it is the ARN of the SNS topic change events are published to")
 }
 
+/// The refresh queue's URL (`BEACON_REFRESH_QUEUE_URL`).
+pub fn refresh_queue_from_env() -> Result<String, MissingEnv> {
+    require_env("BEACON_REFRESH_QUEUE_URL", "it is the URL of the FIFO queue the pages of large refreshes go to")
+}
+
 /// Loads the shared AWS configuration: region, credentials and endpoints
 /// from the standard chain.
 pub async fn sdk_config() -> aws_config::SdkConfig {

@@ -13,6 +13,8 @@
 //! - [`dynamo`] — the DynamoDB adapter, one module per port (registry,
 //!   catalog, expiry index);
 //! - [`sns`] — the SNS adapter for the publisher port;
+//! - [`sqs`] — the SQS adapter for the refresh-queue port (pages of large
+//!   fan-outs);
 //! - `components` (feature `registrar`) — the registrar's checks of a
 //!   service's Lambda functions and APIs, and its self-removal;
 //! - [`logging`] — Lambda's log controls, with the SDK's payload logging
@@ -27,10 +29,12 @@ pub mod item;
 pub mod logging;
 pub mod metrics;
 pub mod sns;
+pub mod sqs;
 pub mod stream;
 
 pub use dynamo::{DynamoRegistry, RequestCounts};
 pub use sns::SnsPublisher;
+pub use sqs::SqsRefreshQueue;
 
 /// A registry adapter over `table`, from the shared AWS configuration.
 pub fn dynamo_registry(config: &aws_config::SdkConfig, table: impl Into<String>) -> DynamoRegistry {
@@ -40,4 +44,9 @@ pub fn dynamo_registry(config: &aws_config::SdkConfig, table: impl Into<String>)
 /// A publisher to `topic_arn`, from the shared AWS configuration.
 pub fn sns_publisher(config: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> SnsPublisher {
     SnsPublisher::new(aws_sdk_sns::Client::new(config), topic_arn)
+}
+
+/// The refresh queue at `url`, from the shared AWS configuration.
+pub fn refresh_queue(config: &aws_config::SdkConfig, url: impl Into<String>) -> SqsRefreshQueue {
+    SqsRefreshQueue::new(aws_sdk_sqs::Client::new(config), url)
 }

@@ -6,6 +6,7 @@
 //! | registration  | `SERVICE#<name>`  | `INSTANCE#<version>#<instance>` |
 //! | dependency    | `SERVICE#<name>`  | `DEPENDENT#<consumer>`          |
 //! | generation    | `SERVICE#<name>`  | `GENERATION`                    |
+//! | view group    | `SERVICE#<name>`  | `VIEW#<group id>`               |
 //! | needs         | `CONSUMER#<id>`   | `NEEDS`                         |
 //! | resolved      | `CONSUMER#<id>`   | `RESOLVED`                      |
 
@@ -29,6 +30,7 @@ const CONSUMER: &str = "CONSUMER#";
 const INSTANCE: &str = "INSTANCE#";
 const DEPENDENT: &str = "DEPENDENT#";
 const GENERATION: &str = "GENERATION";
+const VIEW: &str = "VIEW#";
 const NEEDS: &str = "NEEDS";
 const RESOLVED: &str = "RESOLVED";
 
@@ -54,6 +56,30 @@ pub fn dependent_sk(consumer: &str) -> String {
 
 /// `GENERATION`.
 pub fn generation_sk() -> &'static str {
+    GENERATION
+}
+
+/// The prefix shared by every dependency edge's sort key.
+pub fn dependent_sk_prefix() -> &'static str {
+    DEPENDENT
+}
+
+/// `VIEW#<group id>`: one item per distinct set of requirements that
+/// consumers have on a service (docs/architecture.md, "View groups").
+pub fn view_sk(group: &str) -> String {
+    format!("{VIEW}{group}")
+}
+
+/// The prefix shared by every view group's sort key.
+pub fn view_sk_prefix() -> &'static str {
+    VIEW
+}
+
+/// The lowest sort key of a service's state without its edges. Edges
+/// (`DEPENDENT#…`) sort before `GENERATION`, `INSTANCE#…` and `VIEW#…`, so
+/// one Query from here reads the generation, the registrations and the view
+/// groups, however many consumers depend on the service.
+pub fn state_sk_from() -> &'static str {
     GENERATION
 }
 
@@ -127,8 +153,8 @@ pub enum KeyKind {
         /// Consumer id from the pk.
         consumer: String,
     },
-    /// The fan-out's own bookkeeping: dependency edges, generations,
-    /// resolved items. The fan-out ignores its own writes.
+    /// The fan-out's own bookkeeping: dependency edges, generations, view
+    /// groups, resolved items. The fan-out ignores its own writes.
     Own,
     /// Not a Beacon key shape (or a registration key that is malformed).
     Other,
@@ -148,7 +174,7 @@ pub fn key_kind(pk: &str, sk: &str) -> KeyKind {
             }
             return KeyKind::Other;
         }
-        if sk == GENERATION || sk.starts_with(DEPENDENT) {
+        if sk == GENERATION || sk.starts_with(DEPENDENT) || sk.starts_with(VIEW) {
             return KeyKind::Own;
         }
     } else if let Some(consumer) = pk.strip_prefix(CONSUMER) {
@@ -176,7 +202,18 @@ mod tests {
         assert_eq!(key_kind(&consumer_pk("web"), resolved_sk()), KeyKind::Own);
         assert_eq!(key_kind(&service_pk("orders"), generation_sk()), KeyKind::Own);
         assert_eq!(key_kind(&service_pk("orders"), &dependent_sk("web")), KeyKind::Own);
+        assert_eq!(key_kind(&service_pk("orders"), &view_sk("0a1b")), KeyKind::Own);
         assert_eq!(key_kind("junk", "junk"), KeyKind::Other);
+    }
+
+    #[test]
+    fn a_state_query_from_generation_reads_no_edges() {
+        let from = state_sk_from();
+        assert!(dependent_sk("~~~~").as_str() < from, "edges must sort before the state");
+        assert!(dependent_sk("zzz\u{10ffff}").as_str() < from);
+        assert!(instance_sk("0.0.0", "a").as_str() >= from);
+        assert!(view_sk("00").as_str() >= from);
+        assert!(generation_sk() >= from);
     }
 
     #[test]

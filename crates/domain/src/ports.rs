@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use crate::change::ShardRepair;
 use crate::event::Event;
 use crate::registration::{Registration, Status};
-use crate::view::{Needs, ResolvedItem, ServiceView};
+use crate::view::{Needs, ResolvedItem, ServiceView, ViewGroup};
 
 /// Why a registry call failed: which call, whether a retry can help, and
 /// the cause.
@@ -61,15 +61,75 @@ pub struct Dependent {
     pub requirements: Vec<String>,
 }
 
-/// Everything in one service's partition, read consistently.
+/// One service's partition, read consistently.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServicePartition {
     /// Valid registrations (expired ones included; resolution skips them).
     pub instances: Vec<Registration>,
     /// Registration items that did not decode (already reported on write).
     pub invalid: usize,
-    /// Consumers that need the service.
+    /// Consumers that need the service (empty from [`Registry::read_state`]).
     pub dependents: Vec<Dependent>,
+    /// The service's view groups, whose members are found on the edges.
+    pub groups: Vec<ViewGroup>,
+}
+
+/// A service's generation just after a bump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation {
+    /// The new value.
+    pub value: u64,
+    /// Whether the service's dependents are in view groups. False for a
+    /// service last refreshed before view groups existed: its next refresh
+    /// writes every dependent and creates the groups (docs/architecture.md,
+    /// "View groups").
+    pub grouped: bool,
+}
+
+/// One page of a service's dependency edges, in sort-key order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DependentsPage {
+    /// The edges on the page.
+    pub dependents: Vec<Dependent>,
+    /// The last edge's consumer, to continue after; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A page of a large refresh handed to the refresh queue: write the
+/// members of every view group of `service` still claimed at `generation`,
+/// among the edges after `after` (docs/architecture.md, "Large fan-outs").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RefreshPage {
+    /// The service whose dependents are refreshed.
+    pub service: String,
+    /// The generation whose claims the page writes; groups claimed since by
+    /// a newer refresh are that refresh's to write.
+    pub generation: u64,
+    /// The consumer whose edge the page starts after (`None`: the first).
+    pub after: Option<String>,
+    /// The stream records of the change, for `resolved` events' ids and
+    /// their re-publication on retry.
+    pub change_ids: Vec<String>,
+    /// When the change was made (epoch seconds), for the events.
+    pub created_at: i64,
+}
+
+impl RefreshPage {
+    /// The same page always has the same id, so a retried sender's copy is
+    /// dropped by the queue's deduplication instead of doubling the rest of
+    /// the refresh.
+    pub fn dedup_id(&self) -> String {
+        use sha2::Digest as _;
+        let text = format!("{}\n{}\n{}", self.service, self.generation, self.after.as_deref().unwrap_or(""));
+        hex::encode(&sha2::Sha256::digest(text.as_bytes())[..16])
+    }
+}
+
+/// Where the fan-out hands the pages of a large refresh.
+#[async_trait]
+pub trait RefreshQueue: Send + Sync {
+    /// Sends one page (at least once).
+    async fn send(&self, page: &RefreshPage) -> Result<(), StoreError>;
 }
 
 /// What writing one service view into a resolved item did.
@@ -90,10 +150,36 @@ pub enum ViewWrite {
 pub trait Registry: Send + Sync {
     /// Atomically adds one to the service's generation and returns the new
     /// value (docs/architecture.md, "Convergence under races": bump, then read, then write).
-    async fn bump_generation(&self, service: &str) -> Result<u64, StoreError>;
+    async fn bump_generation(&self, service: &str) -> Result<Generation, StoreError>;
 
-    /// Reads the service's partition with a consistent Query.
+    /// Reads the service's whole partition (edges too) with a consistent
+    /// Query.
     async fn read_service(&self, service: &str) -> Result<ServicePartition, StoreError>;
+
+    /// Reads the service's registrations and view groups, not its edges,
+    /// with one consistent Query: its cost does not grow with dependents.
+    async fn read_state(&self, service: &str) -> Result<ServicePartition, StoreError>;
+
+    /// Reads up to `limit` dependency edges after consumer `after`
+    /// (consistent).
+    async fn dependents(&self, service: &str, after: Option<&str>, limit: usize) -> Result<DependentsPage, StoreError>;
+
+    /// Stores `group` (its view's generation is the claim's) as pending,
+    /// only if the service's generation is still that one: false when a
+    /// newer refresh has begun, which then owns the group.
+    async fn claim_group(&self, service: &str, group: &ViewGroup) -> Result<bool, StoreError>;
+
+    /// Clears a claim's pending mark once its members are written or handed
+    /// to the refresh queue; false when a newer claim replaced it.
+    async fn settle_group(&self, service: &str, group: &str, generation: u64) -> Result<bool, StoreError>;
+
+    /// Deletes a view group that has no members, only if the service's
+    /// generation is still `generation` (a consumer joining since bumped it).
+    async fn drop_group(&self, service: &str, group: &str, generation: u64) -> Result<bool, StoreError>;
+
+    /// Records that the service's dependents are in view groups, if its
+    /// generation is still `generation`.
+    async fn mark_grouped(&self, service: &str, generation: u64) -> Result<bool, StoreError>;
 
     /// Writes `view` for `service` into `consumer`'s resolved item, only if
     /// the stored generation is older and the consumer still needs the

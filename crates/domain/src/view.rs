@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::registration::Registration;
 use crate::requirement::Requirement;
-use crate::resolution::Resolution;
+use crate::resolution::{Resolution, resolve};
 
 /// A consumer's declared needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +86,77 @@ impl ServiceView {
     }
 }
 
+/// The id of a view group: consumers whose requirements on a service are
+/// the same list share one view, so the fan-out resolves it once and
+/// compares it once (docs/architecture.md, "View groups"). Order matters:
+/// a view lists requirements in the order the consumer declared them.
+pub fn group_id(requirements: &[String]) -> String {
+    use sha2::Digest as _;
+    let json = serde_json::to_vec(requirements).unwrap_or_default();
+    hex::encode(&sha2::Sha256::digest(&json)[..12])
+}
+
+/// One view group of a service, as stored in `SERVICE#<s> / VIEW#<id>`:
+/// the view last claimed for the group's consumers, at the generation of
+/// the read it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewGroup {
+    /// [`group_id`] of `requirements`.
+    pub id: String,
+    /// The requirements on the service that every member has.
+    pub requirements: Vec<String>,
+    /// The view, with the generation that claimed it.
+    pub view: ServiceView,
+    /// The claim's members may not all have been written, or handed on to
+    /// the refresh queue, yet (the claiming invocation may have failed): the
+    /// next refresh rewrites them even if its view is the same.
+    pub pending: bool,
+}
+
+/// Views computed from one read of a service: each distinct requirement is
+/// resolved once, however many groups (or consumers) name it.
+#[derive(Debug)]
+pub struct ViewCache<'a> {
+    instances: &'a [Registration],
+    now: i64,
+    generation: u64,
+    outcomes: BTreeMap<String, Option<RequirementView>>,
+}
+
+impl<'a> ViewCache<'a> {
+    /// Views at `generation` over `instances`, resolved at `now`.
+    pub fn new(instances: &'a [Registration], generation: u64, now: i64) -> Self {
+        Self { instances, now, generation, outcomes: BTreeMap::new() }
+    }
+
+    /// The view for a list of requirements (as text). An unreadable
+    /// requirement (a hand-edited edge: the fan-out writes edges only from
+    /// validated needs) is left out rather than blocking the refresh.
+    pub fn view(&mut self, requirements: &[String]) -> ServiceView {
+        let views = requirements
+            .iter()
+            .filter_map(|text| {
+                self.outcomes
+                    .entry(text.clone())
+                    .or_insert_with(|| {
+                        let req = Requirement::parse(text).ok()?;
+                        Some(RequirementView {
+                            requirement: req.to_string(),
+                            outcome: Outcome::from(resolve(&req, self.instances, self.now)),
+                        })
+                    })
+                    .clone()
+            })
+            .collect();
+        ServiceView::new(self.generation, views)
+    }
+
+    /// How many distinct requirements were resolved (or found unreadable).
+    pub fn resolutions(&self) -> usize {
+        self.outcomes.len()
+    }
+}
+
 /// The resolved item of one consumer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedItem {
@@ -113,5 +185,34 @@ impl ResolvedItem {
     /// carry.
     pub fn view(&self) -> BTreeMap<String, Vec<RequirementView>> {
         self.services.iter().map(|(k, v)| (k.clone(), v.requirements.clone())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_ids_follow_the_requirement_list_and_its_order() {
+        let a = vec!["auth^1".to_owned(), "auth==1.2.0".to_owned()];
+        let b = vec!["auth==1.2.0".to_owned(), "auth^1".to_owned()];
+        assert_eq!(group_id(&a), group_id(&a.clone()));
+        assert_ne!(group_id(&a), group_id(&b), "a view lists requirements in declared order");
+        assert_eq!(group_id(&a).len(), 24);
+    }
+
+    #[test]
+    fn each_distinct_requirement_is_resolved_once() {
+        let instances = Vec::new();
+        let mut cache = ViewCache::new(&instances, 7, 0);
+        let one = vec!["auth^1".to_owned()];
+        let two = vec!["auth^1".to_owned(), "auth".to_owned()];
+        for _ in 0..1000 {
+            assert_eq!(cache.view(&one).generation, 7);
+        }
+        let v = cache.view(&two);
+        assert_eq!(v.requirements.len(), 2);
+        assert_eq!(cache.resolutions(), 2);
+        assert_eq!(cache.view(&["not a requirement!".to_owned()]).requirements, vec![]);
     }
 }

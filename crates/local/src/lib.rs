@@ -13,9 +13,11 @@
 //! - [`mapping`] — the event source mapping: shards, batching, partial batch
 //!   failures, bisection, retries, the on-failure queue, checkpoints; its
 //!   retry rules are a pure state machine ([`mapping::policy`]);
-//! - [`pipeline`] — the one wiring of table, topic, on-failure queue,
-//!   fan-out and mapping that `beacon dev`, the tests and the benches share,
-//!   and the sweeper's and registrars' schedules;
+//! - [`queue`] — the SQS event source mapping (the refresh queue's pages
+//!   of large fan-outs): pollers, partial batch responses, redelivery;
+//! - [`pipeline`] — the one wiring of table, topic, queues, fan-out and
+//!   mappings that `beacon dev`, the tests and the benches share, and the
+//!   sweeper's and registrars' schedules;
 //! - [`api_server`] — API Gateway's stand-in: the catalog API on loopback,
 //!   with [`sigv4`] verification of writes.
 
@@ -23,6 +25,7 @@ pub mod api_server;
 pub mod filter;
 pub mod mapping;
 pub mod pipeline;
+pub mod queue;
 pub mod setup;
 pub mod sigv4;
 

@@ -1,5 +1,6 @@
 //! The one wiring of the local pipeline — table with stream, topic,
-//! on-failure queue, the fan-out behind the local event source mapping —
+//! on-failure queue, refresh queue, the fan-out behind the local event
+//! source mappings (the stream's and the refresh queue's) —
 //! that `beacon dev`, the integration tests and the benchmarks all call,
 //! plus the schedules AWS would run (the sweeper's `rate(1 minute)`, each
 //! registrar's EventBridge rule).
@@ -8,14 +9,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
-use beacon::ports::{Catalog, Components, ExpiryIndex, Publisher, Registry};
-use beacon_fanout::{BatchReport, FanOut};
+use aws_lambda_events::event::sqs::SqsEvent;
+use beacon::ports::{Catalog, Components, ExpiryIndex, Publisher, RefreshQueue, Registry};
+use beacon_fanout::{BatchReport, FanOut, PagesReport};
 use beacon_registrar::{RunOutcome, ServiceProperties, run_once};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::mapping::{Handler, MappingConfig, MappingStats, Poller};
-use crate::setup::{LOCAL_REGION, SetupError, ensure_queue, ensure_table, ensure_topic};
+use crate::queue::{QueueHandler, QueueMapping, QueueMappingConfig};
+use crate::setup::{LOCAL_REGION, SetupError, ensure_queue, ensure_refresh_queue, ensure_table, ensure_topic};
+
+/// The local refresh queue's visibility timeout: a failed page comes back
+/// after this long. AWS's is six times the function's timeout (the
+/// template); locally a page of 500 takes a few seconds on a busy DynamoDB
+/// Local, so 30 s.
+pub const LOCAL_REFRESH_VISIBILITY_SECONDS: u32 = 30;
 
 /// The clients the pipeline talks through, and the region Lambda would
 /// report in each record.
@@ -56,6 +65,25 @@ pub struct Names {
     pub topic: String,
     /// The mapping's on-failure SQS queue; `None` drops exhausted batches.
     pub on_failure_queue: Option<String>,
+    /// The refresh queue's base name (`.fifo` is added; its dead-letter
+    /// queue is `<name>-dead.fifo`).
+    pub refresh_queue: String,
+    /// Its visibility timeout: how long until a failed page comes back.
+    pub refresh_visibility_seconds: u32,
+}
+
+impl Names {
+    /// The usual names for `table`: topic and table alike, a
+    /// `<table>-on-failure` queue and a `<table>-refresh` queue.
+    pub fn for_table(table: &str) -> Self {
+        Self {
+            table: table.to_owned(),
+            topic: table.to_owned(),
+            on_failure_queue: Some(format!("{table}-on-failure")),
+            refresh_queue: format!("{table}-refresh"),
+            refresh_visibility_seconds: LOCAL_REFRESH_VISIBILITY_SECONDS,
+        }
+    }
 }
 
 /// The created resources.
@@ -69,9 +97,16 @@ pub struct Resources {
     pub topic_arn: String,
     /// The on-failure queue's URL.
     pub on_failure_url: Option<String>,
+    /// The refresh queue's URL.
+    pub refresh_url: String,
+    /// The refresh queue's ARN.
+    pub refresh_arn: String,
+    /// The refresh queue's dead-letter queue's URL.
+    pub refresh_dead_url: String,
 }
 
-/// Creates the table, topic and on-failure queue, idempotently.
+/// Creates the table, topic, on-failure queue and refresh queue,
+/// idempotently.
 pub async fn create(clients: &Clients, names: &Names) -> Result<Resources, SetupError> {
     let stream_arn = ensure_table(&clients.dynamodb, &names.table).await?;
     let topic_arn = ensure_topic(&clients.sns, &names.topic).await?;
@@ -79,7 +114,24 @@ pub async fn create(clients: &Clients, names: &Names) -> Result<Resources, Setup
         None => None,
         Some(q) => Some(ensure_queue(&clients.sqs, q).await?),
     };
-    Ok(Resources { table: names.table.clone(), stream_arn, topic_arn, on_failure_url })
+    let (refresh_url, refresh_arn, refresh_dead_url) =
+        ensure_refresh_queue(&clients.sqs, &names.refresh_queue, names.refresh_visibility_seconds).await?;
+    Ok(Resources {
+        table: names.table.clone(),
+        stream_arn,
+        topic_arn,
+        on_failure_url,
+        refresh_url,
+        refresh_arn,
+        refresh_dead_url,
+    })
+}
+
+impl Resources {
+    /// The refresh queue's adapter.
+    pub fn refresh_queue(&self, clients: &Clients) -> beacon_aws::SqsRefreshQueue {
+        beacon_aws::SqsRefreshQueue::new(clients.sqs.clone(), &self.refresh_url)
+    }
 }
 
 /// What a handler saw of one batch, for benchmarks and logs.
@@ -95,13 +147,14 @@ pub struct BatchSeen<'a> {
 
 /// The fan-out as the mapping's handler: the clock is read once per batch,
 /// as the Lambda's `main` does; `observe` sees every batch.
-pub fn fanout_handler<R, P>(
-    fanout: Arc<FanOut<R, P>>,
+pub fn fanout_handler<R, P, Q>(
+    fanout: Arc<FanOut<R, P, Q>>,
     observe: impl Fn(BatchSeen<'_>) + Send + Sync + 'static,
 ) -> Handler
 where
     R: Registry + 'static,
     P: Publisher + 'static,
+    Q: RefreshQueue + 'static,
 {
     let observe = Arc::new(observe);
     Arc::new(move |event: StreamEvent| {
@@ -113,6 +166,47 @@ where
             Ok(response)
         })
     })
+}
+
+/// What the refresh consumer saw of one invocation.
+#[derive(Debug)]
+pub struct PagesSeen<'a> {
+    /// The consumer's report.
+    pub report: &'a PagesReport,
+    /// How long the invocation took.
+    pub elapsed: Duration,
+}
+
+/// The fan-out's page consumer as the refresh queue mapping's handler.
+pub fn pages_handler<R, P, Q>(
+    fanout: Arc<FanOut<R, P, Q>>,
+    observe: impl Fn(PagesSeen<'_>) + Send + Sync + 'static,
+) -> QueueHandler
+where
+    R: Registry + 'static,
+    P: Publisher + 'static,
+    Q: RefreshQueue + 'static,
+{
+    let observe = Arc::new(observe);
+    Arc::new(move |event: SqsEvent| {
+        let (fanout, observe) = (fanout.clone(), observe.clone());
+        Box::pin(async move {
+            let start = Instant::now();
+            let (response, report) = fanout.handle_pages(&event).await;
+            observe(PagesSeen { report: &report, elapsed: start.elapsed() });
+            Ok(response)
+        })
+    })
+}
+
+/// Starts the refresh queue's mapping into `handler`.
+pub fn start_pages(
+    clients: &Clients,
+    resources: &Resources,
+    config: QueueMappingConfig,
+    handler: QueueHandler,
+) -> QueueMapping {
+    QueueMapping::start(&clients.sqs, &resources.refresh_url, &resources.refresh_arn, &clients.region, config, handler)
 }
 
 /// A running event source mapping that can be stopped, killed and

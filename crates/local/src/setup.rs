@@ -288,6 +288,60 @@ pub async fn ensure_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<Strin
         .ok_or_else(|| SetupError::Incomplete(format!("CreateQueue {name} returned no URL")))
 }
 
+/// How many times the refresh queue delivers a page before moving it to
+/// its dead-letter queue (the template's `maxReceiveCount`).
+pub const REFRESH_MAX_RECEIVES: u32 = 5;
+
+/// Creates (or reuses) the refresh queue `<name>.fifo` and its dead-letter
+/// queue `<name>-dead.fifo`, as the template does: FIFO (for its
+/// deduplication), a redrive policy after [`REFRESH_MAX_RECEIVES`], and a
+/// visibility timeout of `visibility_seconds`. Returns the queue's URL and
+/// ARN and the dead-letter queue's URL.
+pub async fn ensure_refresh_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility_seconds: u32,
+) -> Result<(String, String, String), SetupError> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let fifo = |queue: &str| sqs.create_queue().queue_name(queue.to_owned()).attributes(A::FifoQueue, "true").send();
+    let dead_name = format!("{name}-dead.fifo");
+    let dead_url = fifo(&dead_name)
+        .await
+        .map_err(SetupError::call(format!("CreateQueue {dead_name}")))?
+        .queue_url
+        .ok_or_else(|| SetupError::Incomplete(format!("CreateQueue {dead_name} returned no URL")))?;
+    let dead_arn = queue_arn(sqs, &dead_url).await?;
+    let queue_name = format!("{name}.fifo");
+    let redrive = serde_json::json!({ "deadLetterTargetArn": dead_arn, "maxReceiveCount": REFRESH_MAX_RECEIVES });
+    let url = sqs
+        .create_queue()
+        .queue_name(&queue_name)
+        .attributes(A::FifoQueue, "true")
+        .attributes(A::RedrivePolicy, redrive.to_string())
+        .attributes(A::VisibilityTimeout, visibility_seconds.to_string())
+        .send()
+        .await
+        .map_err(SetupError::call(format!("CreateQueue {queue_name}")))?
+        .queue_url
+        .ok_or_else(|| SetupError::Incomplete(format!("CreateQueue {queue_name} returned no URL")))?;
+    let arn = queue_arn(sqs, &url).await?;
+    Ok((url, arn, dead_url))
+}
+
+/// A queue's ARN.
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, SetupError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(SetupError::call(format!("GetQueueAttributes {url}")))?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| SetupError::Incomplete(format!("no ARN for queue {url}")))
+}
+
 /// The queue policy SNS needs to deliver to a queue: `sqs:SendMessage` by
 /// the SNS service, only for messages from `topic_arn` (`aws:SourceArn`).
 /// Without it AWS drops every delivery (the local SNS server does not
@@ -318,16 +372,7 @@ pub async fn subscribe_queue(
 ) -> Result<SubscribedQueue, SetupError> {
     use aws_sdk_sqs::types::QueueAttributeName;
     let url = ensure_queue(sqs, name).await?;
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(SetupError::call(format!("GetQueueAttributes {name}")))?
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .ok_or_else(|| SetupError::Incomplete(format!("queue {name} has no ARN")))?;
+    let arn = queue_arn(sqs, &url).await?;
     // The policy before the subscription, so no delivery is ever refused.
     sqs.set_queue_attributes()
         .queue_url(&url)

@@ -9,8 +9,10 @@
 //! 2. apply needs changes in stream order: dependency edges first, then each
 //!    needed service's view;
 //! 3. refresh each changed service once per batch — bump its generation,
-//!    read its partition consistently, write each dependent's view under
-//!    "stored generation < new" — because a view is recomputed from the
+//!    read its registrations and view groups, resolve each distinct
+//!    requirement once, and write only the groups whose view moved
+//!    (`refresh`): their members' first page here, the rest through the
+//!    refresh queue (`pages`) — because a view is recomputed from the
 //!    table, several records for one service need only one refresh;
 //! 4. publish every event (PublishBatch, 10 at a time) and report the
 //!    records whose work or events failed.
@@ -21,24 +23,34 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use beacon::change::{Classified, NeedsChange, StreamChange};
 use beacon::event::Event;
-use beacon::ports::{Dependent, Publisher, Registry, StoreError, ViewWrite};
-use beacon::view::{Outcome, RequirementView, ServiceView};
-use beacon::{Requirement, ShardRepair, classify, resolve, shard_repair};
+use beacon::ports::{Publisher, RefreshQueue, Registry, StoreError, ViewWrite};
+use beacon::{ShardRepair, classify, shard_repair};
 use beacon_aws::stream::{sequence_number, stream_change};
 use futures::{StreamExt, TryStreamExt};
 use tracing::{Instrument, debug, info_span, warn};
 
+mod pages;
+mod refresh;
+
+pub use pages::PagesReport;
+pub use refresh::Limits;
+use refresh::{Budget, Change, VIEW_WRITE_CONCURRENCY};
+
 /// Every IAM action this function's code (and its event source mapping)
 /// needs; `infra/template.yaml` must grant exactly these (a test checks).
 /// Registry: GetItem (resolved items), Query (a service's partition),
-/// PutItem (dependency edges), UpdateItem (generations, views, revisions),
-/// DeleteItem (edges, resolved items). Stream reads are the mapping's.
+/// PutItem (dependency edges), UpdateItem (generations, views, revisions,
+/// view groups), DeleteItem (edges, resolved items, view groups),
+/// ConditionCheckItem (a claim's check of the generation, in a
+/// transaction). SQS: the refresh queue's pages and the on-failure
+/// destination. Stream reads are the mapping's.
 pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:Query",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
     "dynamodb:DescribeStream",
     "dynamodb:GetRecords",
     "dynamodb:GetShardIterator",
@@ -47,8 +59,20 @@ pub const IAM_ACTIONS: &[&str] = &[
     "sqs:SendMessage",
 ];
 
-/// How many dependents' views are written at once for one service.
-const VIEW_WRITE_CONCURRENCY: usize = 16;
+/// Every IAM action the refresh-queue consumer (`bin/refresh.rs`) and its
+/// event source mapping need: it reads a service's groups and edges, writes
+/// views (UpdateItem), sends the next page and publishes `resolved` events.
+pub const REFRESH_IAM_ACTIONS: &[&str] = &[
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+    "sns:Publish",
+    "sqs:SendMessage",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+];
+
 /// How many services are refreshed at once within one batch.
 const SERVICE_CONCURRENCY: usize = 8;
 
@@ -68,6 +92,10 @@ pub struct BatchReport {
     /// Registrations put into the expiry index (written without, or with a
     /// wrong, `expiry_shard`).
     pub shards_repaired: usize,
+    /// View groups whose view moved (claimed for rewriting).
+    pub groups_claimed: usize,
+    /// Pages of dependents handed to the refresh queue.
+    pub pages_queued: usize,
     /// Records reported for retry.
     pub failed: usize,
     /// The oldest record's approximate creation time (epoch seconds), for
@@ -86,6 +114,8 @@ impl BatchReport {
             count("InvalidRecords", self.invalid),
             count("ResolvedRefreshed", self.views_changed),
             count("ExpiryShardsRepaired", self.shards_repaired),
+            count("ViewGroupsClaimed", self.groups_claimed),
+            count("RefreshPagesQueued", self.pages_queued),
             count("BatchFailures", self.failed),
         ];
         if let Some(oldest) = self.oldest_record_at {
@@ -103,11 +133,14 @@ impl BatchReport {
 }
 
 /// The fan-out handler, generic over its ports so tests can inject faults
-/// the real engines cannot produce.
+/// the real engines cannot produce. The same value handles stream batches
+/// ([`FanOut::handle`]) and refresh-queue pages ([`FanOut::handle_pages`]).
 #[derive(Debug, Clone)]
-pub struct FanOut<R, P> {
+pub struct FanOut<R, P, Q> {
     registry: R,
     publisher: P,
+    queue: Q,
+    limits: Limits,
 }
 
 /// One record's identity within the batch.
@@ -117,10 +150,16 @@ struct RecordRef {
     item_identifier: String,
 }
 
-impl<R: Registry, P: Publisher> FanOut<R, P> {
-    /// A fan-out over a registry and a publisher.
-    pub fn new(registry: R, publisher: P) -> Self {
-        Self { registry, publisher }
+impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
+    /// A fan-out over a registry, a publisher and the refresh queue, with
+    /// the default [`Limits`].
+    pub fn new(registry: R, publisher: P, queue: Q) -> Self {
+        Self { registry, publisher, queue, limits: Limits::default() }
+    }
+
+    /// The same, with other limits (tests and benchmarks make pages small).
+    pub fn with_limits(self, limits: Limits) -> Self {
+        Self { limits, ..self }
     }
 
     /// The registry (for tools built around the handler).
@@ -137,6 +176,7 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
         let mut services: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut needs: Vec<(usize, NeedsChange)> = Vec::new();
         let mut repairs: Vec<(usize, ShardRepair)> = Vec::new();
+        let budget = Budget::new(self.limits.inline_dependents);
 
         for (i, record) in event.records.iter().enumerate() {
             let change: StreamChange = stream_change(record);
@@ -197,7 +237,7 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
         for (i, change) in needs {
             let r = &refs[i];
             let span = info_span!("needs", consumer = %change.consumer, event_id = %r.id);
-            match self.apply_needs(&change, &r.id, r.created_at, now).instrument(span).await {
+            match self.apply_needs(&change, &r.id, r.created_at, now, &budget).instrument(span).await {
                 Ok((events, changed)) => {
                     report.views_changed += changed;
                     pending.extend(events.into_iter().map(|e| (i, e)));
@@ -217,9 +257,11 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
             let last = *indices.last().unwrap_or(&0);
             let created_at = refs[last].created_at;
             let span = info_span!("refresh", %service);
+            let budget = &budget;
             jobs.push(
                 async move {
-                    let result = self.refresh(&service, &ids, created_at, now).await;
+                    let change = Change { ids: &ids, created_at };
+                    let result = self.refresh(&service, change, now, budget).await;
                     (service, indices[0], result)
                 }
                 .instrument(span),
@@ -228,11 +270,13 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
         let refreshes: Vec<_> = futures::stream::iter(jobs).buffer_unordered(SERVICE_CONCURRENCY).collect().await;
         for (service, first, result) in refreshes {
             match result {
-                Ok((events, changed)) => {
-                    report.views_changed += changed;
+                Ok(done) => {
+                    report.views_changed += done.views_changed;
+                    report.groups_claimed += done.groups_claimed;
+                    report.pages_queued += done.pages_queued;
                     // Attributed to the service's first record in the batch,
                     // so a retry re-delivers every record of the group.
-                    pending.extend(events.into_iter().map(|e| (first, e)));
+                    pending.extend(done.events.into_iter().map(|e| (first, e)));
                 }
                 Err(e) => {
                     warn!(%service, error = %e, retryable = e.is_retryable(), "refresh failed; record will be retried");
@@ -266,70 +310,6 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
         (response, report)
     }
 
-    /// Computes `consumer`'s view of `service` from a partition read.
-    fn view_of(generation: u64, requirements: &[String], instances: &[beacon::Registration], now: i64) -> ServiceView {
-        let views = requirements
-            .iter()
-            .filter_map(|text| match Requirement::parse(text) {
-                Ok(req) => Some(RequirementView {
-                    requirement: req.to_string(),
-                    outcome: Outcome::from(resolve(&req, instances, now)),
-                }),
-                // Edges are written by the fan-out from validated needs; a
-                // hand-edited one is skipped rather than blocking the shard.
-                Err(e) => {
-                    warn!(requirement = %text, error = %e, "unreadable requirement on a dependency edge");
-                    None
-                }
-            })
-            .collect();
-        ServiceView::new(generation, views)
-    }
-
-    /// Refreshes every dependent of `service` (docs/architecture.md, "Convergence under races").
-    /// `ids` are the batch's records for the service, in order.
-    async fn refresh(
-        &self,
-        service: &str,
-        ids: &[&str],
-        created_at: i64,
-        now: i64,
-    ) -> Result<(Vec<Event>, usize), StoreError> {
-        let generation = self.registry.bump_generation(service).await?;
-        let partition = self.registry.read_service(service).await?;
-        let change_id = ids.last().copied().unwrap_or_default();
-        let mut jobs = Vec::with_capacity(partition.dependents.len());
-        for dependent in &partition.dependents {
-            let view = Self::view_of(generation, &dependent.requirements, &partition.instances, now);
-            jobs.push(async move {
-                let w = self.registry.write_view(&dependent.consumer, service, &view, Some(change_id)).await?;
-                Ok::<_, StoreError>((dependent, w))
-            });
-        }
-        let outcomes: Vec<(&Dependent, ViewWrite)> =
-            futures::stream::iter(jobs).buffer_unordered(VIEW_WRITE_CONCURRENCY).try_collect().await?;
-        let mut events = Vec::new();
-        let mut changed = 0;
-        for (dependent, outcome) in outcomes {
-            match outcome {
-                ViewWrite::Changed(item) => {
-                    debug!(consumer = %dependent.consumer, revision = item.revision, "view changed");
-                    changed += 1;
-                    events.push(Event::resolved(change_id, Some(service), &item, created_at));
-                }
-                // A retry of a batch whose view write landed but whose event
-                // may not have: the stored change id is one of ours, so the
-                // event is published again under the same id.
-                ViewWrite::Unchanged(item) if item.last_change_id.as_deref().is_some_and(|id| ids.contains(&id)) => {
-                    let id = item.last_change_id.clone().unwrap_or_default();
-                    events.push(Event::resolved(&id, Some(service), &item, created_at));
-                }
-                ViewWrite::Unchanged(_) | ViewWrite::Stale | ViewWrite::NotNeeded => {}
-            }
-        }
-        Ok((events, changed))
-    }
-
     /// Applies a needs change: edges, header, each needed service's view,
     /// then one revision bump and one `resolved` event if anything changed.
     async fn apply_needs(
@@ -338,6 +318,7 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
         record_id: &str,
         created_at: i64,
         now: i64,
+        budget: &Budget,
     ) -> Result<(Vec<Event>, usize), StoreError> {
         let consumer = change.consumer.as_str();
         let existing = self.registry.get_resolved(consumer).await?;
@@ -365,27 +346,34 @@ impl<R: Registry, P: Publisher> FanOut<R, P> {
         for service in &services {
             self.registry.put_edge(service, consumer, &after.requirements_on(service)).await?;
         }
+        let ids = [record_id];
+        let change = Change { ids: &ids, created_at };
         let mut jobs = Vec::with_capacity(services.len());
         for service in &services {
             jobs.push(async move {
-                let generation = self.registry.bump_generation(service).await?;
-                let partition = self.registry.read_service(service).await?;
-                let view = Self::view_of(generation, &after.requirements_on(service), &partition.instances, now);
-                self.registry.write_view(consumer, service, &view, None).await
+                self.join(service, consumer, &after.requirements_on(service), change, now, budget).await
             });
         }
-        let writes: Vec<ViewWrite> =
+        let writes: Vec<(ViewWrite, refresh::Refreshed)> =
             futures::stream::iter(jobs).buffer_unordered(VIEW_WRITE_CONCURRENCY).try_collect().await?;
-        let views_changed = writes.iter().any(|w| matches!(w, ViewWrite::Changed(_)));
+        let views_changed = writes.iter().any(|(w, _)| matches!(w, ViewWrite::Changed(_)));
+        // Other members of a group this consumer found stale.
+        let mut events: Vec<Event> = Vec::new();
+        let mut changed = 0;
+        for (_, others) in writes {
+            changed += others.views_changed;
+            events.extend(others.events);
+        }
         if header_changed || views_changed {
             let item = self.registry.bump_revision(consumer, record_id).await?;
-            return Ok((vec![Event::resolved(record_id, None, &item, created_at)], 1));
+            events.push(Event::resolved(record_id, None, &item, created_at));
+            return Ok((events, changed + 1));
         }
         // Retried record whose bump landed but whose event may not have.
         if let Some(item) = existing.filter(|r| r.last_change_id.as_deref() == Some(record_id)) {
-            return Ok((vec![Event::resolved(record_id, None, &item, created_at)], 0));
+            events.push(Event::resolved(record_id, None, &item, created_at));
         }
-        Ok((Vec::new(), 0))
+        Ok((events, changed))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
-use beacon_aws::config::{sdk_config, table_from_env, topic_from_env};
+use beacon_aws::config::{refresh_queue_from_env, sdk_config, table_from_env, topic_from_env};
 use beacon_fanout::FanOut;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
@@ -11,8 +11,13 @@ async fn main() -> Result<(), Error> {
     beacon_aws::logging::init();
     let table = table_from_env()?;
     let topic = topic_from_env()?;
+    let queue = refresh_queue_from_env()?;
     let config = sdk_config().await;
-    let fanout = FanOut::new(beacon_aws::dynamo_registry(&config, table), beacon_aws::sns_publisher(&config, topic));
+    let fanout = FanOut::new(
+        beacon_aws::dynamo_registry(&config, table),
+        beacon_aws::sns_publisher(&config, topic),
+        beacon_aws::refresh_queue(&config, queue),
+    );
     let fanout = &fanout;
     run(service_fn(move |event: LambdaEvent<Event>| async move {
         let now_ms = beacon::clock::now_millis();
@@ -22,6 +27,7 @@ async fn main() -> Result<(), Error> {
             failed = report.failed,
             invalid = report.invalid,
             views_changed = report.views_changed,
+            pages_queued = report.pages_queued,
             "batch done"
         );
         beacon_aws::metrics::emit(&report.metrics(now_ms));

@@ -123,6 +123,59 @@ impl DynamoRegistry {
     }
 }
 
+impl DynamoRegistry {
+    /// A transaction item: the service's generation is still `generation`.
+    pub(crate) fn generation_is(
+        &self,
+        service_pk: &str,
+        generation: u64,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, aws_sdk_dynamodb::error::BuildError> {
+        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .condition_check(
+                aws_sdk_dynamodb::types::ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key(service_pk.to_owned(), keys::generation_sk())))
+                    .condition_expression("generation = :g")
+                    .expression_attribute_values(":g", n(generation))
+                    .build()?,
+            )
+            .build())
+    }
+
+    /// A TransactWriteItems whose items are conditional: `true` when
+    /// written, `false` when a condition refused it (counted), any other
+    /// failure (a conflicting transaction included: retryable) as an error.
+    /// Each item is billed as two writes, and counted so.
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+        operation: String,
+    ) -> Result<bool, StoreError> {
+        self.counts.writes.fetch_add(2 * items.len() as u64, Ordering::Relaxed);
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let refused = e.as_service_error().is_some_and(|se| match se {
+                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
+                        c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+                    }
+                    _ => false,
+                });
+                if refused {
+                    self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
+                    return Ok(false);
+                }
+                let mut error = store_error(operation, e);
+                // A cancellation for a conflicting write in flight passes
+                // when retried.
+                error.retryable |= error.message.contains("TransactionConflict");
+                Err(error)
+            }
+        }
+    }
+}
+
 /// A value read back that is not the shape Beacon wrote.
 pub(crate) fn shape_error(operation: String, e: impl std::fmt::Display) -> StoreError {
     StoreError { operation, message: e.to_string(), retryable: false, source: None }

@@ -6,18 +6,67 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use beacon::change::ShardRepair;
 use beacon::keys;
-use beacon::ports::{Dependent, Registry, ServicePartition, StoreError, ViewWrite};
-use beacon::view::{ResolvedItem, ServiceView};
+use beacon::ports::{Dependent, DependentsPage, Generation, Registry, ServicePartition, StoreError, ViewWrite};
+use beacon::view::{ResolvedItem, ServiceView, ViewGroup};
 
 use super::{DynamoRegistry, is_conditional, n, s, shape_error, store_error};
 use crate::item::{decode_registration, from_sdk, item_key, to_attribute};
 
+/// The attribute on `GENERATION` that says the service's dependents are in
+/// view groups.
+const GROUPED: &str = "grouped";
+
+/// Reads one item of a service's partition into `partition`.
+fn add_to_partition(partition: &mut ServicePartition, item: HashMap<String, AttributeValue>) {
+    let item = from_sdk(item);
+    let Some((_, sk)) = item_key(&item) else { return };
+    if keys::is_instance_sk(&sk) {
+        match decode_registration(&item) {
+            Ok(r) => partition.instances.push(r),
+            Err(_) => partition.invalid += 1,
+        }
+    } else if let Some(consumer) = keys::dependent_of(&sk) {
+        partition
+            .dependents
+            .push(Dependent { consumer: consumer.to_owned(), requirements: strings(&item, "requirements") });
+    } else if let Some(id) = sk.strip_prefix(keys::view_sk_prefix()) {
+        let view = item.inner().get("view").cloned().and_then(|v| serde_dynamo::from_attribute_value(v).ok());
+        // A group item that does not decode is treated as absent: the next
+        // refresh claims the group again.
+        if let Some(view) = view {
+            let pending = matches!(item.inner().get("pending"), Some(serde_dynamo::AttributeValue::Bool(true)));
+            partition.groups.push(ViewGroup {
+                id: id.to_owned(),
+                requirements: strings(&item, "requirements"),
+                view,
+                pending,
+            });
+        }
+    }
+}
+
+/// A list-of-strings attribute (other members skipped).
+fn strings(item: &serde_dynamo::Item, name: &str) -> Vec<String> {
+    match item.inner().get(name) {
+        Some(serde_dynamo::AttributeValue::L(l)) => l
+            .iter()
+            .filter_map(|v| match v {
+                serde_dynamo::AttributeValue::S(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 #[async_trait]
 impl Registry for DynamoRegistry {
-    async fn bump_generation(&self, service: &str) -> Result<u64, StoreError> {
+    async fn bump_generation(&self, service: &str) -> Result<Generation, StoreError> {
         self.write();
         let out = self
             .client
@@ -26,43 +75,157 @@ impl Registry for DynamoRegistry {
             .set_key(Some(Self::key(keys::service_pk(service), keys::generation_sk())))
             .update_expression("ADD generation :one")
             .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew)
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
             .map_err(|e| store_error(format!("UpdateItem generation {service}"), e))?;
-        out.attributes
-            .as_ref()
-            .and_then(|a| a.get("generation"))
+        let attributes = out.attributes.unwrap_or_default();
+        let value = attributes
+            .get("generation")
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| shape_error(format!("generation of {service}"), "no generation returned"))
+            .ok_or_else(|| shape_error(format!("generation of {service}"), "no generation returned"))?;
+        let grouped = attributes.get(GROUPED).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+        Ok(Generation { value, grouped })
     }
 
     async fn read_service(&self, service: &str) -> Result<ServicePartition, StoreError> {
         let mut partition = ServicePartition::default();
         for item in self.query_partition(keys::service_pk(service)).await? {
-            let item = from_sdk(item);
-            let Some((_, sk)) = item_key(&item) else { continue };
-            if keys::is_instance_sk(&sk) {
-                match decode_registration(&item) {
-                    Ok(r) => partition.instances.push(r),
-                    Err(_) => partition.invalid += 1,
-                }
-            } else if let Some(consumer) = keys::dependent_of(&sk) {
-                let requirements = match item.inner().get("requirements") {
-                    Some(serde_dynamo::AttributeValue::L(l)) => l
-                        .iter()
-                        .filter_map(|v| match v {
-                            serde_dynamo::AttributeValue::S(s) => Some(s.clone()),
-                            _ => None,
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                partition.dependents.push(Dependent { consumer: consumer.to_owned(), requirements });
-            }
+            add_to_partition(&mut partition, item);
         }
         Ok(partition)
+    }
+
+    async fn read_state(&self, service: &str) -> Result<ServicePartition, StoreError> {
+        let pk = keys::service_pk(service);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND sk >= :from")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .expression_attribute_values(":from", s(keys::state_sk_from()));
+        let mut partition = ServicePartition::default();
+        for item in self.query_all(query, format!("{pk} state")).await? {
+            add_to_partition(&mut partition, item);
+        }
+        Ok(partition)
+    }
+
+    async fn dependents(&self, service: &str, after: Option<&str>, limit: usize) -> Result<DependentsPage, StoreError> {
+        let pk = keys::service_pk(service);
+        let start = after.map(|consumer| Self::key(pk.clone(), &keys::dependent_sk(consumer)));
+        self.read();
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :edge)")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .expression_attribute_values(":edge", s(keys::dependent_sk_prefix()))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| store_error(format!("Query {pk} edges"), e))?;
+        let mut partition = ServicePartition::default();
+        for item in out.items.unwrap_or_default() {
+            add_to_partition(&mut partition, item);
+        }
+        // DynamoDB may return a last key with a full page that happens to
+        // be the end; the next Query then returns nothing, which is fine.
+        let next = out
+            .last_evaluated_key
+            .as_ref()
+            .and_then(|k| k.get(keys::SK))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|sk| keys::dependent_of(sk))
+            .map(str::to_owned);
+        Ok(DependentsPage { dependents: partition.dependents, next })
+    }
+
+    async fn claim_group(&self, service: &str, group: &ViewGroup) -> Result<bool, StoreError> {
+        let pk = keys::service_pk(service);
+        let view = to_attribute(&group.view).map_err(|e| shape_error(format!("view group of {service}"), e))?;
+        let build = || -> Result<Vec<TransactWriteItem>, aws_sdk_dynamodb::error::BuildError> {
+            Ok(vec![
+                self.generation_is(&pk, group.view.generation)?,
+                TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(Self::key(pk.clone(), &keys::view_sk(&group.id))))
+                            .update_expression("SET requirements = :r, #v = :v, generation = :g, pending = :p")
+                            .expression_attribute_names("#v", "view")
+                            .expression_attribute_values(
+                                ":r",
+                                AttributeValue::L(group.requirements.iter().map(s).collect()),
+                            )
+                            .expression_attribute_values(":v", view.clone().into())
+                            .expression_attribute_values(":g", n(group.view.generation))
+                            .expression_attribute_values(":p", AttributeValue::Bool(true))
+                            .build()?,
+                    )
+                    .build(),
+            ])
+        };
+        let items = build().map_err(|e| shape_error(format!("claim of {service}/{}", group.id), e))?;
+        self.transact(items, format!("TransactWriteItems claim {service}/{}", group.id)).await
+    }
+
+    async fn settle_group(&self, service: &str, group: &str, generation: u64) -> Result<bool, StoreError> {
+        self.write();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::service_pk(service), &keys::view_sk(group))))
+            .update_expression("SET pending = :no")
+            .condition_expression("generation = :g")
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":g", n(generation))
+            .send()
+            .await;
+        self.conditional(result, || format!("UpdateItem settle {service}/{group}"))
+    }
+
+    async fn drop_group(&self, service: &str, group: &str, generation: u64) -> Result<bool, StoreError> {
+        let pk = keys::service_pk(service);
+        let build = || -> Result<Vec<TransactWriteItem>, aws_sdk_dynamodb::error::BuildError> {
+            Ok(vec![
+                self.generation_is(&pk, generation)?,
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(Self::key(pk.clone(), &keys::view_sk(group))))
+                            .build()?,
+                    )
+                    .build(),
+            ])
+        };
+        let items = build().map_err(|e| shape_error(format!("drop of {service}/{group}"), e))?;
+        self.transact(items, format!("TransactWriteItems drop {service}/{group}")).await
+    }
+
+    async fn mark_grouped(&self, service: &str, generation: u64) -> Result<bool, StoreError> {
+        self.write();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::service_pk(service), keys::generation_sk())))
+            .update_expression("SET #grouped = :yes")
+            .condition_expression("generation = :g")
+            .expression_attribute_names("#grouped", GROUPED)
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":g", n(generation))
+            .send()
+            .await;
+        self.conditional(result, || format!("UpdateItem grouped {service}"))
     }
 
     async fn write_view(

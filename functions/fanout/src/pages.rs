@@ -1,0 +1,117 @@
+//! The refresh queue's consumer: one page of a large refresh per message
+//! (docs/architecture.md, "Large fan-outs").
+//!
+//! A page re-reads the service's view groups and writes the members of
+//! those still claimed at its generation: a group claimed since by a newer
+//! refresh is that refresh's to write, so a late page never writes an older
+//! view over a newer one (and the view writes are conditional on the
+//! generation anyway). The next page is sent before this one is written, so
+//! pages run in parallel; a failed page is named in `batchItemFailures` and
+//! SQS delivers it again, then to the dead-letter queue.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use beacon::ports::{Publisher, RefreshPage, RefreshQueue, Registry, StoreError};
+use futures::StreamExt;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::FanOut;
+use crate::refresh::{Change, Refreshed};
+
+/// Pages handled at once within one invocation (the template sends one).
+const PAGE_CONCURRENCY: usize = 4;
+
+/// What one invocation of the refresh consumer did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PagesReport {
+    /// Messages in the invocation.
+    pub pages: usize,
+    /// Pages whose groups a newer refresh had claimed (nothing to write).
+    pub superseded: usize,
+    /// Dependents' views that changed.
+    pub views_changed: usize,
+    /// Next pages sent.
+    pub pages_queued: usize,
+    /// `resolved` events published.
+    pub published: usize,
+    /// Messages reported for redelivery.
+    pub failed: usize,
+}
+
+/// Why a page failed.
+#[derive(Debug, thiserror::Error)]
+enum PageError {
+    #[error("not a refresh page: {0}")]
+    Malformed(serde_json::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0} of its events were not published")]
+    Publish(usize),
+}
+
+impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
+    /// Handles one batch of refresh-queue messages.
+    pub async fn handle_pages(&self, event: &SqsEvent) -> (SqsBatchResponse, PagesReport) {
+        let mut report = PagesReport { pages: event.records.len(), ..PagesReport::default() };
+        let mut jobs = Vec::with_capacity(event.records.len());
+        for message in &event.records {
+            let id = message.message_id.clone().unwrap_or_default();
+            let body = message.body.as_deref().unwrap_or_default();
+            let span = info_span!("page", message_id = %id);
+            jobs.push(async move { (id, self.page(body).await) }.instrument(span));
+        }
+        let results: Vec<_> = futures::stream::iter(jobs).buffer_unordered(PAGE_CONCURRENCY).collect().await;
+        let mut response = SqsBatchResponse::default();
+        for (id, result) in results {
+            match result {
+                Ok(None) => report.superseded += 1,
+                Ok(Some((done, published))) => {
+                    report.views_changed += done.views_changed;
+                    report.pages_queued += done.pages_queued;
+                    report.published += published;
+                }
+                Err(e) => {
+                    // A malformed body fails every time: it reaches the
+                    // dead-letter queue after the redrive policy's receives.
+                    warn!(message_id = %id, error = %e, "refresh page failed; SQS will deliver it again");
+                    report.failed += 1;
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id;
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+        (response, report)
+    }
+
+    /// One page: `None` when a newer refresh owns every group it named.
+    async fn page(&self, body: &str) -> Result<Option<(Refreshed, usize)>, PageError> {
+        let page: RefreshPage = serde_json::from_str(body).map_err(PageError::Malformed)?;
+        let state = self.registry.read_state(&page.service).await?;
+        let claimed: BTreeMap<_, _> =
+            state.groups.into_iter().filter(|g| g.view.generation == page.generation).map(|g| (g.id, g.view)).collect();
+        if claimed.is_empty() {
+            debug!(service = %page.service, generation = page.generation, "superseded by a newer refresh");
+            return Ok(None);
+        }
+        let dependents = self.registry.dependents(&page.service, page.after.as_deref(), self.limits.page).await?;
+        let mut queued = 0;
+        if let Some(next) = dependents.next {
+            self.queue.send(&RefreshPage { after: Some(next), ..page.clone() }).await?;
+            queued = 1;
+        }
+        let ids: Vec<&str> = page.change_ids.iter().map(String::as_str).collect();
+        let change = Change { ids: &ids, created_at: page.created_at };
+        let mut members = BTreeMap::new();
+        let mut done =
+            self.write_members(&page.service, &claimed, &dependents.dependents, change, &mut members).await?;
+        done.pages_queued = queued;
+        let results = if done.events.is_empty() { Vec::new() } else { self.publisher.publish(&done.events).await };
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        if failed > 0 {
+            return Err(PageError::Publish(failed));
+        }
+        Ok(Some((done, results.len())))
+    }
+}

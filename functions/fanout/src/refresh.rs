@@ -1,0 +1,360 @@
+//! Refreshing a service's dependents through view groups
+//! (docs/architecture.md, "View groups" and "Large fan-outs").
+//!
+//! Consumers with the same requirements on a service form a view group,
+//! stored as `SERVICE#<s> / VIEW#<id>` with the view last claimed for it. A
+//! change reads the service's registrations and groups (never its edges),
+//! resolves each distinct requirement once, and compares each group's view
+//! with the stored one: a group whose view did not move costs nothing. A
+//! group whose view moved is *claimed* (stored as pending, in a transaction
+//! that checks the service's generation is still the refresh's), then its
+//! members are found on the edges, page by page: the first page here, the
+//! rest handed to the refresh queue. The claim is settled once its members
+//! are written or handed on; a pending claim is rewritten by the next
+//! refresh even if its view is the same (its writer may have failed).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use beacon::event::Event;
+use beacon::ports::{Dependent, Publisher, RefreshPage, RefreshQueue, Registry, StoreError, ViewWrite};
+use beacon::view::{ServiceView, ViewCache, ViewGroup, group_id};
+use futures::{StreamExt, TryStreamExt};
+use tracing::{debug, warn};
+
+use crate::FanOut;
+
+/// How many times a refresh starts over when a newer one claimed first,
+/// before its record is retried by the stream instead.
+const ATTEMPTS: usize = 5;
+/// How many dependents' views are written at once.
+pub(crate) const VIEW_WRITE_CONCURRENCY: usize = 16;
+
+/// How much of a refresh one invocation does (docs/architecture.md, "Large
+/// fan-outs").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Dependents a stream batch reads and writes itself, over all its
+    /// services; the rest go to the refresh queue. Small, because every
+    /// other change on the shard waits for the batch.
+    pub inline_dependents: usize,
+    /// Dependents one refresh-queue page covers.
+    pub page: usize,
+}
+
+impl Default for Limits {
+    /// 100 dependents inline and 500 a page: at 16 writes in flight and
+    /// DynamoDB's usual 5-10 ms a write, about 50 ms and 300 ms of writes.
+    fn default() -> Self {
+        Self { inline_dependents: 100, page: 500 }
+    }
+}
+
+/// What a refresh wrote and published.
+#[derive(Debug, Default)]
+pub(crate) struct Refreshed {
+    pub events: Vec<Event>,
+    pub views_changed: usize,
+    pub groups_claimed: usize,
+    pub pages_queued: usize,
+}
+
+impl Refreshed {
+    fn add(&mut self, other: Refreshed) {
+        self.events.extend(other.events);
+        self.views_changed += other.views_changed;
+        self.groups_claimed += other.groups_claimed;
+        self.pages_queued += other.pages_queued;
+    }
+}
+
+/// The stream batch's share of inline writes, taken by its refreshes.
+#[derive(Debug)]
+pub(crate) struct Budget(AtomicUsize);
+
+impl Budget {
+    pub fn new(n: usize) -> Self {
+        Self(AtomicUsize::new(n))
+    }
+
+    /// Takes up to `want`, returning what was taken.
+    fn take(&self, want: usize) -> usize {
+        let mut taken = 0;
+        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            taken = left.min(want);
+            Some(left - taken)
+        });
+        taken
+    }
+}
+
+/// A change's identity, carried to the events of the views it moves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Change<'a> {
+    /// The batch's records for the service, in order; the last names the
+    /// events.
+    pub ids: &'a [&'a str],
+    pub created_at: i64,
+}
+
+impl Change<'_> {
+    fn id(&self) -> &str {
+        self.ids.last().copied().unwrap_or_default()
+    }
+}
+
+impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
+    /// Refreshes every view group of `service` whose view moved.
+    pub(crate) async fn refresh(
+        &self,
+        service: &str,
+        change: Change<'_>,
+        now: i64,
+        budget: &Budget,
+    ) -> Result<Refreshed, StoreError> {
+        for _ in 0..ATTEMPTS {
+            let generation = self.registry.bump_generation(service).await?;
+            if !generation.grouped {
+                match self.regroup(service, generation.value, change, now).await? {
+                    Some(done) => return Ok(done),
+                    None => continue,
+                }
+            }
+            let state = self.registry.read_state(service).await?;
+            let mut views = ViewCache::new(&state.instances, generation.value, now);
+            let mut claimed = BTreeMap::new();
+            let mut lost = false;
+            for group in &state.groups {
+                let view = views.view(&group.requirements);
+                if view.digest == group.view.digest && !group.pending {
+                    continue;
+                }
+                if !self.claim(service, &group.id, &group.requirements, &view).await? {
+                    lost = true;
+                    break;
+                }
+                claimed.insert(group.id.clone(), view);
+            }
+            debug!(%service, groups = state.groups.len(), claimed = claimed.len(), resolutions = views.resolutions(), "compared view groups");
+            if lost {
+                continue;
+            }
+            if claimed.is_empty() {
+                return Ok(Refreshed::default());
+            }
+            return self.fan_out(service, generation.value, &claimed, change, budget).await;
+        }
+        Err(lost_too_often(service))
+    }
+
+    /// Writes one consumer's view of `service` after a needs change (its
+    /// edge is already written), keeping its view group true: a group seen
+    /// for the first time is claimed; a group whose stored view differs from
+    /// this fresh read is claimed and all its members rewritten. Returns the
+    /// consumer's write and what the group's other members got.
+    pub(crate) async fn join(
+        &self,
+        service: &str,
+        consumer: &str,
+        requirements: &[String],
+        change: Change<'_>,
+        now: i64,
+        budget: &Budget,
+    ) -> Result<(ViewWrite, Refreshed), StoreError> {
+        for _ in 0..ATTEMPTS {
+            let generation = self.registry.bump_generation(service).await?;
+            let state = self.registry.read_state(service).await?;
+            let view = ViewCache::new(&state.instances, generation.value, now).view(requirements);
+            let id = group_id(requirements);
+            let stored = state.groups.iter().find(|g| g.id == id);
+            // Before view groups (the service's next refresh regroups it),
+            // or the group already holds this view: the consumer's own view
+            // is all there is to write. A pending group with this view is
+            // being written by its claimer, or its failed record will be
+            // retried.
+            if !generation.grouped || stored.is_some_and(|g| g.view.digest == view.digest) {
+                let write = self.registry.write_view(consumer, service, &view, None).await?;
+                return Ok((write, Refreshed::default()));
+            }
+            if !self.claim(service, &id, requirements, &view).await? {
+                continue;
+            }
+            let write = self.registry.write_view(consumer, service, &view, None).await?;
+            let mut others = Refreshed { groups_claimed: 1, ..Refreshed::default() };
+            match stored {
+                // A new group: its only other members are consumers joining
+                // now, and each of them either sees this claim or claims
+                // after it (docs/architecture.md, "View groups").
+                None => {
+                    self.registry.settle_group(service, &id, generation.value).await?;
+                }
+                // The group's view moved since it was claimed, and no
+                // refresh since has seen it: rewrite every member.
+                Some(_) => {
+                    let claimed = BTreeMap::from([(id, view)]);
+                    others = self.fan_out(service, generation.value, &claimed, change, budget).await?;
+                }
+            }
+            return Ok((write, others));
+        }
+        Err(lost_too_often(service))
+    }
+
+    /// Claims a group for `view` (at its generation).
+    async fn claim(
+        &self,
+        service: &str,
+        id: &str,
+        requirements: &[String],
+        view: &ServiceView,
+    ) -> Result<bool, StoreError> {
+        let group =
+            ViewGroup { id: id.to_owned(), requirements: requirements.to_vec(), view: view.clone(), pending: true };
+        let won = self.registry.claim_group(service, &group).await?;
+        if !won {
+            debug!(%service, group = id, generation = view.generation, "a newer refresh began: starting over");
+        }
+        Ok(won)
+    }
+
+    /// Writes the claimed groups' members: the first page here (as much as
+    /// the batch's budget allows), the rest handed to the refresh queue;
+    /// then settles the claims.
+    async fn fan_out(
+        &self,
+        service: &str,
+        generation: u64,
+        claimed: &BTreeMap<String, ServiceView>,
+        change: Change<'_>,
+        budget: &Budget,
+    ) -> Result<Refreshed, StoreError> {
+        let mut done = Refreshed { groups_claimed: claimed.len(), ..Refreshed::default() };
+        let take = budget.take(self.limits.page.min(self.limits.inline_dependents));
+        let mut members = BTreeMap::new();
+        let (dependents, next) = if take == 0 {
+            (Vec::new(), Some(None))
+        } else {
+            let page = self.registry.dependents(service, None, take).await?;
+            (page.dependents, page.next.map(Some))
+        };
+        // Handed on before this page is written, so the pages run in
+        // parallel; the queue drops a copy sent again by a retry.
+        if let Some(after) = &next {
+            let page = RefreshPage {
+                service: service.to_owned(),
+                generation,
+                after: after.clone(),
+                change_ids: change.ids.iter().map(|s| (*s).to_owned()).collect(),
+                created_at: change.created_at,
+            };
+            self.queue.send(&page).await?;
+            done.pages_queued += 1;
+        }
+        done.add(self.write_members(service, claimed, &dependents, change, &mut members).await?);
+        for id in claimed.keys() {
+            // Every edge was read and none is in the group: nobody needs it.
+            if next.is_none() && !members.contains_key(id) {
+                self.registry.drop_group(service, id, generation).await?;
+            } else {
+                self.registry.settle_group(service, id, generation).await?;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes the view of every dependent on the page whose group is
+    /// claimed, counting members per group.
+    pub(crate) async fn write_members(
+        &self,
+        service: &str,
+        claimed: &BTreeMap<String, ServiceView>,
+        dependents: &[Dependent],
+        change: Change<'_>,
+        members: &mut BTreeMap<String, usize>,
+    ) -> Result<Refreshed, StoreError> {
+        let change_id = change.id();
+        let mut jobs = Vec::new();
+        for dependent in dependents {
+            let id = group_id(&dependent.requirements);
+            let Some(view) = claimed.get(&id) else { continue };
+            *members.entry(id).or_default() += 1;
+            jobs.push(async move {
+                let w = self.registry.write_view(&dependent.consumer, service, view, Some(change_id)).await?;
+                Ok::<_, StoreError>((dependent, w))
+            });
+        }
+        let outcomes: Vec<(&Dependent, ViewWrite)> =
+            futures::stream::iter(jobs).buffer_unordered(VIEW_WRITE_CONCURRENCY).try_collect().await?;
+        let mut done = Refreshed::default();
+        for (dependent, outcome) in outcomes {
+            match outcome {
+                ViewWrite::Changed(item) => {
+                    debug!(consumer = %dependent.consumer, revision = item.revision, "view changed");
+                    done.views_changed += 1;
+                    done.events.push(Event::resolved(change_id, Some(service), &item, change.created_at));
+                }
+                // A retry of a page whose view write landed but whose event
+                // may not have: the stored change id is one of ours, so the
+                // event is published again under the same id.
+                ViewWrite::Unchanged(item)
+                    if item.last_change_id.as_deref().is_some_and(|id| change.ids.contains(&id)) =>
+                {
+                    let id = item.last_change_id.clone().unwrap_or_default();
+                    done.events.push(Event::resolved(&id, Some(service), &item, change.created_at));
+                }
+                ViewWrite::Unchanged(_) | ViewWrite::Stale | ViewWrite::NotNeeded => {}
+            }
+        }
+        Ok(done)
+    }
+
+    /// The first refresh of a service whose dependents are not in view
+    /// groups yet (written before groups existed): every edge is read and
+    /// every dependent written, here, as before; the groups are claimed,
+    /// settled and the service marked. Once per service. `None` when a newer
+    /// refresh began (start over).
+    async fn regroup(
+        &self,
+        service: &str,
+        generation: u64,
+        change: Change<'_>,
+        now: i64,
+    ) -> Result<Option<Refreshed>, StoreError> {
+        let partition = self.registry.read_service(service).await?;
+        let mut views = ViewCache::new(&partition.instances, generation, now);
+        let mut claimed = BTreeMap::new();
+        for dependent in &partition.dependents {
+            let id = group_id(&dependent.requirements);
+            if claimed.contains_key(&id) {
+                continue;
+            }
+            let view = views.view(&dependent.requirements);
+            if !self.claim(service, &id, &dependent.requirements, &view).await? {
+                return Ok(None);
+            }
+            claimed.insert(id, view);
+        }
+        let mut members = BTreeMap::new();
+        let mut done = self.write_members(service, &claimed, &partition.dependents, change, &mut members).await?;
+        done.groups_claimed = claimed.len();
+        for id in claimed.keys() {
+            self.registry.settle_group(service, id, generation).await?;
+        }
+        for stale in partition.groups.iter().filter(|g| !claimed.contains_key(&g.id)) {
+            self.registry.drop_group(service, &stale.id, generation).await?;
+        }
+        if !self.registry.mark_grouped(service, generation).await? {
+            warn!(%service, "a newer refresh began while regrouping; the next one regroups again");
+        }
+        Ok(Some(done))
+    }
+}
+
+fn lost_too_often(service: &str) -> StoreError {
+    StoreError {
+        operation: format!("refresh {service}"),
+        message: format!("newer refreshes claimed first {ATTEMPTS} times in a row"),
+        retryable: true,
+        source: None,
+    }
+}
