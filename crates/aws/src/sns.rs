@@ -13,9 +13,12 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use beacon::event::Event;
 use beacon::ports::{PublishError, Publisher};
+use futures::StreamExt as _;
 
 /// Most entries in one PublishBatch call (SNS's limit).
 pub const MAX_BATCH_ENTRIES: usize = 10;
+/// PublishBatch calls in flight at once.
+const PUBLISH_CONCURRENCY: usize = 8;
 /// Most bytes of messages and attributes in one PublishBatch call.
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 
@@ -71,6 +74,7 @@ impl Publisher for SnsPublisher {
             events.iter().map(|e| (e.to_json(), e.message_attributes())).collect();
         let sizes: Vec<usize> = prepared.iter().map(|(b, a)| entry_size(b, a)).collect();
         let mut results: Vec<Result<(), PublishError>> = events.iter().map(|_| Ok(())).collect();
+        let mut calls = Vec::new();
         for range in chunk(&sizes) {
             let mut entries = Vec::with_capacity(range.len());
             for i in range.clone() {
@@ -89,13 +93,14 @@ impl Publisher for SnsPublisher {
                 }
             }
             self.calls.fetch_add(1, Ordering::Relaxed);
-            let out = self
-                .client
-                .publish_batch()
-                .topic_arn(&self.topic_arn)
-                .set_publish_batch_request_entries(Some(entries))
-                .send()
-                .await;
+            let send =
+                self.client.publish_batch().topic_arn(&self.topic_arn).set_publish_batch_request_entries(Some(entries));
+            calls.push(async move { (range, send.send().await) });
+        }
+        // A large refresh publishes hundreds of batches: several calls in
+        // flight, each batch's results checked on its own.
+        let outcomes: Vec<_> = futures::stream::iter(calls).buffer_unordered(PUBLISH_CONCURRENCY).collect().await;
+        for (range, out) in outcomes {
             match out {
                 Ok(out) => {
                     for failed in out.failed.unwrap_or_default() {

@@ -30,8 +30,10 @@ pub type QueueHandler =
 pub struct QueueMappingConfig {
     /// Messages per invocation (the template's `BatchSize`).
     pub batch_size: i32,
-    /// Pollers, each running one invocation at a time (Lambda scales these
-    /// with the queue's depth; a fixed number stands in).
+    /// Pollers, each running one invocation at a time: the mapping's
+    /// maximum concurrency (the template's `RefreshConcurrency`). Locally
+    /// 2: DynamoDB Local is one process, and more pages in flight only
+    /// queue there, slowing every other change behind them.
     pub pollers: usize,
     /// Long-poll wait per ReceiveMessage.
     pub wait: Duration,
@@ -39,7 +41,7 @@ pub struct QueueMappingConfig {
 
 impl Default for QueueMappingConfig {
     fn default() -> Self {
-        Self { batch_size: 1, pollers: 4, wait: Duration::from_secs(1) }
+        Self { batch_size: 1, pollers: 2, wait: Duration::from_secs(1) }
     }
 }
 

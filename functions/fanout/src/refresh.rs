@@ -34,9 +34,10 @@ pub(crate) const VIEW_WRITE_CONCURRENCY: usize = 16;
 /// fan-outs").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Dependents a stream batch reads and writes itself, over all its
-    /// services; the rest go to the refresh queue. Small, because every
-    /// other change on the shard waits for the batch.
+    /// Dependents a stream batch writes itself, over all its services; a
+    /// refresh with more dependents than the batch has left goes to the
+    /// refresh queue whole. Small, because every other change on the shard
+    /// waits for the batch.
     pub inline_dependents: usize,
     /// Dependents one refresh-queue page covers.
     pub page: usize,
@@ -85,6 +86,11 @@ impl Budget {
             Some(left - taken)
         });
         taken
+    }
+
+    /// Returns what a refresh took and did not write.
+    fn give_back(&self, n: usize) {
+        self.0.fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -217,9 +223,9 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         Ok(won)
     }
 
-    /// Writes the claimed groups' members: the first page here (as much as
-    /// the batch's budget allows), the rest handed to the refresh queue;
-    /// then settles the claims.
+    /// Writes the claimed groups' members: here if they fit in the batch's
+    /// budget, else all through the refresh queue; then settles the claims
+    /// (or drops a group found empty).
     async fn fan_out(
         &self,
         service: &str,
@@ -229,31 +235,34 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         budget: &Budget,
     ) -> Result<Refreshed, StoreError> {
         let mut done = Refreshed { groups_claimed: claimed.len(), ..Refreshed::default() };
-        let take = budget.take(self.limits.page.min(self.limits.inline_dependents));
+        let want = self.limits.page.min(self.limits.inline_dependents);
+        let take = budget.take(want);
         let mut members = BTreeMap::new();
-        let (dependents, next) = if take == 0 {
-            (Vec::new(), Some(None))
+        // A refresh that fits in what the batch may still write is done
+        // here; a larger one goes to the refresh queue whole, so the batch
+        // (and every change on the shard behind it) is not held up by its
+        // writes, and the stream path never competes with its pages.
+        let page = if take == 0 { None } else { Some(self.registry.dependents(service, None, take).await?) };
+        let complete = page.as_ref().is_some_and(|p| p.next.is_none());
+        if complete {
+            let dependents = page.map(|p| p.dependents).unwrap_or_default();
+            budget.give_back(take - dependents.len());
+            done.add(self.write_members(service, claimed, &dependents, change, &mut members).await?);
         } else {
-            let page = self.registry.dependents(service, None, take).await?;
-            (page.dependents, page.next.map(Some))
-        };
-        // Handed on before this page is written, so the pages run in
-        // parallel; the queue drops a copy sent again by a retry.
-        if let Some(after) = &next {
+            budget.give_back(take);
             let page = RefreshPage {
                 service: service.to_owned(),
                 generation,
-                after: after.clone(),
+                after: None,
                 change_ids: change.ids.iter().map(|s| (*s).to_owned()).collect(),
                 created_at: change.created_at,
             };
             self.queue.send(&page).await?;
             done.pages_queued += 1;
         }
-        done.add(self.write_members(service, claimed, &dependents, change, &mut members).await?);
         for id in claimed.keys() {
             // Every edge was read and none is in the group: nobody needs it.
-            if next.is_none() && !members.contains_key(id) {
+            if complete && !members.contains_key(id) {
                 self.registry.drop_group(service, id, generation).await?;
             } else {
                 self.registry.settle_group(service, id, generation).await?;
