@@ -192,6 +192,22 @@ async fn hostile_requests_get_a_clear_error_and_change_nothing() {
         ("attributes a list", "/catalog/register", body(json!({"attributes": [1]})), 400, "attributes"),
         ("100 attributes", "/catalog/register", body(json!({"attributes": many_attributes})), 400, "attributes"),
         ("name a number", "/catalog/register", body(json!({"service_name": 7})), 400, "service_name"),
+        // Found by the API fuzz (docs/reliability.md, "The API fuzz").
+        ("status null", "/catalog/register", body(json!({"status": null})), 400, "status"),
+        (
+            "a version that would pad past 64",
+            "/catalog/register",
+            body(json!({"service_version": format!("1.2+{}", "b".repeat(59))})),
+            400,
+            "service_version",
+        ),
+        (
+            "neither version nor alias",
+            "/catalog/register",
+            body(json!({"service_version": null})),
+            400,
+            "service_version",
+        ),
         (
             "deregister without a version",
             "/catalog/deregister",
@@ -219,11 +235,21 @@ async fn hostile_requests_get_a_clear_error_and_change_nothing() {
         ("a bad name in the path", "/catalog/%F0%9F%92%A3/1.0", 404, "Service Not Found"),
         ("a bad version in the path", "/catalog/orders/one", 404, "Service Not Found"),
         ("a path that climbs", "/catalog/../../etc/passwd", 404, "no route"),
-        ("a bad name to resolve", "/catalog/%F0%9F%92%A3", 400, "requirement"),
+        ("a bad name to resolve", "/catalog/%F0%9F%92%A3", 400, "name"),
+        // Found by the API fuzz.
+        ("bare digits as a requirement", "/catalog/orders?requirement=000", 400, "requirement"),
+        ("an escaped `+` in a version", "/catalog/orders/1.0.0%2Bb", 404, "Service Not Found"),
     ] {
         let (got, resp) = api.call("GET", path, vec![], None, &[]).await;
         assert_eq!(got, status, "{what}: {resp}");
         assert!(resp.to_string().contains(says), "{what}: expected `{says}` in {resp}");
+    }
+    // Methods no route defines: 405 naming what is allowed, signed or not.
+    for (method, path, allow) in
+        [("PUT", "/catalog/orders", "GET"), ("TRACE", "/catalog", "GET"), ("POST", "/catalog/orders/1.0", "GET")]
+    {
+        let (got, resp) = api.call(method, path, vec![], None, &[]).await;
+        assert_eq!((got, resp["allow"].as_str()), (405, Some(allow)), "{method} {path}: {resp}");
     }
     assert!(p.registry.read_service("orders").await.unwrap().instances.is_empty(), "a hostile request was stored");
     let (status, resp) = api.call("POST", "/catalog/register", body(json!({})), Some(LOCAL_SECRET_KEY), &[]).await;

@@ -101,6 +101,11 @@ fn json_response(status: u16, body: &serde_json::Value) -> Response<Full<Bytes>>
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    if let Some(allow) = beacon_catalog_api::allow_header(status, body)
+        && let Ok(value) = hyper::header::HeaderValue::from_str(allow)
+    {
+        response.headers_mut().insert("allow", value);
+    }
     response
 }
 
@@ -125,7 +130,11 @@ async fn serve_one<C: Catalog>(
         .collect();
     let path = parts.uri.path().to_owned();
     let raw_query = parts.uri.query().unwrap_or_default().to_owned();
-    if parts.method != hyper::Method::GET {
+    // Only the write routes need a signature, as in the template: any other
+    // method or route reaches the router, which answers 405 with `Allow`
+    // (or 404). (API Gateway answers a method the API does not define with
+    // its own 403 before any Lambda runs.)
+    if beacon_catalog_api::is_write(parts.method.as_str(), &path) {
         let signed = SignedRequest {
             method: parts.method.as_str(),
             path: &path,

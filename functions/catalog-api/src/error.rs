@@ -32,9 +32,14 @@ pub enum ApiError {
         /// Why nothing resolved.
         reason: beacon::Unresolved,
     },
-    /// 405.
-    #[error("{0} is not allowed here")]
-    MethodNotAllowed(String),
+    /// 405, with the methods the route allows (the `Allow` header).
+    #[error("{method} is not allowed here")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// What the route allows, for the `Allow` header.
+        allow: &'static str,
+    },
     /// 409: a conditional write found the item in the way.
     #[error("{0}")]
     Conflict(String),
@@ -72,7 +77,9 @@ impl ApiError {
                 404,
                 json!({ "error": "Service Not Found", "requirement": requirement, "unresolved": reason, "message": reason.to_string() }),
             ),
-            ApiError::MethodNotAllowed(m) => (405, json!({ "error": format!("{m} is not allowed on this route") })),
+            ApiError::MethodNotAllowed { method, allow } => {
+                (405, json!({ "error": format!("{method} is not allowed on this route; use {allow}"), "allow": allow }))
+            }
             ApiError::Conflict(m) => (409, json!({ "error": m })),
             ApiError::Forbidden(m) => (403, json!({ "error": m })),
             ApiError::ServiceMismatch { body, .. } => (403, json!({ "error": self.to_string(), "service": body })),

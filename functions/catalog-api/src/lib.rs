@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use beacon::ports::Catalog;
 use serde_json::Value;
 
+pub mod definition;
 mod error;
 pub mod reads;
 pub mod writes;
@@ -102,6 +103,43 @@ pub async fn handle(catalog: &impl Catalog, config: ApiConfig, request: &ApiRequ
     }
 }
 
+/// Whether a request is for a write route (API Gateway puts IAM auth on
+/// these): a POST to `/catalog/register`, `/catalog/deregister` or
+/// `/catalog/services/{name}/register|deregister`.
+pub fn is_write(method: &str, path: &str) -> bool {
+    let (_, parts) = catalog_path(path);
+    method == "POST"
+        && matches!(parts.as_slice(), ["register" | "deregister"] | ["services", _, "register" | "deregister"])
+}
+
+/// The `Allow` header a response carries: a 405 names the methods its
+/// route allows (RFC 9110).
+pub fn allow_header(status: u16, body: &Value) -> Option<&str> {
+    (status == 405).then(|| body.get("allow").and_then(Value::as_str)).flatten()
+}
+
+/// A path segment with its `%XX` escapes decoded (a version's `+` arrives
+/// as `%2B`); an escape that is not UTF-8 or not hex stays as sent.
+pub fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) =
+                (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_owned())
+}
+
 /// The path from `/catalog` on (a stage prefix is ignored), and its
 /// segments after `/catalog`.
 pub fn catalog_path(path: &str) -> (&str, Vec<&str>) {
@@ -118,7 +156,10 @@ async fn route(
     if req.body.len() > MAX_BODY {
         return Err(ApiError::TooLarge);
     }
-    let (path, parts) = catalog_path(&req.path);
+    definition::Definition::for_config(config).check(req)?;
+    let (path, raw) = catalog_path(&req.path);
+    let decoded: Vec<String> = raw.iter().map(|s| percent_decode(s)).collect();
+    let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let method = req.method.as_str();
     let unscoped = || {
         if config.unscoped_writes {
@@ -145,9 +186,11 @@ async fn route(
         ("GET", [name]) => reads::resolve_route(catalog, name, req, now).await,
         ("GET", [name, version]) => reads::lookup(catalog, name, version, now).await,
         (_, ["register" | "deregister"] | ["services", _, "register" | "deregister"]) => {
-            Err(ApiError::MethodNotAllowed(method.into()))
+            Err(ApiError::MethodNotAllowed { method: method.into(), allow: "POST" })
         }
-        (_, [] | [_] | [_, _]) if path.starts_with("/catalog") => Err(ApiError::MethodNotAllowed(method.into())),
+        (_, [] | [_] | [_, _]) if path.starts_with("/catalog") => {
+            Err(ApiError::MethodNotAllowed { method: method.into(), allow: "GET" })
+        }
         _ => Err(ApiError::NotFound(format!("no route for {method} {}", req.path))),
     }
 }

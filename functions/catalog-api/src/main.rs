@@ -2,7 +2,7 @@
 //! API Gateway verifies SigV4 on the write routes (IAM auth in the template).
 
 use beacon_aws::config::{sdk_config, table_from_env};
-use beacon_catalog_api::{ApiConfig, from_lambda, handle};
+use beacon_catalog_api::{ApiConfig, allow_header, from_lambda, handle};
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 
 #[tokio::main]
@@ -17,12 +17,11 @@ async fn main() -> Result<(), Error> {
         let request = from_lambda(&request);
         let now = beacon::clock::now_seconds();
         let (status, json) = handle(registry, api, &request, now).await;
-        Ok::<_, Error>(
-            Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(Body::Text(json.to_string()))?,
-        )
+        let mut response = Response::builder().status(status).header("content-type", "application/json");
+        if let Some(allow) = allow_header(status, &json) {
+            response = response.header("allow", allow);
+        }
+        Ok::<_, Error>(response.body(Body::Text(json.to_string()))?)
     }))
     .await
 }
