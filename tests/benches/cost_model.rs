@@ -16,13 +16,16 @@ const SNS_PUBLISH: f64 = 0.50 / 1e6;
 const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
 const LAMBDA_GB_S_ARM: f64 = 0.000_013_333_4;
 const APIGW_REST_REQUEST: f64 = 3.50 / 1e6;
+const SQS_FIFO_REQUEST: f64 = 0.50 / 1e6;
 
 // --- Measured by ./scripts/bench, 2026-11-26 (docs/benchmarks.md) -----------
 /// Handler time per record with no dependents (pipeline benchmark).
 const HANDLER_S_PER_RECORD: f64 = 0.00874;
-/// Extra handler time per dependent (scale benchmark: 1,000 dependents took
-/// 10.8 s on a used local stack; an upper bound).
-const HANDLER_S_PER_DEPENDENT: f64 = 0.0108;
+/// Handler time per dependent whose view moved (fan-out benchmark: a
+/// refresh page of 500 took 4.9 s on the local stack; an upper bound, AWS's
+/// writes are several times faster). Dependents whose view did not move
+/// cost nothing (view groups, issue 17).
+const HANDLER_S_PER_DEPENDENT: f64 = 0.0098;
 /// Push latency, write → subscriber, p50 and p99 (pipeline benchmark).
 const PUSH_P50_S: f64 = 0.148;
 const PUSH_P99_S: f64 = 0.339;
@@ -36,6 +39,10 @@ const CHANGES_PER_SERVICE_HOUR: f64 = 1.0;
 const NEEDS_PER_CONSUMER: f64 = 5.0;
 /// Share of a service's dependents whose view a change moves.
 const VIEW_CHANGE_SHARE: f64 = 0.5;
+/// View groups (distinct requirement lists) whose view a change moves.
+const GROUPS_MOVED_PER_CHANGE: f64 = 2.0;
+/// Dependents per refresh-queue page.
+const PAGE: f64 = 500.0;
 /// Records per fan-out invocation on average.
 const RECORDS_PER_INVOCATION: f64 = 10.0;
 /// The fan-out's memory, GB.
@@ -54,13 +61,23 @@ struct Fleet {
 fn push_monthly(f: Fleet) -> f64 {
     let changes = f.services * CHANGES_PER_SERVICE_HOUR * 24.0 * 30.0;
     let dependents = f.consumers * NEEDS_PER_CONSUMER / f.services;
-    // Per change: bump (1 WRU) + consistent Query (1 RRU) + the change event.
+    // Per change: bump (1 WRU) + consistent Query of the registrations and
+    // view groups (1 RRU) + the change event.
+    let moved = dependents * VIEW_CHANGE_SHARE;
+    let groups = if moved > 0.0 { GROUPS_MOVED_PER_CHANGE } else { 0.0 };
+    let pages = (moved / PAGE).ceil();
     let per_change = DDB_WRU + DDB_RRU + SNS_PUBLISH
-        // Per dependent: a view write (~2 WRU) when it changed, else a
-        // refused and a generation-only write (2 WRU); a resolved event when
-        // it changed.
-        + dependents * (2.0 * DDB_WRU + VIEW_CHANGE_SHARE * SNS_PUBLISH);
-    let lambda_s = HANDLER_S_PER_RECORD + dependents * HANDLER_S_PER_DEPENDENT;
+        // Per view group that moved: its claim (a transaction of two items,
+        // each billed twice) and its settle.
+        + groups * 5.0 * DDB_WRU
+        // Per dependent whose view moved: its view write (~2 WRU for a
+        // resolved item of 1-2 KB) and its `resolved` event. Dependents whose
+        // view did not move: nothing.
+        + moved * (2.0 * DDB_WRU + SNS_PUBLISH)
+        // Per page: its edges (about 13 RRU for 500, consistent), the group
+        // re-read, and the queue's send, receive and delete.
+        + pages * (14.0 * DDB_RRU + 3.0 * SQS_FIFO_REQUEST + LAMBDA_REQUEST);
+    let lambda_s = HANDLER_S_PER_RECORD + moved * HANDLER_S_PER_DEPENDENT;
     let lambda = LAMBDA_REQUEST / RECORDS_PER_INVOCATION + lambda_s * LAMBDA_GB * LAMBDA_GB_S_ARM;
     changes * (per_change + lambda)
 }

@@ -3,27 +3,22 @@
 //!
 //! - fan-out throughput at batch sizes 1, 10 and 100, next to the raw write
 //!   rate DynamoDB Local sustains on the same machine (the ceiling);
-//! - cost per change, as counted by the adapters, for a service with 0, 10
-//!   and 1,000 dependents — for a change that moves every dependent's view
-//!   and for one that moves none;
 //! - a catalog-polling baseline (seed 1's design) at 1 s, measured, on the
 //!   same kind of changes.
 //!
-//! `BENCH_DEPENDENTS_MAX` (default 1000) caps the largest dependent count.
+//! What a change costs by number of dependents is `benches/fanout.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use beacon::ports::{Catalog, Registry};
-use beacon::view::Needs;
-use beacon::{Registration, Status, parse_needs};
+use beacon::{Registration, Status};
 use beacon_aws::{DynamoRegistry, SnsPublisher};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::MappingConfig;
 use beacon_local::pipeline::{self, Clients, Mapping, Names, Resources};
 use beacon_tests::{now, sdk_config, unique};
-use futures::StreamExt;
 use tokio::sync::watch;
 
 struct Rig {
@@ -146,56 +141,6 @@ async fn main() {
         let (m, lo, hi) = spread(&rates[k]);
         let (rm, rlo, rhi) = spread(&ratios[k]);
         println!("| {batch} | {m:.0} ({lo:.0}–{hi:.0}) | {rm:.2} ({rlo:.2}–{rhi:.2}) |");
-    }
-
-    // Cost per change by dependent count.
-    let max: usize = std::env::var("BENCH_DEPENDENTS_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    println!("\n## Requests per change, by number of dependents\n");
-    println!("| dependents | change | DynamoDB reads | DynamoDB writes (refused) | events published | fan-out time |");
-    println!("|---|---|---|---|---|---|");
-    for dependents in [0usize, 10, max] {
-        let r = rig(&config).await;
-        let m = start_mapping(&r, 100);
-        r.writer.put(&reg("hot", "a", Status::Healthy)).await.expect("write");
-        futures::stream::iter(0..dependents)
-            .map(|c| {
-                let w = r.writer.clone();
-                async move {
-                    let needs = Needs { consumer: format!("c{c}"), needs: parse_needs("hot").expect("needs") };
-                    w.put_needs(&needs, now()).await.expect("needs")
-                }
-            })
-            .buffer_unordered(16)
-            .collect::<Vec<_>>()
-            .await;
-        let all = 1 + dependents as u64;
-        assert!(wait_handled(&r, all, Duration::from_secs(600)).await, "set-up did not drain");
-        for (what, change) in [
-            ("views change (status → unhealthy)", reg("hot", "a", Status::Unhealthy)),
-            ("no view changes (attribute only)", {
-                let mut x = reg("hot", "a", Status::Unhealthy);
-                x.attributes.insert("zone".into(), "b".into());
-                x
-            }),
-        ] {
-            let before = r.fan.counts().snapshot();
-            let published_before = r.published.load(Ordering::Relaxed);
-            let handled_before = r.handled.load(Ordering::Relaxed);
-            let start = Instant::now();
-            r.writer.put(&change).await.expect("write");
-            assert!(wait_handled(&r, handled_before + 1, Duration::from_secs(600)).await);
-            let elapsed = start.elapsed();
-            let after = r.fan.counts().snapshot();
-            println!(
-                "| {dependents} | {what} | {} | {} ({}) | {} | {:.0} ms |",
-                after.0 - before.0,
-                after.1 - before.1,
-                after.2 - before.2,
-                r.published.load(Ordering::Relaxed) - published_before,
-                elapsed.as_secs_f64() * 1000.0
-            );
-        }
-        m.stop().await;
     }
 
     // Polling baseline at 1 s, measured: a client polls each service's
