@@ -150,6 +150,25 @@ struct RecordRef {
     item_identifier: String,
 }
 
+/// The fan-out as both Lambdas run it: the table, topic and refresh queue
+/// from the environment (failing at start, naming a missing variable).
+pub type AwsFanOut = FanOut<beacon_aws::DynamoRegistry, beacon_aws::SnsPublisher, beacon_aws::SqsRefreshQueue>;
+
+impl AwsFanOut {
+    /// Reads `BEACON_TABLE`, `BEACON_TOPIC_ARN` and `BEACON_REFRESH_QUEUE_URL`
+    /// and builds the adapters from the shared AWS configuration.
+    pub async fn from_env() -> Result<Self, beacon_aws::config::MissingEnv> {
+        use beacon_aws::config::{refresh_queue_from_env, sdk_config, table_from_env, topic_from_env};
+        let (table, topic, queue) = (table_from_env()?, topic_from_env()?, refresh_queue_from_env()?);
+        let config = sdk_config().await;
+        Ok(FanOut::new(
+            beacon_aws::dynamo_registry(&config, table),
+            beacon_aws::sns_publisher(&config, topic),
+            beacon_aws::refresh_queue(&config, queue),
+        ))
+    }
+}
+
 impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     /// A fan-out over a registry, a publisher and the refresh queue, with
     /// the default [`Limits`].

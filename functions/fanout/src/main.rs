@@ -2,22 +2,13 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
-use beacon_aws::config::{refresh_queue_from_env, sdk_config, table_from_env, topic_from_env};
-use beacon_fanout::FanOut;
+use beacon_fanout::AwsFanOut;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     beacon_aws::logging::init();
-    let table = table_from_env()?;
-    let topic = topic_from_env()?;
-    let queue = refresh_queue_from_env()?;
-    let config = sdk_config().await;
-    let fanout = FanOut::new(
-        beacon_aws::dynamo_registry(&config, table),
-        beacon_aws::sns_publisher(&config, topic),
-        beacon_aws::refresh_queue(&config, queue),
-    );
+    let fanout = AwsFanOut::from_env().await?;
     let fanout = &fanout;
     run(service_fn(move |event: LambdaEvent<Event>| async move {
         let now_ms = beacon::clock::now_millis();
