@@ -16,7 +16,8 @@
 //!
 //! `BENCH_FANOUT_SIZES` (default `0,10,1000,10000,100000`) picks the sizes;
 //! `BENCH_REFRESH_POLLERS` the refresh queue mapping's concurrency (default
-//! the local stack's 2).
+//! the local stack's 2); `BENCH_PAUSE_STREAM=1` stops the stream poller while
+//! a refresh's pages run (an experiment on what slows them locally).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -310,7 +311,8 @@ async fn main() {
             load_started.elapsed().as_secs_f64()
         );
         rig.writer.put(&instance).await.expect("write");
-        let (mapping, queue) = start(&rig);
+        let (mut mapping, queue) = start(&rig);
+        let pause_stream = std::env::var("BENCH_PAUSE_STREAM").is_ok_and(|v| v == "1");
         let stats = mapping.stats();
         wait("the stream to pass the loaded items", Duration::from_secs(900), || {
             stats.records_filtered.load(Ordering::Relaxed) >= seeded && rig.seen.records.load(Ordering::Relaxed) >= 1
@@ -333,11 +335,21 @@ async fn main() {
             let started = Instant::now();
             rig.writer.put(&change).await.expect("write");
             let target = if moves { views + dependents as u64 } else { views };
+            if pause_stream && moves {
+                // An experiment: is the local stream poller what slows the
+                // pages? Stop it once the change's batch is handled.
+                wait("the change's batch", Duration::from_secs(600), || seen.records.load(Ordering::Relaxed) > records)
+                    .await;
+                mapping.pause().await;
+            }
             wait("the views", Duration::from_secs(3600), || {
                 seen.records.load(Ordering::Relaxed) > records && seen.views.load(Ordering::Relaxed) >= target
             })
             .await;
             let converged = started.elapsed().as_secs_f64();
+            if pause_stream && moves {
+                mapping.resume();
+            }
             // Let the queue go quiet (a last, empty page may follow) before
             // the requests are counted.
             tokio::time::sleep(Duration::from_millis(1500)).await;
