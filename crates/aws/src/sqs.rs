@@ -6,9 +6,6 @@
 //! sender retried after the send) within the five-minute window is dropped
 //! by SQS instead of starting a second copy of the rest of the refresh.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -19,18 +16,12 @@ use beacon::ports::{RefreshPage, RefreshQueue, StoreError};
 pub struct SqsRefreshQueue {
     client: Client,
     url: String,
-    sent: Arc<AtomicU64>,
 }
 
 impl SqsRefreshQueue {
     /// A queue at `url`.
     pub fn new(client: Client, url: impl Into<String>) -> Self {
-        Self { client, url: url.into(), sent: Arc::default() }
-    }
-
-    /// SendMessage calls made so far (for the benchmarks).
-    pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
+        Self { client, url: url.into() }
     }
 }
 
@@ -40,7 +31,6 @@ impl RefreshQueue for SqsRefreshQueue {
         let operation = format!("SendMessage refresh page {} g{}", page.service, page.generation);
         let body = serde_json::to_string(page).map_err(|e| StoreError::shape(operation.clone(), e))?;
         let id = page.dedup_id();
-        self.sent.fetch_add(1, Ordering::Relaxed);
         let result = self
             .client
             .send_message()

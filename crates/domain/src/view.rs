@@ -139,7 +139,11 @@ impl<'a> ViewCache<'a> {
                 self.outcomes
                     .entry(text.clone())
                     .or_insert_with(|| {
-                        let req = Requirement::parse(text).ok()?;
+                        let req = Requirement::parse(text)
+                            .map_err(|e| {
+                                tracing::warn!(requirement = %text, error = %e, "unreadable requirement on a dependency edge");
+                            })
+                            .ok()?;
                         Some(RequirementView {
                             requirement: req.to_string(),
                             outcome: Outcome::from(resolve(&req, self.instances, self.now)),

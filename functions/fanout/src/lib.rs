@@ -11,8 +11,8 @@
 //! 3. refresh each changed service once per batch — bump its generation,
 //!    read its registrations and view groups, resolve each distinct
 //!    requirement once, and write only the groups whose view moved
-//!    (`refresh`): their members' first page here, the rest through the
-//!    refresh queue (`pages`) — because a view is recomputed from the
+//!    (`refresh`): here if they fit in the batch's 100 dependents, else all
+//!    through the refresh queue (`pages`) — because a view is recomputed from the
 //!    table, several records for one service need only one refresh;
 //! 4. publish every event (PublishBatch, 10 at a time) and report the
 //!    records whose work or events failed.
