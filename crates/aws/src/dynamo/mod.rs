@@ -121,25 +121,26 @@ impl DynamoRegistry {
             Err(e) => Err(store_error(operation(), e)),
         }
     }
-}
 
-impl DynamoRegistry {
-    /// A transaction item: the service's generation is still `generation`.
-    pub(crate) fn generation_is(
+    /// One write (`item`) in a transaction with a check that the service's
+    /// generation is still `generation`: `true` when written, `false` when a
+    /// newer refresh has bumped it (see [`Self::transact`]).
+    pub(crate) async fn transact_at(
         &self,
         service_pk: &str,
         generation: u64,
-    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, aws_sdk_dynamodb::error::BuildError> {
-        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
-            .condition_check(
-                aws_sdk_dynamodb::types::ConditionCheck::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(Self::key(service_pk.to_owned(), keys::generation_sk())))
-                    .condition_expression("generation = :g")
-                    .expression_attribute_values(":g", n(generation))
-                    .build()?,
-            )
-            .build())
+        item: Result<aws_sdk_dynamodb::types::TransactWriteItem, aws_sdk_dynamodb::error::BuildError>,
+        what: String,
+    ) -> Result<bool, StoreError> {
+        let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(service_pk.to_owned(), keys::generation_sk())))
+            .condition_expression("generation = :g")
+            .expression_attribute_values(":g", n(generation))
+            .build()
+            .map(|c| aws_sdk_dynamodb::types::TransactWriteItem::builder().condition_check(c).build());
+        let items = check.and_then(|check| Ok(vec![check, item?])).map_err(|e| shape_error(what.clone(), e))?;
+        self.transact(items, format!("TransactWriteItems {what}")).await
     }
 
     /// A TransactWriteItems whose items are conditional: `true` when

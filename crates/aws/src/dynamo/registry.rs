@@ -150,30 +150,18 @@ impl Registry for DynamoRegistry {
     async fn claim_group(&self, service: &str, group: &ViewGroup) -> Result<bool, StoreError> {
         let pk = keys::service_pk(service);
         let view = to_attribute(&group.view).map_err(|e| shape_error(format!("view group of {service}"), e))?;
-        let build = || -> Result<Vec<TransactWriteItem>, aws_sdk_dynamodb::error::BuildError> {
-            Ok(vec![
-                self.generation_is(&pk, group.view.generation)?,
-                TransactWriteItem::builder()
-                    .update(
-                        Update::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(Self::key(pk.clone(), &keys::view_sk(&group.id))))
-                            .update_expression("SET requirements = :r, #v = :v, generation = :g, pending = :p")
-                            .expression_attribute_names("#v", "view")
-                            .expression_attribute_values(
-                                ":r",
-                                AttributeValue::L(group.requirements.iter().map(s).collect()),
-                            )
-                            .expression_attribute_values(":v", view.clone().into())
-                            .expression_attribute_values(":g", n(group.view.generation))
-                            .expression_attribute_values(":p", AttributeValue::Bool(true))
-                            .build()?,
-                    )
-                    .build(),
-            ])
-        };
-        let items = build().map_err(|e| shape_error(format!("claim of {service}/{}", group.id), e))?;
-        self.transact(items, format!("TransactWriteItems claim {service}/{}", group.id)).await
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk.clone(), &keys::view_sk(&group.id))))
+            .update_expression("SET requirements = :r, #v = :v, generation = :g, pending = :p")
+            .expression_attribute_names("#v", "view")
+            .expression_attribute_values(":r", AttributeValue::L(group.requirements.iter().map(s).collect()))
+            .expression_attribute_values(":v", view.into())
+            .expression_attribute_values(":g", n(group.view.generation))
+            .expression_attribute_values(":p", AttributeValue::Bool(true))
+            .build()
+            .map(|u| TransactWriteItem::builder().update(u).build());
+        self.transact_at(&pk, group.view.generation, update, format!("claim {service}/{}", group.id)).await
     }
 
     async fn settle_group(&self, service: &str, group: &str, generation: u64) -> Result<bool, StoreError> {
@@ -194,21 +182,12 @@ impl Registry for DynamoRegistry {
 
     async fn drop_group(&self, service: &str, group: &str, generation: u64) -> Result<bool, StoreError> {
         let pk = keys::service_pk(service);
-        let build = || -> Result<Vec<TransactWriteItem>, aws_sdk_dynamodb::error::BuildError> {
-            Ok(vec![
-                self.generation_is(&pk, generation)?,
-                TransactWriteItem::builder()
-                    .delete(
-                        Delete::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(Self::key(pk.clone(), &keys::view_sk(group))))
-                            .build()?,
-                    )
-                    .build(),
-            ])
-        };
-        let items = build().map_err(|e| shape_error(format!("drop of {service}/{group}"), e))?;
-        self.transact(items, format!("TransactWriteItems drop {service}/{group}")).await
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk.clone(), &keys::view_sk(group))))
+            .build()
+            .map(|d| TransactWriteItem::builder().delete(d).build());
+        self.transact_at(&pk, generation, delete, format!("drop {service}/{group}")).await
     }
 
     async fn mark_grouped(&self, service: &str, generation: u64) -> Result<bool, StoreError> {
