@@ -6,7 +6,11 @@
 //!
 //! - shard lineage: a child shard is read only after its parent is finished,
 //!   so per-item order holds across shard splits;
-//! - polling at a fixed rate per shard (AWS: 4 GetRecords a second);
+//! - polling at a fixed rate per shard (AWS: 4 GetRecords a second), and
+//!   back to back only while a read returns a full page (a backlog): a
+//!   poller that re-read a caught-up shard at once would spend the local
+//!   server's one core re-reading a stream that every write lengthens
+//!   (docs/benchmarks.md, "A change costs what it changes");
 //! - batching: up to `batch_size` records, waiting up to `batching_window`
 //!   for a batch to fill;
 //! - filter criteria (the template's, see [`crate::filter`]) applied before
@@ -46,6 +50,9 @@ pub use config::{MappingConfig, MappingStats};
 
 use checkpoints::{Checkpoints, seq_cmp};
 use policy::{Outcome, RetryState};
+
+/// Most records one GetRecords call returns (the API's own limit).
+const PAGE: i32 = 1000;
 
 /// A function error, as Lambda's runtime reports one: any error.
 pub type FunctionError = Box<dyn std::error::Error + Send + Sync>;
@@ -240,15 +247,27 @@ impl Poller {
         let mut last_consumed: Option<String> = None;
         let policy = self.config.retry_policy();
         let mut retry = RetryState::new(&policy);
+        // When the last GetRecords began, and whether it found the shard
+        // caught up (a page short of the limit): then the next one waits for
+        // the poll interval.
+        let mut last_poll = Instant::now();
+        let mut caught_up = false;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let mut fetched_any = false;
             if let Some(it) = iterator.clone()
                 && buffer.len() < self.config.batch_size
             {
-                let fetched = match self.streams.get_records().shard_iterator(it).limit(1000).send().await {
+                if caught_up {
+                    let mut stop = shutdown.clone();
+                    tokio::select! {
+                        _ = stop.changed() => continue,
+                        _ = tokio::time::sleep_until((last_poll + self.config.poll_interval).into()) => {}
+                    }
+                }
+                last_poll = Instant::now();
+                let fetched = match self.streams.get_records().shard_iterator(it).limit(PAGE).send().await {
                     Ok(out) => Ok((
                         out.next_shard_iterator,
                         out.records.unwrap_or_default().iter().map(|r| self.lambda_record(r)).collect::<Vec<_>>(),
@@ -266,8 +285,8 @@ impl Poller {
                 match fetched {
                     Ok((next, records)) => {
                         iterator = next;
+                        caught_up = records.len() < PAGE as usize;
                         for value in records {
-                            fetched_any = true;
                             let Some(seq) = value["dynamodb"]["SequenceNumber"].as_str().map(str::to_owned) else {
                                 continue;
                             };
@@ -282,6 +301,7 @@ impl Poller {
                     }
                     Err(e) => {
                         warn!(shard, error = %e, "GetRecords failed; re-opening the shard");
+                        caught_up = false;
                         tokio::time::sleep(self.config.poll_interval).await;
                         if let Ok(it) = self.iterator(shard).await {
                             // Re-read from the checkpoint; drop what was buffered.
@@ -341,13 +361,6 @@ impl Poller {
                     self.checkpoint(shard, None, true).await;
                     debug!(shard, "shard finished");
                     return;
-                }
-            }
-            if !fetched_any {
-                let mut stop = shutdown.clone();
-                tokio::select! {
-                    _ = stop.changed() => {}
-                    _ = tokio::time::sleep(self.config.poll_interval) => {}
                 }
             }
         }
