@@ -9,6 +9,8 @@ pub mod api;
 pub mod extensions_api;
 pub mod faults;
 pub mod plot;
+pub mod stack;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,13 +29,14 @@ use beacon_local::setup::subscribe_queue;
 use serde_json::Value;
 
 /// The local stack's SDK config, from the standard variables that
-/// `.beacon/test/dev.env` exports. Panics with what to run when absent.
+/// `.beacon/test/dev.env` exports, with the retry and timeout policy every
+/// Beacon binary uses. Panics with what to run when absent.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     assert!(
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
         "the local stack is not running: run the suite with ./scripts/test"
     );
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    beacon_aws::config::sdk_config().await
 }
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
@@ -112,6 +115,8 @@ pub struct Options<P, R> {
     sns_endpoint: Option<String>,
     config: Option<aws_config::SdkConfig>,
     limits: Limits,
+    fanout_clients: Option<Clients>,
+    clients: Option<Clients>,
 }
 
 impl Options<SnsPublisher, DynamoRegistry> {
@@ -124,6 +129,8 @@ impl Options<SnsPublisher, DynamoRegistry> {
             sns_endpoint: None,
             config: None,
             limits: Limits::default(),
+            fanout_clients: None,
+            clients: None,
         }
     }
 }
@@ -144,6 +151,8 @@ impl<P, R> Options<P, R> {
             sns_endpoint: self.sns_endpoint,
             config: self.config,
             limits: self.limits,
+            fanout_clients: self.fanout_clients,
+            clients: self.clients,
         }
     }
 
@@ -157,6 +166,8 @@ impl<P, R> Options<P, R> {
             sns_endpoint: self.sns_endpoint,
             config: self.config,
             limits: self.limits,
+            fanout_clients: self.fanout_clients,
+            clients: self.clients,
         }
     }
 
@@ -164,6 +175,22 @@ impl<P, R> Options<P, R> {
     /// refresh queue with few dependents).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The fan-out's own clients (its registry, publisher and refresh
+    /// queue) from `clients` instead of the direct ones: the wire-fault
+    /// tests send them through [`wire::Wire`]. The test's own writers and
+    /// subscribers, and the mappings (Lambda's pollers), stay direct.
+    pub fn fanout_clients(mut self, clients: Clients) -> Self {
+        self.fanout_clients = Some(clients);
+        self
+    }
+
+    /// Every client from `clients` (the engines of another stack) instead
+    /// of the environment's.
+    pub fn clients(mut self, clients: Clients) -> Self {
+        self.clients = Some(clients);
         self
     }
 
@@ -209,7 +236,7 @@ impl TestPipeline {
             Some(config) => config,
             None => sdk_config().await,
         };
-        let clients = Clients::from_config(&config);
+        let clients = options.clients.take().unwrap_or_else(|| Clients::from_config(&config));
         let table = unique(name);
         // Tests page a few dependents at a time: a failed page comes back
         // after 5 s.
@@ -220,15 +247,16 @@ impl TestPipeline {
         };
         let resources = pipeline::create(&clients, &names).await.expect("creating the table, topic and queues");
         let registry = DynamoRegistry::new(clients.dynamodb.clone(), &table);
-        let fan_registry = DynamoRegistry::new(clients.dynamodb.clone(), &table);
+        let fan_clients = options.fanout_clients.take().unwrap_or_else(|| clients.clone());
+        let fan_registry = DynamoRegistry::new(fan_clients.dynamodb.clone(), &table);
         let publishing_sns = match &options.sns_endpoint {
             Some(url) => {
                 aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(&config).endpoint_url(url).build())
             }
-            None => clients.sns.clone(),
+            None => fan_clients.sns.clone(),
         };
         let publisher = (options.publisher)(SnsPublisher::new(publishing_sns, &resources.topic_arn));
-        let queue = resources.refresh_queue(&clients);
+        let queue = resources.refresh_queue(&fan_clients);
         let fanout = Arc::new(
             FanOut::new((options.registry)(fan_registry.clone()), publisher, queue).with_limits(options.limits),
         );

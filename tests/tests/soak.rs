@@ -2,8 +2,11 @@
 //! heartbeats, status changes, endpoint changes, deregistrations, expiries,
 //! needs changes and malformed writes, while the pipeline suffers random
 //! faults: DynamoDB throttling and failed SNS entries (test doubles, see
-//! `beacon_tests::faults`), SNS outages (a real stopped port) and kills of
-//! the pipeline mid-batch. Refreshes are paged one or two dependents at a
+//! `beacon_tests::faults`), SNS outages (a real stopped port), kills of
+//! the pipeline mid-batch, and faults at the wire (the fault proxy in front
+//! of every DynamoDB, SNS and SQS call the fan-out and the sweeper make:
+//! throttles in each service's wire format, 500s, 503s, resets before and
+//! after the engine answered, slow answers and hangs past the timeout). Refreshes are paged one or two dependents at a
 //! time, so the refresh queue's pages meet the same faults. Afterwards every change must be accounted for in
 //! the events (at least once, duplicates under one id, nothing extra), and
 //! every resolved item must equal a fresh resolution from the table.
@@ -27,7 +30,9 @@ use beacon::view::Needs;
 use beacon::{Registration, Status, parse_needs};
 use beacon_aws::DynamoRegistry;
 use beacon_aws::item::{encode_registration, to_sdk};
+use beacon_local::proxy::{Fault, Matcher, Mix};
 use beacon_tests::faults::{ChaosPublisher, FaultyRegistry, Outage, RegistryFaults, Rng, random_needs, seed};
+use beacon_tests::wire::Wire;
 use beacon_tests::{Options, Queue, TestPipeline, now, unique};
 use serde_json::Value;
 
@@ -235,6 +240,25 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
     std::fs::create_dir_all(&dir).unwrap();
     let checkpoint = dir.join("checkpoint.json");
     let (f, pf) = (faults.clone(), publish_faults.clone());
+    // The wire faults: SNS through the proxy, then the outage hop. Rates per
+    // request, low enough that a call exhausting its four attempts is rare
+    // (the mapping and the refresh queue retry those), hangs rarer still
+    // (each costs an attempt timeout).
+    let wire = Wire::start_to(&outage.url()).await;
+    let wire_clients = wire.clients(&beacon_tests::sdk_config().await);
+    wire.plan.set_mix(Some(Mix {
+        seed: seed.rotate_left(29),
+        rates: vec![
+            (Fault::Throttle, 0.02),
+            (Fault::ServerError, 0.01),
+            (Fault::Unavailable, 0.01),
+            (Fault::ResetBefore, 0.01),
+            (Fault::ResetAfter, 0.01),
+            (Fault::Slow, 0.01),
+            (Fault::Hang, 0.001),
+        ],
+        only: Matcher::default(),
+    }));
     let mut p = TestPipeline::start_with(
         "soak",
         Options::new()
@@ -243,7 +267,7 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
             .limits(beacon_fanout::Limits { inline_dependents: 1, page: 2 })
             .registry(move |r| FaultyRegistry::new(r, f))
             .publisher(move |inner| ChaosPublisher::new(inner, 10, seed.rotate_left(17), pf))
-            .sns_endpoint(outage.url())
+            .fanout_clients(wire_clients.clone())
             .mapping(move |m| {
                 m.checkpoint_path = Some(checkpoint);
                 // Ride out the soak's own outages, as AWS's -1 does; the
@@ -262,8 +286,8 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
     let swept = Arc::new(AtomicU64::new(0));
     let sweep_errors = Arc::new(AtomicU64::new(0));
     let sweeper = {
-        let (registry, stop, swept, sweep_errors) =
-            (p.registry.clone(), stop_sweeper.clone(), swept.clone(), sweep_errors.clone());
+        let registry = DynamoRegistry::new(wire_clients.dynamodb.clone(), &p.table);
+        let (stop, swept, sweep_errors) = (stop_sweeper.clone(), swept.clone(), sweep_errors.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 match beacon::sweep::sweep(&registry, now()).await {
@@ -401,6 +425,12 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
     let on_failure = p.stats.sent_to_on_failure.load(Ordering::Relaxed);
     let failed_invocations = p.stats.failed_invocations.load(Ordering::Relaxed);
     p.stop().await;
+    wire.plan.set_mix(None);
+    let wire_counts = wire.plan.counts();
+    wire.stop().await;
+    let wire_faults: BTreeMap<&str, usize> =
+        wire_counts.iter().filter(|(f, _)| **f != Fault::Pass).map(|(f, n)| (f.name(), *n)).collect();
+    let wire_requests: usize = wire_counts.values().sum();
     let _ = std::fs::remove_dir_all(dir);
     assert_eq!(on_failure, 0, "seed {seed}: a batch went to the on-failure queue");
 
@@ -417,6 +447,8 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
             "publish_failures": injected_publish,
             "sns_outages": outages,
             "pipeline_kills": kills,
+            "wire": wire_faults,
+            "wire_requests": wire_requests,
         },
         "failed_invocations": failed_invocations,
         "events_delivered": events.len(),
@@ -430,4 +462,7 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
     eprintln!("soak figures: {figures:#}");
     assert!(kills >= 1 && outages >= 1, "the soak ran too briefly to kill the pipeline and stop SNS");
     assert!(injected_throttles >= 1 && injected_publish >= 1, "the soak injected no port faults");
+    for kind in ["throttle", "500", "503", "reset before", "reset mid-response"] {
+        assert!(wire_faults.get(kind).is_some_and(|n| *n >= 1), "the soak injected no {kind} at the wire");
+    }
 }

@@ -80,6 +80,18 @@ pub struct DevOpts {
     /// How often the sweeper runs (AWS: every minute).
     #[arg(long, default_value_t = 60, global = true)]
     pub sweep_every_seconds: u64,
+    /// Puts the fault proxy (beacon_local::proxy) between everything `dev`
+    /// runs (fan-out, sweeper, catalog API, registrars, the page) and the
+    /// engines: this percentage of requests, for each kind, gets a throttle
+    /// in the service's wire format, a 500, a 503, a reset before or after
+    /// the engine answered, or a slow answer. dev.env keeps pointing at the
+    /// engines themselves, so your own commands are not faulted. Every 10 s
+    /// a line says what was injected; nothing may be lost.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u32).range(1..=15), global = true)]
+    pub faults: Option<u32>,
+    /// The fault schedule's seed: the same seed replays the same schedule.
+    #[arg(long, default_value_t = 1, global = true)]
+    pub fault_seed: u64,
 }
 
 #[derive(Debug, Subcommand)]

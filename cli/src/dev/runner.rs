@@ -108,9 +108,49 @@ async fn start(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Running> {
     Ok(Running { resources, api_url: Some(api_url), ui: Some(ui), stop, tasks })
 }
 
+/// With `--faults`, the fault proxies in front of both engines and the
+/// endpoints that reach the engines through them.
+async fn faults(opts: &DevOpts, direct: &LocalEndpoints) -> Result<Option<(LocalEndpoints, JoinHandle<()>)>> {
+    use beacon_local::proxy::{Fault, FaultPlan, FaultProxy, Matcher, Mix};
+    let Some(percent) = opts.faults else { return Ok(None) };
+    let rate = f64::from(percent) / 100.0;
+    let plan = FaultPlan::new();
+    let kinds =
+        [Fault::Throttle, Fault::ServerError, Fault::Unavailable, Fault::ResetBefore, Fault::ResetAfter, Fault::Slow];
+    let mut rates: Vec<(Fault, f64)> = kinds.iter().map(|f| (*f, rate)).collect();
+    rates.push((Fault::Hang, rate / 10.0));
+    plan.set_mix(Some(Mix { seed: opts.fault_seed, rates, only: Matcher::default() }));
+    let dynamodb = FaultProxy::start(&direct.dynamodb, 0, plan.clone()).await.context("starting the fault proxy")?;
+    let sns_sqs = FaultProxy::start(&direct.sns_sqs, 0, plan.clone()).await.context("starting the fault proxy")?;
+    let through = LocalEndpoints { dynamodb: dynamodb.url.clone(), sns_sqs: sns_sqs.url.clone() };
+    eprintln!(
+        "beacon dev: fault proxies at {} (DynamoDB) and {} (SNS/SQS): {percent} % of requests per fault kind, seed {}",
+        through.dynamodb, through.sns_sqs, opts.fault_seed
+    );
+    let report = tokio::spawn(async move {
+        // Held here so the proxies live as long as the runner.
+        let _proxies = (dynamodb, sns_sqs);
+        let mut last = 0;
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let counts = plan.counts();
+            let total: usize = counts.values().sum();
+            if total == last {
+                continue;
+            }
+            last = total;
+            let injected: Vec<String> =
+                counts.iter().filter(|(f, _)| **f != Fault::Pass).map(|(f, n)| format!("{} {n}", f.name())).collect();
+            eprintln!("beacon dev: faults injected so far, of {total} requests: {}", injected.join(", "));
+        }
+    });
+    Ok(Some((through, report)))
+}
+
 /// Runs everything on `stack` until Ctrl-C or SIGTERM.
 pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
-    let running = start(opts, &stack.endpoints).await?;
+    let faulted = faults(opts, &stack.endpoints).await?;
+    let running = start(opts, faulted.as_ref().map_or(&stack.endpoints, |(e, _)| e)).await?;
     let (table, topic_arn) = (&running.resources.table, &running.resources.topic_arn);
     let mut env = stack.endpoints.env_lines(table, topic_arn, running.api_url.as_deref(), &opts.scoped_service);
     if let Some(ui) = &running.ui {
@@ -156,6 +196,9 @@ pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
     eprintln!("\nbeacon dev: stopping");
     let _ = running.stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(running.tasks)).await;
+    if let Some((_, report)) = faulted {
+        report.abort();
+    }
     if let Some(ui) = running.ui {
         let _ = tokio::time::timeout(Duration::from_secs(10), ui.finish()).await;
     }

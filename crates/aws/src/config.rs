@@ -34,8 +34,88 @@ pub fn refresh_queue_from_env() -> Result<String, MissingEnv> {
     require_env("BEACON_REFRESH_QUEUE_URL", "it is the URL of the FIFO queue the pages of large refreshes go to")
 }
 
+// How every Beacon binary's AWS calls retry and time out. One policy, set
+// here on purpose rather than left to the SDK's defaults (3 attempts, 1 s
+// base backoff, no attempt or operation timeout), because the callers are
+// Lambda invocations with a budget of seconds, each behind a retrier of its
+// own: the stream mapping (bisection, backoff, on-failure queue), SQS
+// redelivery, the registrar's next schedule, the extension's next refresh.
+// The SDK's job is to ride out a brief fault quickly; a long one is handed to
+// those retriers instead of eating the invocation. docs/reliability.md
+// ("Retries and timeouts") has the reasoning and the tests.
+
+/// Attempts per call, the first included: three retries. Throttles and
+/// transient faults at AWS clear within a few hundred ms; past that the
+/// caller's own retrier is the better place to wait.
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// Base of the exponential backoff (full jitter: a retry waits a random time
+/// up to base × 2ⁿ). 100 ms, not the SDK's 1 s: three retries then fit in
+/// under a second of a 30 s invocation.
+pub const INITIAL_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Cap on one backoff.
+pub const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Connecting to a regional endpoint takes milliseconds; a second means the
+/// path is broken, and a new attempt gets a new connection.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One attempt of one call. DynamoDB, SNS and SQS answer Beacon's calls (a
+/// one-item write, a Query of one page of 500 edges, a PublishBatch of 10)
+/// in tens of ms; an attempt still waiting after 5 s has hung (a dropped
+/// response, a stalled connection) and is cut off and retried. Long polls
+/// (`ReceiveMessage` with a wait) get [`long_poll_timeouts`] instead.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// All attempts of one call together, backoffs included: under the 30 s
+/// timeout of the shortest function, so a stuck call fails the invocation's
+/// unit of work (a record, a page) with an error rather than timing the
+/// whole invocation out.
+pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The retry policy every client uses: standard mode (a retry quota shared
+/// by the client, so an outage does not multiply the load by the attempts),
+/// [`MAX_ATTEMPTS`], [`INITIAL_BACKOFF`], [`MAX_BACKOFF`].
+pub fn retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(INITIAL_BACKOFF)
+        .with_max_backoff(MAX_BACKOFF)
+}
+
+/// The timeouts every client uses.
+pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// The timeouts for a long poll that may legitimately wait `wait` for an
+/// answer (SQS `ReceiveMessage` with `WaitTimeSeconds`): the wait on top of
+/// the usual attempt timeout.
+pub fn long_poll_timeouts(wait: std::time::Duration) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT + wait)
+        .operation_timeout(OPERATION_TIMEOUT + wait)
+        .build()
+}
+
+/// `config` with Beacon's retry and timeout policy: for configs built by
+/// hand (the local stack's, the tests').
+pub fn with_policy(config: &aws_config::SdkConfig) -> aws_config::SdkConfig {
+    config.to_builder().retry_config(retry_config()).timeout_config(timeout_config()).build()
+}
+
 /// Loads the shared AWS configuration: region, credentials and endpoints
-/// from the standard chain.
+/// from the standard chain, with Beacon's retry and timeout policy.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .load()
+        .await
 }

@@ -18,6 +18,9 @@
 //! - [`pipeline`] — the one wiring of table, topic, queues, fan-out and
 //!   mappings that `beacon dev`, the tests and the benches share, and the
 //!   sweeper's and registrars' schedules;
+//! - [`proxy`] — a fault proxy in front of the engines: AWS's wire faults
+//!   (throttles in each service's format, 5xx, resets, hangs) by a seeded
+//!   schedule, for the tests and `beacon dev --faults`;
 //! - [`api_server`] — API Gateway's stand-in: the catalog API on loopback,
 //!   with [`sigv4`] verification of writes.
 
@@ -25,6 +28,7 @@ pub mod api_server;
 pub mod filter;
 pub mod mapping;
 pub mod pipeline;
+pub mod proxy;
 pub mod queue;
 pub mod setup;
 pub mod sigv4;

@@ -173,6 +173,8 @@ impl LocalEndpoints {
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(LOCAL_REGION))
             .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(creds))
+            .retry_config(beacon_aws::config::retry_config())
+            .timeout_config(beacon_aws::config::timeout_config())
             .build()
     }
 

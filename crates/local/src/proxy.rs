@@ -1,0 +1,571 @@
+//! A fault proxy on loopback: it stands between Beacon's AWS clients and the
+//! local engines (DynamoDB Local, the SNS/SQS server) and, request by
+//! request, passes the request through or fails it the way AWS's own
+//! services fail at the wire:
+//!
+//! - a throttling error in the service's real wire format: a 400 with an
+//!   `application/x-amz-json-1.0` body naming `ThrottlingException` or
+//!   `ProvisionedThroughputExceededException` (DynamoDB, DynamoDB Streams),
+//!   `RequestThrottled` (SQS's JSON protocol), or the query protocol's XML
+//!   `ErrorResponse` with code `Throttling` (SNS);
+//! - a 500 or 503 in the same formats;
+//! - a connection reset before the request is forwarded (nothing happened);
+//! - a connection reset after the engine answered, part-way through the
+//!   response (the request happened; the client cannot know it did);
+//! - a hang longer than the clients' attempt timeout, after which the
+//!   request is still forwarded (it lands late, after the client retried);
+//! - a slow answer, shorter than the timeout;
+//! - a non-retryable refusal (`AccessDeniedException`, `AuthorizationError`).
+//!
+//! Faults come from a [`FaultPlan`]: scripted ("the next two `PutItem`s are
+//! throttled") and/or random by a seeded schedule, so a failing run can be
+//! replayed. Every request is logged with the fault it got and the SDK's
+//! `amz-sdk-request` header (`attempt=2; max=4`), which is how a test tells
+//! the SDK's own retries from Beacon's.
+//!
+//! The clients under test are unchanged: only their endpoint variables
+//! (`AWS_ENDPOINT_URL_DYNAMODB`, ...) point at the proxy.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+/// What the proxy does with one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// Forwarded untouched.
+    Pass,
+    /// A throttling error in the service's wire format.
+    Throttle,
+    /// HTTP 500 (`InternalServerError` / `InternalError`).
+    ServerError,
+    /// HTTP 503 (`ServiceUnavailable`).
+    Unavailable,
+    /// The connection is reset before the request is forwarded.
+    ResetBefore,
+    /// The request is forwarded; the connection is reset part-way through
+    /// the engine's answer.
+    ResetAfter,
+    /// Held longer than the clients' attempt timeout, then forwarded; the
+    /// client has given up on it by then.
+    Hang,
+    /// Held a little (below the timeout), then forwarded.
+    Slow,
+    /// A non-retryable refusal: `AccessDeniedException` (JSON) or
+    /// `AuthorizationError` (SNS).
+    Denied,
+}
+
+impl Fault {
+    /// Every fault but `Pass`, in a fixed order (for reports).
+    pub const ALL: [Fault; 8] = [
+        Fault::Throttle,
+        Fault::ServerError,
+        Fault::Unavailable,
+        Fault::ResetBefore,
+        Fault::ResetAfter,
+        Fault::Hang,
+        Fault::Slow,
+        Fault::Denied,
+    ];
+
+    /// A short name for logs and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Pass => "pass",
+            Fault::Throttle => "throttle",
+            Fault::ServerError => "500",
+            Fault::Unavailable => "503",
+            Fault::ResetBefore => "reset before",
+            Fault::ResetAfter => "reset mid-response",
+            Fault::Hang => "hang past the timeout",
+            Fault::Slow => "slow",
+            Fault::Denied => "denied",
+        }
+    }
+}
+
+/// Which AWS service a request is for, from its wire protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    /// `X-Amz-Target: DynamoDB_20120810.*`.
+    DynamoDb,
+    /// `X-Amz-Target: DynamoDBStreams_20120810.*`.
+    Streams,
+    /// `X-Amz-Target: AmazonSQS.*` (SQS's JSON protocol).
+    Sqs,
+    /// A form body with `Action=...` (SNS's query protocol).
+    Sns,
+    /// Anything else (passed through, never faulted).
+    Other,
+}
+
+/// One request the proxy saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Its service.
+    pub service: Service,
+    /// Its operation (`PutItem`, `Publish`, ...).
+    pub operation: String,
+    /// What the proxy did.
+    pub fault: Fault,
+    /// The SDK's attempt number from `amz-sdk-request` (1 for a first try).
+    pub attempt: u32,
+    /// The SDK's invocation id (`amz-sdk-invocation-id`): the same for every
+    /// attempt of one call.
+    pub invocation: String,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+/// Which requests a scripted fault applies to.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    /// Only this service (any if `None`).
+    pub service: Option<Service>,
+    /// Only these operations (any if empty).
+    pub operations: Vec<String>,
+}
+
+impl Matcher {
+    /// Requests of `operation` on `service`.
+    pub fn op(service: Service, operation: &str) -> Self {
+        Self { service: Some(service), operations: vec![operation.to_owned()] }
+    }
+
+    fn matches(&self, service: Service, operation: &str) -> bool {
+        self.service.is_none_or(|s| s == service)
+            && (self.operations.is_empty() || self.operations.iter().any(|o| o == operation))
+    }
+}
+
+/// Random faults: each eligible request gets fault `f` with probability
+/// `rates[f]`, else passes.
+#[derive(Debug, Clone)]
+pub struct Mix {
+    /// The schedule's seed: the same seed and request order give the same
+    /// faults.
+    pub seed: u64,
+    /// Probability of each fault per request (their sum at most 1).
+    pub rates: Vec<(Fault, f64)>,
+    /// Which requests are eligible.
+    pub only: Matcher,
+}
+
+impl Mix {
+    /// Every retryable fault at `rate` each (no `Denied`: a refusal is
+    /// permanent, so it belongs in a scripted test, not a soak).
+    pub fn retryable(seed: u64, rate: f64, only: Matcher) -> Self {
+        let rates = Fault::ALL.iter().filter(|f| **f != Fault::Denied).map(|f| (*f, rate)).collect();
+        Self { seed, rates, only }
+    }
+}
+
+/// SplitMix64: a seeded schedule needs only reproducibility, not quality,
+/// and this keeps the proxy free of a random-number crate.
+#[derive(Debug)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A float in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Debug, Default)]
+struct PlanState {
+    scripted: VecDeque<(Matcher, Fault)>,
+    mix: Option<(Mix, SplitMix)>,
+    log: Vec<Seen>,
+}
+
+/// The faults to inject and the log of what was injected. Shared by the
+/// proxies of one stack and the test that drives them.
+#[derive(Debug)]
+pub struct FaultPlan {
+    state: Mutex<PlanState>,
+    /// How long a `Hang` holds a request: longer than the clients' attempt
+    /// timeout.
+    pub hang: Duration,
+    /// How long a `Slow` holds a request: shorter than the timeout.
+    pub slow: Duration,
+}
+
+impl Default for FaultPlan {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            hang: beacon_aws::config::ATTEMPT_TIMEOUT + Duration::from_secs(1),
+            slow: Duration::from_millis(300),
+        }
+    }
+}
+
+impl FaultPlan {
+    /// A plan that passes everything until told otherwise.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PlanState> {
+        // A panic elsewhere while holding the lock leaves the plan usable.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The next requests matching `matcher` get `faults`, in order (before
+    /// any random fault).
+    pub fn script(&self, matcher: Matcher, faults: impl IntoIterator<Item = Fault>) {
+        let mut state = self.lock();
+        for f in faults {
+            state.scripted.push_back((matcher.clone(), f));
+        }
+    }
+
+    /// Random faults from now on (`None`: none).
+    pub fn set_mix(&self, mix: Option<Mix>) {
+        self.lock().mix = mix.map(|m| {
+            let rng = SplitMix(m.seed);
+            (m, rng)
+        });
+    }
+
+    /// Every request seen so far.
+    pub fn log(&self) -> Vec<Seen> {
+        self.lock().log.clone()
+    }
+
+    /// Requests seen so far of `operation` on `service`.
+    pub fn seen(&self, service: Service, operation: &str) -> Vec<Seen> {
+        self.lock().log.iter().filter(|s| s.service == service && s.operation == operation).cloned().collect()
+    }
+
+    /// How many of each fault were injected (`Pass` included).
+    pub fn counts(&self) -> BTreeMap<Fault, usize> {
+        let mut counts = BTreeMap::new();
+        for s in &self.lock().log {
+            *counts.entry(s.fault).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Scripted faults not yet used.
+    pub fn pending(&self) -> usize {
+        self.lock().scripted.len()
+    }
+
+    fn decide(&self, service: Service, operation: &str, attempt: u32, invocation: String) -> Fault {
+        let mut state = self.lock();
+        let mut fault = Fault::Pass;
+        if service != Service::Other {
+            if let Some(i) = state.scripted.iter().position(|(m, _)| m.matches(service, operation)) {
+                fault = state.scripted.remove(i).map_or(Fault::Pass, |(_, f)| f);
+            } else if let Some((mix, rng)) = state.mix.as_mut()
+                && mix.only.matches(service, operation)
+            {
+                let mut roll = rng.unit();
+                for (f, rate) in &mix.rates {
+                    if roll < *rate {
+                        fault = *f;
+                        break;
+                    }
+                    roll -= rate;
+                }
+            }
+        }
+        state.log.push(Seen {
+            service,
+            operation: operation.to_owned(),
+            fault,
+            attempt,
+            invocation,
+            at: Instant::now(),
+        });
+        fault
+    }
+}
+
+/// A running proxy in front of one engine.
+#[derive(Debug)]
+pub struct FaultProxy {
+    /// Its address: what the clients' endpoint variable is set to.
+    pub url: String,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy on `127.0.0.1:port` (0: any free port) forwarding to
+    /// `upstream` (`http://127.0.0.1:8000`).
+    pub async fn start(upstream: &str, port: u16, plan: Arc<FaultPlan>) -> std::io::Result<Self> {
+        let upstream = upstream_addr(upstream)?;
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, upstream, plan, stopped));
+        Ok(Self { url, stop, task })
+    }
+
+    /// Stops accepting; connections in flight end with it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+fn upstream_addr(url: &str) -> std::io::Result<SocketAddr> {
+    let bad =
+        || std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("upstream {url:?} is not http://host:port"));
+    let parsed = url::Url::parse(url).map_err(|_| bad())?;
+    let host = parsed.host_str().ok_or_else(bad)?;
+    let port = parsed.port_or_known_default().ok_or_else(bad)?;
+    use std::net::ToSocketAddrs as _;
+    (host, port).to_socket_addrs()?.next().ok_or_else(bad)
+}
+
+async fn serve(listener: TcpListener, upstream: SocketAddr, plan: Arc<FaultPlan>, mut stopped: watch::Receiver<bool>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stopped.changed() => break,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        // A zero linger makes every close the proxy starts a reset (RST),
+        // which is what a reset fault must look like on the wire. The proxy
+        // only closes first when it injects one.
+        if let Err(e) = stream.set_zero_linger() {
+            warn!(error = %e, "proxy: could not set SO_LINGER");
+        }
+        let plan = plan.clone();
+        connections.spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let service = hyper::service::service_fn(move |req| handle(req, upstream, plan.clone()));
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                debug!(error = %e, "proxy: connection ended");
+            }
+        });
+    }
+    connections.shutdown().await;
+}
+
+/// Why the proxy drops a connection (hyper resets it).
+#[derive(Debug, thiserror::Error)]
+enum Dropped {
+    #[error("fault: connection reset")]
+    Reset,
+    #[error("upstream: {0}")]
+    Upstream(String),
+}
+
+type ProxyBody = http_body_util::combinators::BoxBody<Bytes, Dropped>;
+
+fn full(body: impl Into<Bytes>) -> ProxyBody {
+    Full::new(body.into()).map_err(|never: Infallible| match never {}).boxed()
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    upstream: SocketAddr,
+    plan: Arc<FaultPlan>,
+) -> Result<Response<ProxyBody>, Dropped> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map_err(|e| Dropped::Upstream(format!("reading the request: {e}")))?.to_bytes();
+    let (service, operation) = classify(&parts.headers, &body);
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let attempt = attempt_of(&header("amz-sdk-request"));
+    let fault = plan.decide(service, &operation, attempt, header("amz-sdk-invocation-id"));
+    if fault != Fault::Pass {
+        debug!(?service, operation, fault = fault.name(), attempt, "proxy: injecting");
+    }
+    let forward = || forward(upstream, Request::from_parts(parts.clone(), Full::new(body.clone())));
+    match fault {
+        Fault::Pass => forward().await,
+        Fault::Throttle | Fault::ServerError | Fault::Unavailable | Fault::Denied => {
+            Ok(error_response(service, &operation, fault))
+        }
+        Fault::ResetBefore => Err(Dropped::Reset),
+        Fault::ResetAfter => {
+            let answered = forward().await?;
+            let (parts, body) = answered.into_parts();
+            let bytes = body.collect().await.map_err(|e| Dropped::Upstream(e.to_string()))?.to_bytes();
+            // Half the body (at least none of it), then the reset.
+            let half = bytes.slice(..bytes.len() / 2);
+            let frames = futures::stream::iter(vec![Ok(Frame::data(half)), Err(Dropped::Reset)]);
+            Ok(Response::from_parts(parts, StreamBody::new(frames).boxed()))
+        }
+        Fault::Hang => {
+            tokio::time::sleep(plan.hang).await;
+            forward().await
+        }
+        Fault::Slow => {
+            tokio::time::sleep(plan.slow).await;
+            forward().await
+        }
+    }
+}
+
+/// Sends one request to the engine on a connection of its own (loopback
+/// connects are cheap, and no pool can hide a reset from the next request).
+async fn forward(upstream: SocketAddr, req: Request<Full<Bytes>>) -> Result<Response<ProxyBody>, Dropped> {
+    let err = |what: &str, e: &dyn std::fmt::Display| Dropped::Upstream(format!("{what}: {e}"));
+    let stream = TcpStream::connect(upstream).await.map_err(|e| err("connecting", &e))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| err("handshake", &e))?;
+    tokio::spawn(conn);
+    let response = sender.send_request(req).await.map_err(|e| err("sending", &e))?;
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.map_err(|e| err("reading the answer", &e))?.to_bytes();
+    Ok(Response::from_parts(parts, full(bytes)))
+}
+
+/// The service and operation of a request, from its wire protocol.
+fn classify(headers: &hyper::HeaderMap, body: &[u8]) -> (Service, String) {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok())
+        && let Some((prefix, op)) = target.split_once('.')
+    {
+        let service = match prefix {
+            "DynamoDB_20120810" => Service::DynamoDb,
+            "DynamoDBStreams_20120810" => Service::Streams,
+            "AmazonSQS" => Service::Sqs,
+            _ => Service::Other,
+        };
+        return (service, op.to_owned());
+    }
+    let action = url::form_urlencoded::parse(body).find(|(k, _)| k == "Action").map(|(_, v)| v.into_owned());
+    match action {
+        Some(a) => (Service::Sns, a),
+        None => (Service::Other, String::new()),
+    }
+}
+
+/// `attempt=2; max=4` → 2 (1 when absent: a client that does not say).
+fn attempt_of(header: &str) -> u32 {
+    header.split(';').find_map(|part| part.trim().strip_prefix("attempt=")).and_then(|n| n.parse().ok()).unwrap_or(1)
+}
+
+/// The error AWS's own service would send, in its wire format.
+fn error_response(service: Service, operation: &str, fault: Fault) -> Response<ProxyBody> {
+    let (status, code, message) = match fault {
+        Fault::Throttle => (400, "", "Rate of requests exceeds the allowed throughput."),
+        Fault::ServerError => (500, "", "Internal server error (injected by the fault proxy)."),
+        Fault::Unavailable => (503, "ServiceUnavailable", "Service unavailable (injected by the fault proxy)."),
+        _ => (400, "", "Access denied (injected by the fault proxy)."),
+    };
+    let (status, code) = match (service, fault) {
+        // DynamoDB names provisioned-capacity throttles on data calls
+        // differently from control-plane throttles; both are seen.
+        (Service::DynamoDb, Fault::Throttle) if operation.ends_with("Item") || operation == "Query" => {
+            (status, "ProvisionedThroughputExceededException")
+        }
+        (Service::DynamoDb | Service::Streams, Fault::Throttle) => (status, "ThrottlingException"),
+        (Service::Sqs, Fault::Throttle) => (status, "RequestThrottled"),
+        (Service::Sns, Fault::Throttle) => (status, "Throttling"),
+        (Service::DynamoDb | Service::Streams, Fault::ServerError) => (status, "InternalServerError"),
+        (_, Fault::ServerError) => (status, "InternalError"),
+        (Service::Sns, Fault::Denied) => (403, "AuthorizationError"),
+        (_, Fault::Denied) => (status, "AccessDeniedException"),
+        _ => (status, code),
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let request_id = "beacon-fault-proxy";
+    let (content_type, body) = match service {
+        Service::Sns | Service::Other => (
+            "text/xml",
+            format!(
+                "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><Error><Type>{}</Type>\
+                 <Code>{code}</Code><Message>{message}</Message></Error><RequestId>{request_id}</RequestId>\
+                 </ErrorResponse>",
+                if status.is_server_error() { "Receiver" } else { "Sender" }
+            ),
+        ),
+        Service::DynamoDb | Service::Streams => (
+            "application/x-amz-json-1.0",
+            serde_json::json!({ "__type": format!("com.amazonaws.dynamodb.v20120810#{code}"), "message": message })
+                .to_string(),
+        ),
+        Service::Sqs => (
+            "application/x-amz-json-1.0",
+            serde_json::json!({ "__type": format!("com.amazonaws.sqs#{code}"), "message": message }).to_string(),
+        ),
+    };
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    headers.insert("x-amzn-requestid", hyper::header::HeaderValue::from_static(request_id));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule() {
+        let run = |seed| {
+            let plan = FaultPlan::default();
+            plan.set_mix(Some(Mix::retryable(seed, 0.1, Matcher::default())));
+            (0..200).map(|_| plan.decide(Service::DynamoDb, "PutItem", 1, String::new())).collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+        let faults = run(7).into_iter().filter(|f| *f != Fault::Pass).count();
+        // 7 kinds at 10 % each: about 70 % of 200.
+        assert!((100..180).contains(&faults), "{faults} faults of 200");
+    }
+
+    #[test]
+    fn scripted_faults_go_first_and_only_to_their_match() {
+        let plan = FaultPlan::default();
+        plan.script(Matcher::op(Service::Sns, "Publish"), [Fault::Throttle, Fault::ResetAfter]);
+        assert_eq!(plan.decide(Service::DynamoDb, "PutItem", 1, String::new()), Fault::Pass);
+        assert_eq!(plan.decide(Service::Sns, "Publish", 1, String::new()), Fault::Throttle);
+        assert_eq!(plan.decide(Service::Sns, "Publish", 2, String::new()), Fault::ResetAfter);
+        assert_eq!(plan.decide(Service::Sns, "Publish", 3, String::new()), Fault::Pass);
+        assert_eq!(plan.counts()[&Fault::Pass], 2);
+    }
+
+    #[test]
+    fn requests_are_classified_by_their_protocol() {
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert("x-amz-target", "DynamoDB_20120810.PutItem".parse().unwrap());
+        assert_eq!(classify(&headers, b"{}"), (Service::DynamoDb, "PutItem".into()));
+        headers.insert("x-amz-target", "AmazonSQS.ReceiveMessage".parse().unwrap());
+        assert_eq!(classify(&headers, b"{}"), (Service::Sqs, "ReceiveMessage".into()));
+        let none = hyper::HeaderMap::new();
+        assert_eq!(classify(&none, b"Action=PublishBatch&Version=2010-03-31"), (Service::Sns, "PublishBatch".into()));
+        assert_eq!(classify(&none, b"\xff\xfe"), (Service::Other, String::new()));
+        assert_eq!(attempt_of("attempt=3; max=4"), 3);
+        assert_eq!(attempt_of(""), 1);
+    }
+
+    #[test]
+    fn errors_use_each_services_wire_format() {
+        let r = error_response(Service::Sns, "Publish", Fault::Throttle);
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.headers()["content-type"], "text/xml");
+        let r = error_response(Service::DynamoDb, "UpdateItem", Fault::Throttle);
+        assert_eq!(r.headers()["content-type"], "application/x-amz-json-1.0");
+        assert_eq!(error_response(Service::Streams, "GetRecords", Fault::Unavailable).status(), 503);
+        assert_eq!(error_response(Service::Sns, "Publish", Fault::Denied).status(), 403);
+    }
+}
