@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use beacon::services_file::ServicesFile;
 use beacon::{Registration, Status};
+use beacon_local::proxy::{Fault, Matcher, Mix};
 use beacon_tests::extensions_api::ExtensionsApi;
 use beacon_tests::faults::Outage;
+use beacon_tests::wire::Wire;
 use beacon_tests::{TestPipeline, now, unique};
 
 fn extension_binary() -> PathBuf {
@@ -186,6 +188,59 @@ async fn a_bad_needed_services_is_an_init_error_naming_the_part() {
     assert!(message.contains("NEEDED_SERVICES") && message.contains("payments@1.2"), "{message}");
     assert_eq!(api.next_calls().await, 0, "it went on after a bad config");
     assert!(!file.exists());
+    let _ = std::fs::remove_dir_all(dir);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_extension_binary_rides_out_wire_faults() {
+    // The real extension binary, its only change the endpoint variable: its
+    // registry reads go through the fault proxy. The first five calls meet
+    // one of each retryable fault, the rest a seeded mix; the file must be
+    // there before the first INVOKE and follow changes all the same.
+    let seed = beacon_tests::faults::seed();
+    let p = TestPipeline::start("ext-wire").await;
+    p.registry.put(&reg("1.0.0")).await.unwrap();
+    let dir = std::env::temp_dir().join(unique("ext-wire"));
+    let (file, log) = (dir.join("services.json"), dir.join("ext.log"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wire = Wire::start().await;
+    wire.plan.script(
+        Matcher::default(),
+        [Fault::Throttle, Fault::ServerError, Fault::Unavailable, Fault::ResetBefore, Fault::ResetAfter],
+    );
+    wire.plan.set_mix(Some(Mix {
+        seed,
+        rates: vec![
+            (Fault::Throttle, 0.05),
+            (Fault::ServerError, 0.05),
+            (Fault::ResetAfter, 0.05),
+            (Fault::Slow, 0.05),
+        ],
+        only: Matcher::default(),
+    }));
+    let api = ExtensionsApi::start().await;
+    let mut child = spawn(&api, &p.table, "orders", &file, &log, &wire.dynamodb.url, free_port());
+    api.wait_for_next_call(1, Duration::from_secs(30)).await;
+    assert_eq!(version_in(&file, "orders").as_deref(), Some("1.0.0"), "the file before the first INVOKE (seed {seed})");
+    assert_eq!(wire.plan.pending(), 0, "the scripted faults were all met (seed {seed})");
+    for version in ["2.0.0", "3.0.0"] {
+        p.registry.put(&reg(version)).await.unwrap();
+        TestPipeline::eventually(Duration::from_secs(30), "the file to follow the change", || async {
+            api.invoke().await;
+            version_in(&file, "orders").as_deref() == Some(version)
+        })
+        .await;
+    }
+    let counts = wire.plan.counts();
+    eprintln!("extension wire faults (seed {seed}): {counts:?}");
+    api.shutdown().await;
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the extension did not exit on SHUTDOWN");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wire.stop().await;
     let _ = std::fs::remove_dir_all(dir);
     p.stop().await;
 }

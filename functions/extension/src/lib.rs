@@ -55,6 +55,10 @@ pub struct Config {
 /// 2773).
 pub const DEFAULT_HTTP_PORT: u16 = 2780;
 
+/// Pause between init's tries of a registry call that failed but may pass:
+/// on top of the SDK's own backoff, so a throttled table is not hammered.
+const INIT_RETRY: Duration = Duration::from_millis(200);
+
 fn http_port() -> Result<Option<u16>, ConfigError> {
     match std::env::var("BEACON_HTTP_PORT") {
         Err(_) => Ok(Some(DEFAULT_HTTP_PORT)),
@@ -165,26 +169,37 @@ impl<C: Catalog> Watcher<C> {
     }
 
     /// Init: declare the needs (only when they differ), wait briefly for the
-    /// resolved item, write the file. A registry outage here is logged, not
-    /// fatal: the function starts, and the next INVOKE tries again.
+    /// resolved item, write the file. A registry error that can pass
+    /// (throttling, 5xx, a reset, a timeout: what the SDK's own retries did
+    /// not ride out) is tried again until the init wait is spent, so a brief
+    /// fault does not start the function without its file. A registry still
+    /// failing then, or refusing, is logged, not fatal: the function starts,
+    /// and the next INVOKE tries again.
     pub async fn init(&mut self) {
+        let deadline = Instant::now() + self.config.init_wait;
         let wanted: Vec<String> = self.config.needs.iter().map(ToString::to_string).collect();
-        match self.catalog.needs(&self.config.consumer).await {
-            Ok(current) if current.as_ref() == Some(&wanted) => {}
-            Ok(_) => {
-                let needs = Needs { consumer: self.config.consumer.clone(), needs: self.config.needs.clone() };
-                if let Err(e) = self.catalog.put_needs(&needs, beacon::clock::now_seconds()).await {
-                    self.outage(&e);
-                    return;
+        loop {
+            let declared = match self.catalog.needs(&self.config.consumer).await {
+                Ok(current) if current.as_ref() == Some(&wanted) => Ok(()),
+                Ok(_) => {
+                    let needs = Needs { consumer: self.config.consumer.clone(), needs: self.config.needs.clone() };
+                    let put = self.catalog.put_needs(&needs, beacon::clock::now_seconds()).await;
+                    if put.is_ok() {
+                        tracing::info!(consumer = %self.config.consumer, needs = %format_needs(&self.config.needs), "declared needs");
+                    }
+                    put
                 }
-                tracing::info!(consumer = %self.config.consumer, needs = %format_needs(&self.config.needs), "declared needs");
-            }
-            Err(e) => {
-                self.outage(&e);
-                return;
+                Err(e) => Err(e),
+            };
+            match declared {
+                Ok(()) => break,
+                Err(e) if e.retryable && Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "declaring needs failed; trying again within the init wait");
+                    tokio::time::sleep(INIT_RETRY).await;
+                }
+                Err(e) => return self.outage(&e),
             }
         }
-        let deadline = Instant::now() + self.config.init_wait;
         loop {
             match self.catalog.resolved(&self.config.consumer).await {
                 Ok(Some(item)) if answers(&item, &self.config.needs) => {
@@ -197,10 +212,11 @@ impl<C: Catalog> Watcher<C> {
                     tracing::warn!(consumer = %self.config.consumer, "no resolved view yet; the first INVOKE checks again");
                     return;
                 }
-                Err(e) => {
-                    self.outage(&e);
-                    return;
+                Err(e) if e.retryable && Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "reading the resolved view failed; trying again within the init wait");
+                    tokio::time::sleep(INIT_RETRY).await;
                 }
+                Err(e) => return self.outage(&e),
             }
         }
     }

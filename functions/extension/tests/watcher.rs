@@ -245,6 +245,48 @@ async fn needs_already_declared_are_not_rewritten_and_init_waits_only_init_wait(
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_registry_failing_briefly_at_init_is_tried_again_within_init_wait() {
+    // What the wire-fault test of the binary found: one failed call (after
+    // the SDK's own retries) used to start the function without its file,
+    // with most of the init wait unspent.
+    let dir = temp_dir("init-retry");
+    let memory = Memory::default();
+    *memory.needs.lock().unwrap() = Some(vec!["orders".into()]);
+    *memory.item.lock().unwrap() = Some(view(&["orders"], 4));
+    memory.down.store(true, Ordering::SeqCst);
+    let mut w = Watcher::new(&memory, config(&dir));
+    let start = tokio::time::Instant::now();
+    let back = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        memory.down.store(false, Ordering::SeqCst);
+    };
+    tokio::join!(w.init(), back);
+    let waited = start.elapsed();
+    assert_eq!(revision_in(&dir.join("services.json")), Some(4), "the file is there for the first INVOKE");
+    assert!(waited >= Duration::from_secs(1) && waited < Duration::from_secs(2), "waited {waited:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_registry_down_for_all_of_init_wait_starts_the_function_without_a_file() {
+    let dir = temp_dir("init-down");
+    let memory = Memory::default();
+    *memory.item.lock().unwrap() = Some(view(&["orders"], 4));
+    memory.down.store(true, Ordering::SeqCst);
+    let mut w = Watcher::new(&memory, config(&dir));
+    let start = tokio::time::Instant::now();
+    w.init().await;
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(3) && waited < Duration::from_secs(4), "gave up after init_wait: {waited:?}");
+    assert_eq!(revision_in(&dir.join("services.json")), None);
+    // The first INVOKE after it recovers catches up.
+    memory.down.store(false, Ordering::SeqCst);
+    w.on_invoke().await;
+    assert_eq!(revision_in(&dir.join("services.json")), Some(4));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_view_of_other_needs_is_not_taken_for_ours() {
     let dir = temp_dir("stale-view");
     let memory = Memory::default();
