@@ -19,6 +19,14 @@ pub enum VersionError {
         /// The length that was seen.
         len: usize,
     },
+    /// A two-part version within the limit whose padded form (`1.2` read as
+    /// `1.2.0`) is not: it would be stored and printed longer than the
+    /// limit, and that text would no longer parse.
+    #[error("version is {len} characters once read as MAJOR.MINOR.PATCH; at most {MAX_VERSION_LEN} are allowed")]
+    TooLongPadded {
+        /// The padded length.
+        len: usize,
+    },
     /// Not semver, even after padding a two-part version.
     #[error("`{text}` is not a version: expected semver such as 1.2.0 (or 1.2, read as 1.2.0): {reason}")]
     Invalid {
@@ -41,9 +49,15 @@ pub fn parse_version(text: &str) -> Result<Version, VersionError> {
             // after it) is padded; anything else keeps semver's own message.
             let core_end = text.find(['-', '+']).unwrap_or(text.len());
             let (core, rest) = text.split_at(core_end);
+            let padded = format!("{core}.0{rest}");
             if core.split('.').count() == 2
-                && let Ok(v) = Version::parse(&format!("{core}.0{rest}"))
+                && let Ok(v) = Version::parse(&padded)
             {
+                // Found by fuzzing: a 63-character `1.2-…` was accepted and
+                // printed as a 65-character `1.2.0-…` that no longer parsed.
+                if padded.len() > MAX_VERSION_LEN {
+                    return Err(VersionError::TooLongPadded { len: padded.len() });
+                }
                 return Ok(v);
             }
             Err(VersionError::Invalid { text: crate::validation::shown(text), reason: first.to_string() })
@@ -73,5 +87,19 @@ mod tests {
             assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");
         }
         assert!(matches!(parse_version(&"1".repeat(65)), Err(VersionError::TooLong { len: 65 })));
+    }
+
+    #[test]
+    fn a_two_part_version_that_pads_past_the_limit_is_refused() {
+        // The fuzzer's find (fuzz/regressions/requirements/): accepted, it
+        // printed as text that did not parse back.
+        let text = format!("1.2-{}", "a".repeat(MAX_VERSION_LEN - 4));
+        assert_eq!(text.len(), MAX_VERSION_LEN);
+        let err = parse_version(&text).unwrap_err();
+        assert_eq!(err, VersionError::TooLongPadded { len: MAX_VERSION_LEN + 2 });
+        assert!(err.to_string().contains("once read as MAJOR.MINOR.PATCH"), "{err}");
+        let fits = format!("1.2-{}", "a".repeat(MAX_VERSION_LEN - 6));
+        let v = parse_version(&fits).unwrap();
+        assert_eq!(parse_version(&v.to_string()).unwrap(), v, "what is accepted prints back to itself");
     }
 }
