@@ -30,14 +30,18 @@ fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
-async fn start(opts: &DevOpts, endpoints: &LocalEndpoints) -> Result<Running> {
+/// Creates what the template would (through `direct`, the engines
+/// themselves: set-up is CloudFormation's job in AWS, not a component's)
+/// and starts every component on `endpoints` (the engines, or the fault
+/// proxies in front of them).
+async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoints) -> Result<Running> {
     let clients: Clients = endpoints.clients();
     let names = Names {
         topic: opts.topic.clone(),
         on_failure_queue: (!opts.no_pipeline).then(|| format!("{}-on-failure", opts.table)),
         ..Names::for_table(&opts.table)
     };
-    let resources = pipeline::create(&clients, &names).await.context("creating the table, topic and queue")?;
+    let resources = pipeline::create(&direct.clients(), &names).await.context("creating the table, topic and queue")?;
     let (stop, stop_rx) = watch::channel(false);
     if opts.no_pipeline {
         return Ok(Running { resources, api_url: None, ui: None, stop, tasks: Vec::new() });
@@ -150,7 +154,7 @@ async fn faults(opts: &DevOpts, direct: &LocalEndpoints) -> Result<Option<(Local
 /// Runs everything on `stack` until Ctrl-C or SIGTERM.
 pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
     let faulted = faults(opts, &stack.endpoints).await?;
-    let running = start(opts, faulted.as_ref().map_or(&stack.endpoints, |(e, _)| e)).await?;
+    let running = start(opts, &stack.endpoints, faulted.as_ref().map_or(&stack.endpoints, |(e, _)| e)).await?;
     let (table, topic_arn) = (&running.resources.table, &running.resources.topic_arn);
     let mut env = stack.endpoints.env_lines(table, topic_arn, running.api_url.as_deref(), &opts.scoped_service);
     if let Some(ui) = &running.ui {
