@@ -62,17 +62,11 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let mut seen = 0usize;
     let result: Result<()> = async {
         loop {
-            let receive = sqs
-                .receive_message()
-                .queue_url(&queue.url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(5)
-                .customize()
-                .config_override(
-                    aws_sdk_sqs::config::Builder::default()
-                        .timeout_config(beacon_aws::config::long_poll_timeouts(std::time::Duration::from_secs(5))),
-                )
-                .send();
+            let receive = beacon_aws::sqs::long_poll(
+                sqs.receive_message().queue_url(&queue.url).max_number_of_messages(10),
+                std::time::Duration::from_secs(5),
+            )
+            .send();
             let out = tokio::select! {
                 _ = tokio::signal::ctrl_c() => return Ok(()),
                 _ = term.recv() => return Ok(()),

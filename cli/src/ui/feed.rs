@@ -100,17 +100,11 @@ async fn read(
     loop {
         let received = tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
-            r = sqs
-                .receive_message()
-                .queue_url(&url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(20)
-                .customize()
-                .config_override(
-                    aws_sdk_sqs::config::Builder::default()
-                        .timeout_config(beacon_aws::config::long_poll_timeouts(std::time::Duration::from_secs(20))),
-                )
-                .send() => r,
+            r = beacon_aws::sqs::long_poll(
+                sqs.receive_message().queue_url(&url).max_number_of_messages(10),
+                std::time::Duration::from_secs(20),
+            )
+            .send() => r,
         };
         let messages = match received {
             Ok(out) => out.messages.unwrap_or_default(),

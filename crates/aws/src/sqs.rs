@@ -64,3 +64,23 @@ where
     };
     StoreError { operation, message, retryable, source: Some(Box::new(err)) }
 }
+
+/// The fluent builder of a `ReceiveMessage`, customisable once.
+pub type LongPoll = aws_sdk_sqs::client::customize::CustomizableOperation<
+    aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput,
+    aws_sdk_sqs::operation::receive_message::ReceiveMessageError,
+    aws_sdk_sqs::operation::receive_message::builders::ReceiveMessageFluentBuilder,
+>;
+
+/// `receive` as a long poll of `wait`: `WaitTimeSeconds` set from `wait`,
+/// and the attempt and operation timeouts raised by the same `wait`
+/// ([`crate::config::long_poll_timeouts`]), so the one duration cannot
+/// disagree with itself and an empty poll is not cut off as a hang.
+pub fn long_poll(
+    receive: aws_sdk_sqs::operation::receive_message::builders::ReceiveMessageFluentBuilder,
+    wait: std::time::Duration,
+) -> LongPoll {
+    receive.wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20)).customize().config_override(
+        aws_sdk_sqs::config::Builder::default().timeout_config(crate::config::long_poll_timeouts(wait)),
+    )
+}

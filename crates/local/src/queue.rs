@@ -131,19 +131,15 @@ impl Poller {
             }
             let received = tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
-                r = self
-                    .sqs
-                    .receive_message()
-                    .queue_url(&self.url)
-                    .max_number_of_messages(self.config.batch_size.clamp(1, 10))
-                    .wait_time_seconds(i32::try_from(self.config.wait.as_secs()).unwrap_or(1))
-                    .message_system_attribute_names(MessageSystemAttributeName::All)
-                    .customize()
-                    .config_override(
-                        aws_sdk_sqs::config::Builder::default()
-                            .timeout_config(beacon_aws::config::long_poll_timeouts(self.config.wait)),
-                    )
-                    .send() => r,
+                r = beacon_aws::sqs::long_poll(
+                    self.sqs
+                        .receive_message()
+                        .queue_url(&self.url)
+                        .max_number_of_messages(self.config.batch_size.clamp(1, 10))
+                        .message_system_attribute_names(MessageSystemAttributeName::All),
+                    self.config.wait,
+                )
+                .send() => r,
             };
             let messages = match received {
                 Ok(out) => out.messages.unwrap_or_default(),
