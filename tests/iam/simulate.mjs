@@ -3,6 +3,9 @@
 // never shipped). Reads a JSON array of cases on stdin:
 //   { name, principal, action, resource, account, context,
 //     identityPolicies: [policy...], resourcePolicy?: policy }
+// As AWS does, a request by an IAM role or user carries aws:PrincipalArn
+// (the role's ARN) and aws:PrincipalAccount unless the case sets them: the
+// topic's and queues' explicit denies name principals by aws:PrincipalArn.
 // and prints one line of JSON: [{ name, result }] where result is
 // "Allowed", "ExplicitlyDenied", "ImplicitlyDenied", or "error: ..." when
 // the simulator refused the input (a malformed policy, an unknown action).
@@ -18,6 +21,12 @@ const { runSimulation } = require('@cloud-copilot/iam-simulate')
 const cases = JSON.parse(readFileSync(0, 'utf8'))
 const out = []
 for (const c of cases) {
+  const context = { ...(c.context || {}) }
+  const iam = /^arn:aws[a-z-]*:iam::(\d{12}):(role|user)\//.exec(c.principal || '')
+  if (iam) {
+    if (!('aws:PrincipalArn' in context)) context['aws:PrincipalArn'] = c.principal
+    if (!('aws:PrincipalAccount' in context)) context['aws:PrincipalAccount'] = iam[1]
+  }
   const simulation = {
     identityPolicies: (c.identityPolicies || []).map((policy, i) => ({ name: `p${i}`, policy })),
     serviceControlPolicies: [],
@@ -26,7 +35,7 @@ for (const c of cases) {
       principal: c.principal,
       action: c.action,
       resource: { resource: c.resource, accountId: c.account || '123456789012' },
-      contextVariables: c.context || {}
+      contextVariables: context
     }
   }
   if (c.resourcePolicy) simulation.resourcePolicy = c.resourcePolicy
