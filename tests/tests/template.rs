@@ -1,5 +1,7 @@
-//! The SAM templates, read as data: least privilege per function, and the
-//! event source mapping's filter equal to the local poller's. (cfn-lint
+//! The SAM templates, read as data: least privilege per function, as AWS
+//! deploys it (each role read from the template AWS's SAM translator
+//! produces, `tests/iam/sam_transform.py`, managed policies included), and
+//! the event source mapping's filter equal to the local poller's. (cfn-lint
 //! validates them in ./scripts/test.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
@@ -25,8 +27,45 @@ fn statements(function: &Value) -> Vec<Value> {
     as_list(&function["Properties"]["Policies"]).iter().flat_map(|p| as_list(&p["Statement"])).collect()
 }
 
-fn actions(function: &Value) -> BTreeSet<String> {
-    statements(function)
+/// The root of the project.
+fn root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The template as AWS deploys it: transformed by AWS's SAM translator,
+/// offline (`tests/iam/sam_transform.py`; ./scripts/bootstrap installs
+/// aws-sam-translator into .venv).
+fn deployed(name: &str) -> Value {
+    let out = std::process::Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("tests/iam/sam_transform.py"))
+        .arg(root().join("infra").join(name))
+        .output()
+        .expect("the SAM translator runs (./scripts/bootstrap installs it)");
+    assert!(out.status.success(), "transforming {name}: {}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_yaml::to_value(json).unwrap()
+}
+
+/// The only managed policy a deployed role may carry: the function's own
+/// CloudWatch logs (logs:CreateLogGroup, CreateLogStream, PutLogEvents).
+const BASIC_EXECUTION: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+
+/// The deployed role of a function (in the transformed template).
+fn role_of<'a>(t: &'a Value, function: &str) -> &'a Value {
+    let id = t["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0].as_str().unwrap();
+    &t["Resources"][id]
+}
+
+/// Every statement of a function's deployed role's inline policies.
+fn role_statements(t: &Value, function: &str) -> Vec<Value> {
+    as_list(&role_of(t, function)["Properties"]["Policies"])
+        .iter()
+        .flat_map(|p| as_list(&p["PolicyDocument"]["Statement"]))
+        .collect()
+}
+
+fn role_actions(t: &Value, function: &str) -> BTreeSet<String> {
+    role_statements(t, function)
         .iter()
         .flat_map(|s| as_list(&s["Action"]))
         .filter_map(|a| a.as_str().map(str::to_owned))
@@ -36,22 +75,156 @@ fn actions(function: &Value) -> BTreeSet<String> {
 /// Actions IAM's service authorization reference defines with no resource
 /// type: a policy can grant them only on "*" (the IAM simulator in
 /// tests/tests/iam.rs refuses any other resource for them).
-const WILDCARD_ONLY: &[&str] = &["dynamodb:ListStreams"];
+const WILDCARD_ONLY: &[&str] = &["dynamodb:ListStreams", "sqs:ListQueues"];
 
 fn set(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// Read from the deployed roles: what SAM adds for an event (a policy of
+/// its own, like the on-failure destination's SendMessage) counts too.
 #[test]
 fn every_function_is_granted_exactly_what_its_code_calls() {
+    let t = deployed("template.yaml");
+    assert_eq!(role_actions(&t, "FanoutFunction"), set(beacon_fanout::IAM_ACTIONS));
+    assert_eq!(role_actions(&t, "RefreshFunction"), set(beacon_fanout::REFRESH_IAM_ACTIONS));
+    assert_eq!(role_actions(&t, "SweeperFunction"), set(beacon_sweeper::IAM_ACTIONS));
+    assert_eq!(role_actions(&t, "CatalogApiFunction"), set(beacon_catalog_api::IAM_ACTIONS));
+    let registrar = deployed("registrar.yaml");
+    assert_eq!(role_actions(&registrar, "RegistrarFunction"), set(beacon_registrar::IAM_ACTIONS));
+}
+
+/// SAM attaches AWS managed policies by event type (a DynamoDB event:
+/// AWSLambdaDynamoDBExecutionRole, every stream of the account; an SQS
+/// event: AWSLambdaSQSQueueExecutionRole, every queue). No role of either
+/// deployed template carries any managed policy but
+/// AWSLambdaBasicExecutionRole (logs only), and every function has a role
+/// of its own.
+#[test]
+fn no_deployed_role_carries_a_managed_policy_but_basic_execution() {
+    for name in ["template.yaml", "registrar.yaml"] {
+        let t = deployed(name);
+        let Value::Mapping(resources) = &t["Resources"] else { panic!("{name} has no Resources") };
+        let mut roles = 0;
+        for (id, resource) in resources {
+            match resource["Type"].as_str() {
+                Some("AWS::IAM::Role") => {
+                    roles += 1;
+                    for arn in as_list(&resource["Properties"]["ManagedPolicyArns"]).iter().filter(|a| !a.is_null()) {
+                        assert_eq!(
+                            arn.as_str(),
+                            Some(BASIC_EXECUTION),
+                            "{name} {id:?} carries the managed policy {arn:?}"
+                        );
+                    }
+                }
+                Some("AWS::Lambda::Function") => {
+                    let role = &resource["Properties"]["Role"]["Fn::GetAtt"];
+                    assert!(role[0].as_str().is_some(), "{name} {id:?} runs with a role from outside the stack");
+                }
+                _ => {}
+            }
+        }
+        assert!(roles > 0, "{name}: no role found in the transformed template");
+    }
+}
+
+/// The fan-out's stream mapping is a plain resource, not a SAM event, with
+/// the settings the pipeline depends on.
+#[test]
+fn the_fan_out_stream_mapping_is_a_plain_resource() {
     let t = template("template.yaml");
     let r = &t["Resources"];
-    assert_eq!(actions(&r["FanoutFunction"]), set(beacon_fanout::IAM_ACTIONS));
-    assert_eq!(actions(&r["RefreshFunction"]), set(beacon_fanout::REFRESH_IAM_ACTIONS));
-    assert_eq!(actions(&r["SweeperFunction"]), set(beacon_sweeper::IAM_ACTIONS));
-    assert_eq!(actions(&r["CatalogApiFunction"]), set(beacon_catalog_api::IAM_ACTIONS));
+    assert!(r["FanoutFunction"]["Properties"]["Events"].is_null(), "a DynamoDB event would attach SAM's broad policy");
+    assert_eq!(r["FanoutStream"]["Type"].as_str(), Some("AWS::Lambda::EventSourceMapping"));
+    let m = &r["FanoutStream"]["Properties"];
+    assert_eq!(m["StartingPosition"].as_str(), Some("TRIM_HORIZON"));
+    assert_eq!(m["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    assert_eq!(m["MaximumRecordAgeInSeconds"].as_u64(), Some(86400));
+    assert_eq!(as_list(&m["FunctionResponseTypes"]), vec![Value::from("ReportBatchItemFailures")]);
+    assert!(!m["DestinationConfig"]["OnFailure"]["Destination"].is_null());
+}
+
+/// Every template parameter that lands in a Resource ARN of a role has an
+/// AllowedPattern, and that pattern refuses IAM's wildcards: a `*` there
+/// would grant every function, API or table of the account. Checked with
+/// Python's `re` (CloudFormation's patterns are plain regular expressions;
+/// a CommaDelimitedList's pattern applies to each value).
+#[test]
+fn parameters_that_name_resources_refuse_wildcards() {
+    for name in ["template.yaml", "registrar.yaml"] {
+        let t = template(name);
+        let params = &t["Parameters"];
+        let mut used: BTreeSet<String> = BTreeSet::new();
+        let Value::Mapping(resources) = &t["Resources"] else { panic!() };
+        for resource in resources.values() {
+            for s in statements(resource) {
+                collect_parameters(&s["Resource"], params, &mut used);
+            }
+        }
+        if name == "registrar.yaml" {
+            for p in ["LambdaFunctions", "RestApiId", "HttpApiId", "BeaconTableName", "ServiceName"] {
+                assert!(used.contains(p), "{name}: {p} no longer lands in an ARN? {used:?}");
+            }
+        }
+        for p in &used {
+            let pattern = params[p.as_str()]["AllowedPattern"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: parameter {p} lands in a Resource ARN and has no AllowedPattern"));
+            for bad in ["*", "?", "orders*", "orders-?", "a*b", "*,x"] {
+                assert!(!fullmatch(pattern, bad), "{name}: {p}'s pattern {pattern} accepts {bad:?}");
+            }
+        }
+    }
     let registrar = template("registrar.yaml");
-    assert_eq!(actions(&registrar["Resources"]["RegistrarFunction"]), set(beacon_registrar::IAM_ACTIONS));
+    for (p, good) in [("LambdaFunctions", "hello-fn"), ("RestApiId", "a1b2c3d4e5"), ("BeaconTableName", "beacon-dev")] {
+        let pattern = registrar["Parameters"][p]["AllowedPattern"].as_str().unwrap();
+        assert!(fullmatch(pattern, good), "{p}'s pattern refuses {good:?}");
+    }
+}
+
+/// Parameter names a policy Resource refers to, by `!Ref` or inside `!Sub`.
+fn collect_parameters(v: &Value, params: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Tagged(t) => {
+            let tag = t.tag.to_string();
+            if tag == "!Ref" {
+                if let Some(n) = t.value.as_str().filter(|n| !params[*n].is_null()) {
+                    out.insert(n.to_owned());
+                }
+            } else if tag == "!Sub" {
+                let text = match &t.value {
+                    Value::Sequence(parts) => {
+                        collect_parameters(&parts[1], params, out);
+                        parts[0].as_str().unwrap_or_default().to_owned()
+                    }
+                    other => other.as_str().unwrap_or_default().to_owned(),
+                };
+                let mut rest = text.as_str();
+                while let Some(i) = rest.find("${") {
+                    let end = rest[i..].find('}').map_or(rest.len(), |e| i + e);
+                    let n = &rest[i + 2..end];
+                    if !params[n].is_null() {
+                        out.insert(n.to_owned());
+                    }
+                    rest = &rest[end..];
+                }
+            } else {
+                collect_parameters(&t.value, params, out);
+            }
+        }
+        Value::Sequence(s) => s.iter().for_each(|i| collect_parameters(i, params, out)),
+        Value::Mapping(m) => m.values().for_each(|i| collect_parameters(i, params, out)),
+        _ => {}
+    }
+}
+
+fn fullmatch(pattern: &str, text: &str) -> bool {
+    let out = std::process::Command::new(root().join(".venv/bin/python"))
+        .args(["-c", "import re,sys; sys.exit(0 if re.fullmatch(sys.argv[1], sys.argv[2]) else 1)", pattern, text])
+        .status()
+        .unwrap();
+    out.success()
 }
 
 /// SAM attaches AWS's broad execution-role policies to a function with an
@@ -83,10 +256,15 @@ fn the_refresh_queue_is_fifo_with_a_dead_letter_queue_and_a_plain_mapping() {
 #[test]
 fn no_statement_grants_wildcard_actions_or_resources() {
     for name in ["template.yaml", "registrar.yaml"] {
-        let t = template(name);
+        // The deployed template: its roles hold every inline policy SAM
+        // wrote (the functions' own and those it adds for events).
+        let t = deployed(name);
         let Value::Mapping(resources) = &t["Resources"] else { panic!("{name} has no Resources") };
         for (id, resource) in resources {
-            let mut all = statements(resource);
+            let mut all: Vec<Value> = as_list(&resource["Properties"]["Policies"])
+                .iter()
+                .flat_map(|p| as_list(&p["PolicyDocument"]["Statement"]))
+                .collect();
             all.extend(as_list(&resource["Properties"]["PolicyDocument"]["Statement"]));
             for s in all.iter().filter(|s| !s.is_null()) {
                 for a in as_list(&s["Action"]) {
@@ -110,8 +288,7 @@ fn no_statement_grants_wildcard_actions_or_resources() {
 #[test]
 fn the_mapping_filter_equals_the_local_pollers() {
     let t = template("template.yaml");
-    let filters =
-        &t["Resources"]["FanoutFunction"]["Properties"]["Events"]["Stream"]["Properties"]["FilterCriteria"]["Filters"];
+    let filters = &t["Resources"]["FanoutStream"]["Properties"]["FilterCriteria"]["Filters"];
     let from_template: Vec<serde_json::Value> =
         as_list(filters).iter().map(|f| serde_json::from_str(f["Pattern"].as_str().unwrap()).unwrap()).collect();
     let local = beacon_local::filter::FilterCriteria::beacon();
