@@ -15,6 +15,8 @@
 //! - [`sns`] — the SNS adapter for the publisher port;
 //! - [`sqs`] — the SQS adapter for the refresh-queue port (pages of large
 //!   fan-outs);
+//! - [`janitor`] — the SNS/SQS adapter for the subscribers port (the
+//!   sweeper's janitor of viewers' queues), and a viewer's GetCallerIdentity;
 //! - `components` (feature `registrar`) — the registrar's checks of a
 //!   service's Lambda functions and APIs, and its self-removal;
 //! - [`logging`] — Lambda's log controls, with the SDK's payload logging
@@ -26,6 +28,7 @@ pub mod components;
 pub mod config;
 pub mod dynamo;
 pub mod item;
+pub mod janitor;
 pub mod logging;
 pub mod metrics;
 pub mod sns;

@@ -425,3 +425,56 @@ pub trait Components: Send + Sync {
     /// Deletes the registrar's own function.
     async fn delete_function(&self, name: &str) -> Result<(), CheckError>;
 }
+
+/// The names every registry viewer's queue starts with (`beacon watch`,
+/// `beacon ui`): the only queues the janitor may remove.
+pub const VIEWER_QUEUE_PREFIXES: &[&str] = &["beacon-watch-", "beacon-ui-"];
+/// A viewer queue's tag naming its creator (`aws:userid`, the `UserId`
+/// GetCallerIdentity returns); the viewer policy grants a queue's rights
+/// only to the principal it names.
+pub const OWNER_TAG: &str = "beacon:owner";
+/// A viewer queue's tag holding its lease (epoch seconds): the viewer
+/// pushes it ahead while it runs; once it has passed, the janitor removes
+/// the queue and its subscription.
+pub const LEASE_TAG: &str = "beacon:lease";
+
+/// One subscription of the change topic, as ListSubscriptionsByTopic lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSubscription {
+    /// The subscription's ARN (`PendingConfirmation` while unconfirmed).
+    pub arn: String,
+    /// Its protocol (`sqs`, `https`, `lambda`, ...).
+    pub protocol: String,
+    /// Its endpoint (for `sqs`, the queue's ARN).
+    pub endpoint: String,
+}
+
+/// A viewer's queue (a name with one of [`VIEWER_QUEUE_PREFIXES`]) in the
+/// topic's account and region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewerQueue {
+    /// The queue's name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// Its [`LEASE_TAG`], if it has one that is a number.
+    pub lease: Option<i64>,
+}
+
+/// The topic's subscriptions and the viewers' queues, as the sweeper's
+/// janitor sees them (it removes what viewers leave behind: viewers may
+/// neither list nor remove subscriptions).
+#[async_trait]
+pub trait Subscribers: Send + Sync {
+    /// Every subscription of the topic.
+    async fn subscriptions(&self) -> Result<Vec<TopicSubscription>, StoreError>;
+    /// Every viewer queue, with its lease.
+    async fn viewer_queues(&self) -> Result<Vec<ViewerQueue>, StoreError>;
+    /// Whether the queue `name` exists (asked before a subscription whose
+    /// queue was not listed is removed: listings may lag).
+    async fn queue_exists(&self, name: &str) -> Result<bool, StoreError>;
+    /// Removes a subscription (one already gone counts as removed).
+    async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), StoreError>;
+    /// Deletes a queue (one already gone counts as deleted).
+    async fn delete_queue(&self, url: &str) -> Result<(), StoreError>;
+}
