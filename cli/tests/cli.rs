@@ -124,6 +124,10 @@ async fn watch_prints_events_from_another_process_and_cleans_up() {
     let text = stdout(&out);
     assert!(text.contains("registered") && text.contains("billing 3.0.0"), "{text}");
     assert!(!text.contains("other"), "the filter let another service through: {text}");
+    // On exit watch ends its queue's lease; the sweeper's janitor removes
+    // it (tests/viewers.rs covers the janitor).
+    let port = beacon_aws::janitor::SnsSqsSubscribers::new(p.sns.clone(), p.sqs.clone(), &p.topic_arn);
+    beacon_sweeper::janitor::run(&port, &p.topic_arn, beacon_tests::now()).await.unwrap();
     assert_eq!(queues(&p).await, 0, "watch left its queue behind");
     p.stop().await;
 }

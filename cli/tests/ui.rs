@@ -55,7 +55,7 @@ async fn the_registry_page_follows_the_registry_live() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
 
-    // Stopping the page removes its queue.
+    // Stopping the page hands its queue to the janitor.
     let _ = Command::new("kill").arg("-TERM").arg(ui.id().to_string()).status();
     let mut exited = false;
     for _ in 0..100 {
@@ -67,6 +67,9 @@ async fn the_registry_page_follows_the_registry_live() {
     }
     assert!(out.status.success(), "the page checks failed:\n{stderr}\n{stdout}");
     assert!(exited, "beacon ui did not exit on SIGTERM");
+    // It ended its queue's lease; one janitor run removes the queue.
+    let port = beacon_aws::janitor::SnsSqsSubscribers::new(p.sns.clone(), p.sqs.clone(), &p.topic_arn);
+    beacon_sweeper::janitor::run(&port, &p.topic_arn, beacon_tests::now()).await.unwrap();
     let queues = p.sqs.list_queues().queue_name_prefix(format!("beacon-ui-{}", ui.id())).send().await.unwrap();
     assert!(queues.queue_urls.unwrap_or_default().is_empty(), "the page's queue was left behind");
     p.stop().await;

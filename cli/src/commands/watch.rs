@@ -1,15 +1,18 @@
 //! `beacon watch`: a temporary SQS queue subscribed to the change topic,
-//! printing events as they arrive, removed again on exit (also on Ctrl-C).
+//! printing events as they arrive. The queue carries its owner and a lease
+//! kept ahead while watch runs; on exit (also on Ctrl-C) the lease is ended
+//! and the sweeper's janitor removes the subscription and the queue (a
+//! viewer may not unsubscribe; docs/architecture.md, "The janitor").
 
 use anyhow::{Context, Result};
-use beacon_local::setup::subscribe_queue;
+use beacon_local::setup::{ViewerLease, subscribe_viewer_queue};
 use clap::Args;
 use serde_json::{Map, Value, json};
 
 use crate::context::Common;
 
 /// Print change events live as they arrive (a temporary queue subscribed
-/// to the topic; removed on exit).
+/// to the topic; handed to the sweeper's janitor on exit).
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Only these services (repeatable).
@@ -49,10 +52,14 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let config = beacon_aws::config::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let sns = aws_sdk_sns::Client::new(&config);
+    let owner =
+        beacon_aws::janitor::caller_user_id(&config).await.context("asking STS who this is (GetCallerIdentity)")?;
+    let lease = ViewerLease::from_env(owner);
     let name = format!("beacon-watch-{}-{}", std::process::id(), crate::context::now());
     let policy = filter_policy(&args);
-    let queue =
-        subscribe_queue(&sqs, &sns, &topic, &name, policy.as_deref()).await.context("creating the watch queue")?;
+    let queue = subscribe_viewer_queue(&sqs, &sns, &topic, &name, policy.as_deref(), &lease)
+        .await
+        .context("creating the watch queue")?;
     eprintln!(
         "watching {topic}{} (Ctrl-C stops)",
         policy.as_deref().map(|p| format!(" with filter {p}")).unwrap_or_default()
@@ -60,6 +67,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut seen = 0usize;
+    let keep_lease = queue.keep_lease(&sqs, &lease);
+    tokio::pin!(keep_lease);
     let result: Result<()> = async {
         loop {
             let receive = beacon_aws::sqs::long_poll(
@@ -70,6 +79,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
             let out = tokio::select! {
                 _ = tokio::signal::ctrl_c() => return Ok(()),
                 _ = term.recv() => return Ok(()),
+                kept = &mut keep_lease => return kept.context("keeping the watch queue"),
                 out = receive => out.context("receiving from the watch queue")?,
             };
             for m in out.messages.unwrap_or_default() {
@@ -91,8 +101,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     }
     .await;
 
-    // Clean up whatever happened above.
-    let _ = queue.remove(&sqs, &sns).await;
+    // Whatever happened above: the janitor takes the queue from here.
+    let _ = queue.release(&sqs).await;
     result
 }
 

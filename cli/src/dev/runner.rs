@@ -1,7 +1,8 @@
 //! What `beacon dev` runs on top of the engines: the table, topic and
 //! pipeline (the shared wiring in `beacon_local::pipeline`), the sweeper's
-//! and registrars' schedules, and API Gateway's stand-in for the catalog
-//! API; then `dev.env` for other shells, and the demo if asked.
+//! (with its janitor) and registrars' schedules, and API Gateway's stand-in
+//! for the catalog API; then `dev.env` for other shells, and the demo if
+//! asked.
 
 use std::time::Duration;
 
@@ -78,6 +79,13 @@ async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoin
         Duration::from_secs(opts.sweep_every_seconds.max(1)),
         stop_rx.clone(),
     ));
+    // The sweeper's janitor, on the same schedule (one Lambda in AWS).
+    tasks.push(spawn_janitor(
+        beacon_aws::janitor::SnsSqsSubscribers::new(clients.sns.clone(), clients.sqs.clone(), &resources.topic_arn),
+        resources.topic_arn.clone(),
+        Duration::from_secs(opts.sweep_every_seconds.max(1)),
+        stop_rx.clone(),
+    ));
     // The registrars' checks reach moto's Lambda and API Gateway through the
     // same local endpoints.
     for path in &opts.registrars {
@@ -107,9 +115,37 @@ async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoin
     let ui_listener = TcpListener::bind(("127.0.0.1", opts.ui_port))
         .await
         .with_context(|| format!("port {} for the registry page is busy: pick another with --ui-port", opts.ui_port))?;
-    let clients = crate::ui::feed::Clients { sqs: endpoints.sqs(), sns: endpoints.sns() };
+    let owner = beacon_aws::janitor::caller_user_id(&endpoints.sdk_config_for_moto())
+        .await
+        .context("asking the local STS who the page is (GetCallerIdentity)")?;
+    let clients = crate::ui::feed::Clients { sqs: endpoints.sqs(), sns: endpoints.sns(), owner };
     let ui = crate::ui::start(ui_listener, registry(), clients, &resources.topic_arn, stop_rx.clone()).await?;
     Ok(Running { resources, api_url: Some(api_url), ui: Some(ui), stop, tasks })
+}
+
+/// The janitor's schedule: every `period` (first after one period), it
+/// removes what registry viewers left (`beacon_sweeper::janitor`).
+fn spawn_janitor(
+    subscribers: beacon_aws::janitor::SnsSqsSubscribers,
+    topic_arn: String,
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            match beacon_sweeper::janitor::run(&subscribers, &topic_arn, beacon::clock::now_seconds()).await {
+                Ok(r) if r != beacon_sweeper::JanitorReport::default() => {
+                    tracing::info!(unsubscribed = r.unsubscribed, deleted = r.deleted, failed = r.failed, "janitor")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "janitor failed; the next run retries"),
+            }
+        }
+    })
 }
 
 /// With `--faults`, the fault proxies in front of both engines and the

@@ -1,10 +1,12 @@
 //! The page's feed: a temporary queue subscribed to the change topic (with
-//! the policy that lets only the topic send), read by long polls, each event
-//! passed on once per `event_id`, removed on exit.
+//! the policy that lets only the topic send), tagged with its owner and a
+//! lease kept ahead while the page runs, read by long polls, each event
+//! passed on once per `event_id`. On exit the lease is ended, and the
+//! sweeper's janitor removes the subscription and the queue.
 
 use std::collections::{HashSet, VecDeque};
 
-use beacon_local::setup::{SetupError, SubscribedQueue, subscribe_queue};
+use beacon_local::setup::{SetupError, SubscribedQueue, ViewerLease, subscribe_viewer_queue};
 use tokio::sync::{broadcast, watch};
 
 /// The clients the feed uses.
@@ -14,6 +16,9 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     /// SNS (the subscription).
     pub sns: aws_sdk_sns::Client,
+    /// Who the viewer is (`aws:userid`, from
+    /// `beacon_aws::janitor::caller_user_id`): its queue's `beacon:owner`.
+    pub owner: String,
 }
 
 /// How many recent `event_id`s are remembered to drop re-deliveries.
@@ -28,6 +33,7 @@ pub struct Feed {
     queue: SubscribedQueue,
     sender: broadcast::Sender<String>,
     reader: tokio::task::JoinHandle<()>,
+    lease: tokio::task::JoinHandle<()>,
 }
 
 /// Remembers recent ids, forgetting the oldest.
@@ -55,13 +61,21 @@ impl Seen {
 }
 
 impl Feed {
-    /// Creates the queue, subscribes it, and starts reading until `stop`.
+    /// Creates the queue, subscribes it, and starts reading (and keeping
+    /// its lease) until `stop`.
     pub async fn subscribe(clients: Clients, topic_arn: &str, stop: watch::Receiver<bool>) -> Result<Self, SetupError> {
         let name = format!("beacon-ui-{}-{}", std::process::id(), beacon::clock::now_millis());
-        let queue = subscribe_queue(&clients.sqs, &clients.sns, topic_arn, &name, None).await?;
+        let lease = ViewerLease::from_env(clients.owner.clone());
+        let queue = subscribe_viewer_queue(&clients.sqs, &clients.sns, topic_arn, &name, None, &lease).await?;
         let (sender, _) = broadcast::channel(BACKLOG);
         let reader = tokio::spawn(read(clients.sqs.clone(), queue.url.clone(), sender.clone(), stop));
-        Ok(Self { clients, queue, sender, reader })
+        let (sqs, kept) = (clients.sqs.clone(), queue.clone());
+        let lease = tokio::spawn(async move {
+            if let Err(e) = kept.keep_lease(&sqs, &lease).await {
+                eprintln!("beacon ui: the live feed stopped: {e}; restart beacon ui");
+            }
+        });
+        Ok(Self { clients, queue, sender, reader, lease })
     }
 
     /// Where new pages subscribe.
@@ -69,10 +83,13 @@ impl Feed {
         self.sender.clone()
     }
 
-    /// Stops reading, unsubscribes and deletes the queue.
+    /// Stops reading and ends the queue's lease: the sweeper's janitor
+    /// removes the subscription, then the queue, on its next run (a viewer
+    /// may not unsubscribe).
     pub async fn remove(self) {
         self.reader.abort();
-        match self.queue.remove(&self.clients.sqs, &self.clients.sns).await {
+        self.lease.abort();
+        match self.queue.release(&self.clients.sqs).await {
             Ok(_) => {}
             // Nothing answered: under `beacon dev`, Ctrl-C reaches the local
             // SNS/SQS server too, and the queue went with it.
@@ -81,7 +98,7 @@ impl Feed {
             }
             Err(e) => {
                 eprintln!(
-                    "beacon ui: could not delete {}: {}",
+                    "beacon ui: could not end the lease of {} (the janitor removes it once the lease passes): {}",
                     self.queue.url,
                     aws_sdk_sqs::error::DisplayErrorContext(&e)
                 )

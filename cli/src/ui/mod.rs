@@ -3,8 +3,8 @@
 //!
 //! - [`feed`]: the server subscribes a temporary SQS queue to the change
 //!   topic, as any subscriber does (with the queue policy AWS requires),
-//!   de-duplicates on `event_id`, and fans events out to the pages; the
-//!   queue is removed on exit.
+//!   de-duplicates on `event_id`, and fans events out to the pages; on exit
+//!   it ends the queue's lease, and the sweeper's janitor removes it.
 //! - [`server`]: the page and its assets (compiled in: nothing from the
 //!   internet), one snapshot (`/api/snapshot`), and the events as
 //!   server-sent events (`/events`). Read-only: GET only.
@@ -44,7 +44,10 @@ pub async fn run(args: UiArgs) -> Result<()> {
         .await
         .with_context(|| format!("port {} on 127.0.0.1 is busy: pick another with --port, or 0 for any", args.port))?;
     let addr = listener.local_addr()?;
-    let clients = feed::Clients { sqs: aws_sdk_sqs::Client::new(&config), sns: aws_sdk_sns::Client::new(&config) };
+    let owner =
+        beacon_aws::janitor::caller_user_id(&config).await.context("asking STS who this is (GetCallerIdentity)")?;
+    let clients =
+        feed::Clients { sqs: aws_sdk_sqs::Client::new(&config), sns: aws_sdk_sns::Client::new(&config), owner };
     let (stop, stop_rx) = watch::channel(false);
     let running = start(listener, beacon_aws::dynamo_registry(&config, table), clients, &topic, stop_rx).await?;
     eprintln!("beacon ui: http://{addr}/ (Ctrl-C stops)");
@@ -68,7 +71,7 @@ pub struct Running {
 }
 
 impl Running {
-    /// Waits for the server to stop, then removes the feed's queue.
+    /// Waits for the server to stop, then ends the feed queue's lease.
     pub async fn finish(self) {
         let _ = self.server.await;
         self.feed.remove().await;

@@ -231,6 +231,8 @@ impl LocalEndpoints {
             ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", &self.dynamodb),
             ("AWS_ENDPOINT_URL_SNS", &self.sns_sqs),
             ("AWS_ENDPOINT_URL_SQS", &self.sns_sqs),
+            // GetCallerIdentity: who a registry viewer is (its queue's owner).
+            ("AWS_ENDPOINT_URL_STS", &self.sns_sqs),
             // The registrar's checks and self-removal, served by moto too.
             ("AWS_ENDPOINT_URL_LAMBDA", &self.sns_sqs),
             ("AWS_ENDPOINT_URL_API_GATEWAY", &self.sns_sqs),
@@ -264,18 +266,89 @@ pub struct SubscribedQueue {
     pub subscription_arn: Option<String>,
 }
 
+/// A registry viewer's lease on its queue (docs/architecture.md, "The
+/// janitor"): whose queue it is, and how far ahead `beacon:lease` is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewerLease {
+    /// The viewer's `aws:userid` (`beacon:owner`).
+    pub owner: String,
+    /// How far ahead of now the lease is set.
+    pub length: std::time::Duration,
+}
+
+/// The lease length when `BEACON_VIEWER_LEASE_SECONDS` does not set one.
+pub const DEFAULT_VIEWER_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl ViewerLease {
+    /// The lease for `owner`, its length from `BEACON_VIEWER_LEASE_SECONDS`
+    /// (at least 2 s; tests shorten it) or [`DEFAULT_VIEWER_LEASE`].
+    pub fn from_env(owner: impl Into<String>) -> Self {
+        let length = std::env::var("BEACON_VIEWER_LEASE_SECONDS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_VIEWER_LEASE, |s| std::time::Duration::from_secs(s.max(2)));
+        Self { owner: owner.into(), length }
+    }
+
+    /// The lease's end if it is renewed at `now` (epoch seconds).
+    pub fn until(&self, now: i64) -> i64 {
+        now.saturating_add(i64::try_from(self.length.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    /// How often it is renewed: a fifth of its length (every minute for
+    /// five), so four renewals in a row can fail before it lapses.
+    pub fn renew_every(&self) -> std::time::Duration {
+        (self.length / 5).max(std::time::Duration::from_millis(400))
+    }
+}
+
 impl SubscribedQueue {
-    /// A temporary subscriber's clean-up: unsubscribes (best effort) and
-    /// deletes the queue, returning the delete's result.
-    pub async fn remove(
+    /// Sets the queue's `beacon:lease` to `until` (TagQueue: the viewer
+    /// policy lets a viewer tag only the queues it owns).
+    pub async fn set_lease(
         &self,
         sqs: &aws_sdk_sqs::Client,
-        sns: &Sns,
-    ) -> Result<(), aws_sdk_sqs::error::SdkError<aws_sdk_sqs::operation::delete_queue::DeleteQueueError>> {
-        if let Some(arn) = &self.subscription_arn {
-            let _ = sns.unsubscribe().subscription_arn(arn).send().await;
+        until: i64,
+    ) -> Result<(), aws_sdk_sqs::error::SdkError<aws_sdk_sqs::operation::tag_queue::TagQueueError>> {
+        sqs.tag_queue().queue_url(&self.url).tags(beacon::ports::LEASE_TAG, until.to_string()).send().await.map(|_| ())
+    }
+
+    /// Keeps the lease ahead until the queue is gone (the janitor removed
+    /// it: its lease had lapsed), which it returns as an error; a failed
+    /// renewal is logged and tried again at the next turn.
+    pub async fn keep_lease(&self, sqs: &aws_sdk_sqs::Client, lease: &ViewerLease) -> Result<(), SetupError> {
+        loop {
+            tokio::time::sleep(lease.renew_every()).await;
+            match self.set_lease(sqs, lease.until(beacon::clock::now_seconds())).await {
+                Ok(()) => {}
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => {
+                    return Err(SetupError::Incomplete(format!(
+                        "the queue {} was removed (its lease lapsed: was this process suspended?)",
+                        self.url
+                    )));
+                }
+                Err(e) => tracing::warn!(
+                    queue = %self.url,
+                    error = %aws_sdk_sqs::error::DisplayErrorContext(&e),
+                    "renewing the queue's lease failed; retrying"
+                ),
+            }
         }
-        sqs.delete_queue().queue_url(&self.url).send().await.map(|_| ())
+    }
+
+    /// A viewer's exit: the lease ends, and the sweeper's janitor
+    /// removes the subscription and then the queue on its next run (a
+    /// viewer may not unsubscribe; and deleting the queue first would leave
+    /// a subscription pointing at nothing, which the local SNS server
+    /// answers by failing every publish to the topic).
+    pub async fn release(
+        &self,
+        sqs: &aws_sdk_sqs::Client,
+    ) -> Result<(), aws_sdk_sqs::error::SdkError<aws_sdk_sqs::operation::tag_queue::TagQueueError>> {
+        // Already passed (the janitor removes a lease strictly before its
+        // run's time), yet recent: another stack's janitor, which sees the
+        // queue but not its subscription, leaves it to this topic's.
+        self.set_lease(sqs, beacon::clock::now_seconds() - 1).await
     }
 }
 
@@ -345,26 +418,40 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Setup
 }
 
 /// The queue policy SNS needs to deliver to a queue: `sqs:SendMessage` by
-/// the SNS service, only for messages from `topic_arn` (`aws:SourceArn`).
-/// Without it AWS drops every delivery (the local SNS server does not
-/// check, so it is evaluated with an IAM simulator in the tests).
+/// the SNS service, only for messages from `topic_arn` (`aws:SourceArn`),
+/// and an explicit Deny of `sqs:SendMessage` to every principal whose
+/// request does not come from `topic_arn`, so no identity policy in the
+/// account (a broad `sqs:SendMessage` grant) can forge events into the
+/// queue. Without the Allow AWS drops every delivery (the local SNS server
+/// does not check, so it is evaluated with an IAM simulator in the tests).
 pub fn queue_policy(queue_arn: &str, topic_arn: &str) -> serde_json::Value {
     serde_json::json!({
         "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "OnlyTheBeaconTopic",
-            "Effect": "Allow",
-            "Principal": { "Service": "sns.amazonaws.com" },
-            "Action": "sqs:SendMessage",
-            "Resource": queue_arn,
-            "Condition": { "ArnEquals": { "aws:SourceArn": topic_arn } }
-        }]
+        "Statement": [
+            {
+                "Sid": "OnlyTheBeaconTopic",
+                "Effect": "Allow",
+                "Principal": { "Service": "sns.amazonaws.com" },
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": { "ArnEquals": { "aws:SourceArn": topic_arn } }
+            },
+            {
+                "Sid": "NothingButTheBeaconTopic",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": { "ArnNotEquals": { "aws:SourceArn": topic_arn } }
+            }
+        ]
     })
 }
 
 /// Creates (or reuses) the queue `name`, lets only `topic_arn` send to it
 /// ([`queue_policy`]), and subscribes it with raw delivery and an optional
-/// filter policy.
+/// filter policy. For a user's queue; a registry viewer's is
+/// [`subscribe_viewer_queue`].
 pub async fn subscribe_queue(
     sqs: &aws_sdk_sqs::Client,
     sns: &Sns,
@@ -372,8 +459,53 @@ pub async fn subscribe_queue(
     name: &str,
     filter_policy: Option<&str>,
 ) -> Result<SubscribedQueue, SetupError> {
-    use aws_sdk_sqs::types::QueueAttributeName;
     let url = ensure_queue(sqs, name).await?;
+    subscribe_url(sqs, sns, topic_arn, name, url, filter_policy).await
+}
+
+/// A registry viewer's queue (`name` must start with one of
+/// [`beacon::ports::VIEWER_QUEUE_PREFIXES`]): created with its
+/// `beacon:owner` and `beacon:lease` tags (the viewer policy allows a
+/// viewer to create a queue only so tagged, and to use only the queues it
+/// owns), given [`queue_policy`], then subscribed. Keep the lease with
+/// [`SubscribedQueue::keep_lease`]; end it with
+/// [`SubscribedQueue::release`].
+pub async fn subscribe_viewer_queue(
+    sqs: &aws_sdk_sqs::Client,
+    sns: &Sns,
+    topic_arn: &str,
+    name: &str,
+    filter_policy: Option<&str>,
+    lease: &ViewerLease,
+) -> Result<SubscribedQueue, SetupError> {
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .tags(beacon::ports::OWNER_TAG, &lease.owner)
+        .tags(beacon::ports::LEASE_TAG, lease.until(beacon::clock::now_seconds()).to_string())
+        .send()
+        .await
+        .map_err(SetupError::call(format!("CreateQueue {name}")))?
+        .queue_url
+        .ok_or_else(|| SetupError::Incomplete(format!("CreateQueue {name} returned no URL")))?;
+    let subscribed = subscribe_url(sqs, sns, topic_arn, name, url.clone(), filter_policy).await;
+    if subscribed.is_err() {
+        // Not subscribed: hand the queue to the janitor at once.
+        let queue = SubscribedQueue { url, arn: String::new(), subscription_arn: None };
+        let _ = queue.release(sqs).await;
+    }
+    subscribed
+}
+
+async fn subscribe_url(
+    sqs: &aws_sdk_sqs::Client,
+    sns: &Sns,
+    topic_arn: &str,
+    name: &str,
+    url: String,
+    filter_policy: Option<&str>,
+) -> Result<SubscribedQueue, SetupError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
     let arn = queue_arn(sqs, &url).await?;
     // The policy before the subscription, so no delivery is ever refused.
     sqs.set_queue_attributes()
