@@ -249,6 +249,71 @@ mod tests {
         );
     }
 
+    /// An in-memory topic and queues: what the port saw and did.
+    #[derive(Default)]
+    struct Memory {
+        subscriptions: std::sync::Mutex<Vec<TopicSubscription>>,
+        queues: std::sync::Mutex<Vec<ViewerQueue>>,
+        /// Queues that exist but are missing from the listing (it lags).
+        unlisted: Vec<String>,
+        /// Subscriptions whose Unsubscribe fails.
+        refuse: Vec<String>,
+    }
+
+    fn failed(operation: &str) -> StoreError {
+        StoreError::shape(operation, std::io::Error::other("refused"))
+    }
+
+    #[async_trait::async_trait]
+    impl Subscribers for Memory {
+        async fn subscriptions(&self) -> Result<Vec<TopicSubscription>, StoreError> {
+            Ok(self.subscriptions.lock().unwrap().clone())
+        }
+        async fn viewer_queues(&self) -> Result<Vec<ViewerQueue>, StoreError> {
+            Ok(self.queues.lock().unwrap().clone())
+        }
+        async fn queue_exists(&self, name: &str) -> Result<bool, StoreError> {
+            Ok(self.unlisted.iter().any(|n| n == name) || self.queues.lock().unwrap().iter().any(|q| q.name == name))
+        }
+        async fn unsubscribe(&self, arn: &str) -> Result<(), StoreError> {
+            if self.refuse.iter().any(|r| r == arn) {
+                return Err(failed("Unsubscribe"));
+            }
+            self.subscriptions.lock().unwrap().retain(|s| s.arn != arn);
+            Ok(())
+        }
+        async fn delete_queue(&self, url: &str) -> Result<(), StoreError> {
+            self.queues.lock().unwrap().retain(|q| q.url != url);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_queue_missing_from_the_listing_but_there_keeps_its_subscription() {
+        let port = Memory {
+            subscriptions: vec![sqs_sub(1, "beacon-watch-1-2"), sqs_sub(2, "beacon-ui-3-4")].into(),
+            unlisted: vec!["beacon-watch-1-2".into()],
+            ..Memory::default()
+        };
+        let report = run(&port, TOPIC, 500).await.unwrap();
+        assert_eq!(report, JanitorReport { unsubscribed: 1, deleted: 0, failed: 0 });
+        assert_eq!(*port.subscriptions.lock().unwrap(), vec![sqs_sub(1, "beacon-watch-1-2")]);
+    }
+
+    #[tokio::test]
+    async fn a_queue_whose_unsubscribe_failed_is_kept_for_the_next_run() {
+        let port = Memory {
+            subscriptions: vec![sqs_sub(1, "beacon-watch-1-2"), sqs_sub(2, "beacon-ui-3-4")].into(),
+            queues: vec![queue("beacon-watch-1-2", Some(1)), queue("beacon-ui-3-4", Some(1))].into(),
+            refuse: vec![format!("{TOPIC}:s1")],
+            ..Memory::default()
+        };
+        let report = run(&port, TOPIC, 500).await.unwrap();
+        assert_eq!(report, JanitorReport { unsubscribed: 1, deleted: 1, failed: 1 });
+        let left: Vec<String> = port.queues.lock().unwrap().iter().map(|q| q.name.clone()).collect();
+        assert_eq!(left, vec!["beacon-watch-1-2"], "a queue is never deleted under its subscription");
+    }
+
     #[test]
     fn nothing_else_is_touched() {
         let subs = [
