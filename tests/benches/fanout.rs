@@ -139,14 +139,15 @@ fn seed_items(dependents: usize, view: &ServiceView) -> Vec<HashMap<String, Av>>
     let requirements = vec![REQUIREMENT.to_owned()];
     let view_av: Av = to_attribute(view).expect("view").into();
     let mut items = vec![HashMap::from([
-        (keys::PK.to_owned(), s(keys::service_pk("auth"))),
+        (keys::PK.to_owned(), s(keys::fanout_pk("auth"))),
         (keys::SK.to_owned(), s(keys::generation_sk())),
         ("generation".to_owned(), Av::N("1".into())),
         ("grouped".to_owned(), Av::Bool(true)),
+        (keys::LAYOUT.to_owned(), Av::N(keys::LAYOUT_FANOUT_PARTITION.to_string())),
     ])];
     if dependents > 0 {
         items.push(HashMap::from([
-            (keys::PK.to_owned(), s(keys::service_pk("auth"))),
+            (keys::PK.to_owned(), s(keys::fanout_pk("auth"))),
             (keys::SK.to_owned(), s(keys::view_sk(&group_id(&requirements)))),
             ("requirements".to_owned(), Av::L(vec![s(REQUIREMENT)])),
             ("view".to_owned(), view_av),
@@ -157,7 +158,7 @@ fn seed_items(dependents: usize, view: &ServiceView) -> Vec<HashMap<String, Av>>
     for c in 0..dependents {
         let consumer = format!("c{c:06}");
         items.push(HashMap::from([
-            (keys::PK.to_owned(), s(keys::service_pk("auth"))),
+            (keys::PK.to_owned(), s(keys::fanout_pk("auth"))),
             (keys::SK.to_owned(), s(keys::dependent_sk(&consumer))),
             ("consumer".to_owned(), s(&consumer)),
             ("requirements".to_owned(), Av::L(vec![s(REQUIREMENT)])),

@@ -271,12 +271,7 @@ impl RegistryFaults {
         self.injected_at.lock().expect("faults").push(Instant::now());
         // The shape DynamoRegistry gives a throttled call once the SDK's own
         // retries are spent: retryable, naming the operation.
-        Err(StoreError {
-            operation: operation.to_owned(),
-            message: "ProvisionedThroughputExceededException: injected by the test".into(),
-            retryable: true,
-            source: None,
-        })
+        Err(StoreError::transient(operation, "ProvisionedThroughputExceededException: injected by the test"))
     }
 }
 

@@ -103,6 +103,9 @@ pub struct TestPipeline {
     pub pages: Arc<QueueStats>,
     /// The refresh queue's dead-letter queue.
     pub refresh_dead: Queue,
+    /// Records and views the fan-out skipped because a stored item no
+    /// write can fix (`BatchReport::bad_items`), over every batch.
+    pub bad_items: Arc<std::sync::atomic::AtomicU64>,
     mapping: Mapping,
     pages_mapping: QueueMapping,
 }
@@ -262,7 +265,16 @@ impl TestPipeline {
         );
         let mut config = MappingConfig::default();
         (options.mapping)(&mut config);
-        let mapping = Mapping::start(&clients, &resources, config, pipeline::fanout_handler(fanout.clone(), |_| {}));
+        let bad_items = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = bad_items.clone();
+        let mapping = Mapping::start(
+            &clients,
+            &resources,
+            config,
+            pipeline::fanout_handler(fanout.clone(), move |batch| {
+                seen.fetch_add(batch.report.bad_items as u64, std::sync::atomic::Ordering::Relaxed);
+            }),
+        );
         let pages_mapping = pipeline::start_pages(
             &clients,
             &resources,
@@ -288,6 +300,7 @@ impl TestPipeline {
             fan_registry,
             pages: pages_mapping.stats(),
             refresh_dead,
+            bad_items,
             mapping,
             pages_mapping,
         }

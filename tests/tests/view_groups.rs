@@ -82,9 +82,11 @@ async fn a_change_that_moves_no_view_writes_no_dependent() {
     let (reads, writes, refused) = p.fan_registry.counts().snapshot();
     assert_eq!(of_kind(&events, "updated").len(), 1, "{events:#?}");
     assert!(resolved_for(&events).is_empty(), "a view that did not move was published: {events:#?}");
-    // One generation bump and one Query of the service's state, however
-    // many consumers: no dependent is read or written.
-    assert_eq!((reads - before.0, writes - before.1, refused - before.2), (1, 1, 0));
+    // One generation bump and two Queries, however many consumers: the
+    // service's registrations (`SERVICE#orders`) and the fan-out's state
+    // (`FANOUT#orders`, from `GENERATION`: the groups, not the edges). No
+    // dependent is read or written.
+    assert_eq!((reads - before.0, writes - before.1, refused - before.2), (2, 1, 0));
 
     // A status change moves both groups' views: two claims (a transaction
     // of two items each, billed twice), one page of edges, a write per
@@ -95,7 +97,7 @@ async fn a_change_that_moves_no_view_writes_no_dependent() {
     let events = q.receive_until(Duration::from_secs(20), |e| resolved_for(e).len() == N).await;
     let (reads, writes, refused) = p.fan_registry.counts().snapshot();
     assert_eq!(resolved_for(&events).len(), N);
-    assert_eq!(reads - before.0, 2, "the state and one page of edges");
+    assert_eq!(reads - before.0, 3, "the registrations, the state and one page of edges");
     assert_eq!(writes - before.1, 1 + 2 * 4 + N as u64 + 2);
     assert_eq!(refused - before.2, 0);
     p.stop().await;

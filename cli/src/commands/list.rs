@@ -54,7 +54,7 @@ pub async fn run(args: ListArgs) -> Result<()> {
             .collect(),
     ];
     for r in &registrations {
-        let left = r.expires_at - t;
+        let left = r.valid_until() - t;
         rows.push(vec![
             r.service.clone(),
             r.version.to_string(),

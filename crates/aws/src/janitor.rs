@@ -44,7 +44,7 @@ where
         Some(m) => format!("{}: {m}", err.code().unwrap_or_default()),
         None => format!("{}", DisplayErrorContext(&err)),
     };
-    StoreError { operation, message, retryable, source: Some(Box::new(err)) }
+    StoreError { operation, message, retryable, bad_item: false, source: Some(Box::new(err)) }
 }
 
 /// The name of the queue at `url` (its last path segment).
@@ -179,6 +179,7 @@ pub async fn caller_user_id(config: &aws_config::SdkConfig) -> Result<String, St
             operation: "GetCallerIdentity".into(),
             message,
             retryable,
+            bad_item: false,
             source: Some(Box::new(e)),
         }
     })?;
@@ -186,6 +187,7 @@ pub async fn caller_user_id(config: &aws_config::SdkConfig) -> Result<String, St
         operation: "GetCallerIdentity".into(),
         message: "no UserId in the answer".into(),
         retryable: false,
+        bad_item: false,
         source: None,
     })
 }

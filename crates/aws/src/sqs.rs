@@ -62,7 +62,7 @@ where
         Some(m) => format!("{}: {m}", err.code().unwrap_or_default()),
         None => format!("{}", DisplayErrorContext(&err)),
     };
-    StoreError { operation, message, retryable, source: Some(Box::new(err)) }
+    StoreError { operation, message, retryable, bad_item: false, source: Some(Box::new(err)) }
 }
 
 /// The fluent builder of a `ReceiveMessage`, customisable once.

@@ -17,7 +17,7 @@ pub fn decode_image(kind: &KeyKind, item: &Item) -> Image {
     match kind {
         KeyKind::Instance { .. } => decode_registration(item).map_or_else(Image::Invalid, Image::Registration),
         KeyKind::Needs { .. } => decode_needs(item).map_or_else(Image::Invalid, Image::Needs),
-        KeyKind::Own | KeyKind::Other => Image::Other,
+        KeyKind::Own | KeyKind::Stray | KeyKind::Other => Image::Other,
     }
 }
 

@@ -52,7 +52,8 @@ fn classify_sample(rel: &str, now: i64) -> (Classified, Event) {
     assert_eq!(event.records.len(), 1, "{rel}");
     let record = &event.records[0];
     let change = stream_change(record);
-    let classified = classify(&change, now);
+    // A record is processed after it was written.
+    let classified = classify(&change, now.max(change.created_at));
     let published = match &classified {
         Classified::Registration(c) => Event::change(&change.event_id, c, change.created_at),
         Classified::Invalid(i) => Event::invalid(&change.event_id, i, change.created_at),

@@ -16,7 +16,7 @@
 
 use crate::decode::DecodeError;
 use crate::keys::{self, KeyKind};
-use crate::registration::Registration;
+use crate::registration::{MAX_CLOCK_SKEW_SECONDS, Registration};
 use crate::view::Needs;
 
 /// The principal DynamoDB's TTL deletes carry in `userIdentity`.
@@ -59,9 +59,12 @@ pub struct StreamChange {
     pub new_expiry_shard: Option<String>,
 }
 
-/// A registration outside the sweeper's expiry index: written (by any SDK
-/// or the AWS CLI) without `expiry_shard`, or with one its key does not hash
-/// to. The fan-out writes the right shard, so every registration expires,
+/// A registration the sweeper would not expire on time: written (by any
+/// SDK or the AWS CLI) without `expiry_shard`, or with one its key does not
+/// hash to, so it is outside the expiry index; or with an `expires_at`
+/// later than its own `updated_at + ttl_seconds`. The fan-out writes the
+/// right shard and brings `expires_at` back to
+/// [`Registration::valid_until`], so every registration expires on time,
 /// whoever wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardRepair {
@@ -74,20 +77,28 @@ pub struct ShardRepair {
     /// The `expires_at` the record saw: the repair applies only to that
     /// write (a later one brings its own record).
     pub expires_at: i64,
+    /// The `expires_at` to store: [`Registration::valid_until`] (equal to
+    /// `expires_at` for every honest writer).
+    pub valid_until: i64,
 }
 
 /// The repair a record calls for, if its new image is a valid registration
-/// outside the expiry index. Costs nothing for Beacon's own writers, which
-/// set the shard; a heartbeat that moves only `expires_at` keeps it.
+/// outside the expiry index or set to expire after its own TTL. Costs
+/// nothing for Beacon's own writers, which set the shard and
+/// `expires_at = updated_at + ttl_seconds`; a heartbeat that moves only
+/// `expires_at` keeps the shard.
 pub fn shard_repair(change: &StreamChange) -> Option<ShardRepair> {
     let (pk, sk) = change.key.as_ref()?;
     let Some(Image::Registration(r)) = &change.new_image else { return None };
     let shard = keys::expiry_shard(pk, sk);
-    (change.new_expiry_shard.as_deref() != Some(shard.as_str())).then(|| ShardRepair {
+    let valid_until = r.valid_until();
+    let misplaced = change.new_expiry_shard.as_deref() != Some(shard.as_str());
+    (misplaced || valid_until < r.expires_at).then(|| ShardRepair {
         pk: pk.clone(),
         sk: sk.clone(),
         shard,
         expires_at: r.expires_at,
+        valid_until,
     })
 }
 
@@ -219,6 +230,9 @@ pub fn classify(change: &StreamChange, now: i64) -> Classified {
         }
         KeyKind::Needs { consumer } => classify_needs(change, &pk, &sk, consumer, removed),
         KeyKind::Own => Classified::Ignored("the fan-out's own write"),
+        // Filtered out by the event source mapping too; the fan-out's
+        // bookkeeping is never read from a tenant's partition.
+        KeyKind::Stray => Classified::Ignored("not a registration, in a service's partition"),
         KeyKind::Other => Classified::Ignored("not a Beacon key"),
     }
 }
@@ -266,6 +280,18 @@ fn classify_registration(change: &StreamChange, pk: &str, sk: &str, removed: boo
         Some(Err(e)) => return invalid(pk, sk, e),
         None => return invalid(pk, sk, "record has no new image (the stream must be NEW_AND_OLD_IMAGES)".into()),
     };
+    if after.updated_in_future(now) {
+        return invalid(
+            pk,
+            sk,
+            format!(
+                "updated_at: {} is {} s ahead of the fan-out's clock (at most {MAX_CLOCK_SKEW_SECONDS} s of skew); \
+                 its expiry counts from updated_at, so it is never resolved",
+                after.updated_at,
+                after.updated_at - now
+            ),
+        );
+    }
     let kind = match &before {
         None => ChangeKind::Registered,
         Some(b) if b == &after => return Classified::Ignored("identical write"),
@@ -343,7 +369,9 @@ mod tests {
         let mut hb = a.clone();
         hb.expires_at += 60;
         hb.updated_at += 60;
-        assert!(matches!(classify(&change("MODIFY", Some(&a), Some(&hb)), 1_001), Classified::Heartbeat { .. }));
+        // (Processed after it was written: a heartbeat dated a minute ahead
+        // of the fan-out's clock would be refused.)
+        assert!(matches!(classify(&change("MODIFY", Some(&a), Some(&hb)), 1_061), Classified::Heartbeat { .. }));
         assert_eq!(classify(&change("MODIFY", Some(&a), Some(&a)), 1_001), Classified::Ignored("identical write"));
     }
 
@@ -393,7 +421,7 @@ mod tests {
         let (pk, sk) = key_of(&a);
         let right = keys::expiry_shard(&pk, &sk);
         let mut c = change("INSERT", None, Some(&a));
-        let want = ShardRepair { pk, sk, shard: right.clone(), expires_at: a.expires_at };
+        let want = ShardRepair { pk, sk, shard: right.clone(), expires_at: a.expires_at, valid_until: a.expires_at };
         assert_eq!(shard_repair(&c), Some(want.clone()), "no shard at all");
         c.new_expiry_shard = Some("9".into());
         assert_eq!(shard_repair(&c), Some(want), "a shard its key does not hash to");
@@ -405,6 +433,40 @@ mod tests {
         let mut bad = change("INSERT", None, Some(&a));
         bad.new_image = Some(Image::Invalid(DecodeError::Missing("status")));
         assert_eq!(shard_repair(&bad), None, "an invalid item is reported, not indexed");
+    }
+
+    #[test]
+    fn an_expiry_past_the_registrations_own_ttl_is_brought_back() {
+        let mut a = reg();
+        a.expires_at = 4_102_444_800; // 2100, with ttl_seconds and updated_at honest
+        let (pk, sk) = key_of(&a);
+        let mut c = change("INSERT", None, Some(&a));
+        c.new_expiry_shard = Some(keys::expiry_shard(&pk, &sk));
+        let repair = shard_repair(&c).expect("an expires_at past updated_at + ttl_seconds is repaired");
+        assert_eq!(repair.valid_until, a.updated_at + i64::try_from(a.ttl_seconds).unwrap());
+        assert_eq!(repair.expires_at, a.expires_at, "conditional on what the record saw");
+        // Once repaired, its own record asks for nothing.
+        a.expires_at = repair.valid_until;
+        let mut after = change("MODIFY", None, Some(&a));
+        after.new_expiry_shard = c.new_expiry_shard.clone();
+        assert_eq!(shard_repair(&after), None);
+    }
+
+    #[test]
+    fn a_registration_dated_in_the_future_is_invalid() {
+        let mut a = reg();
+        let now = a.updated_at;
+        a.updated_at = now + MAX_CLOCK_SKEW_SECONDS + 1;
+        a.expires_at = a.updated_at + 300;
+        match classify(&change("INSERT", None, Some(&a)), now) {
+            Classified::Invalid(i) => assert!(i.reason.contains("updated_at"), "{}", i.reason),
+            other => panic!("{other:?}"),
+        }
+        a.updated_at = now + MAX_CLOCK_SKEW_SECONDS;
+        assert!(
+            matches!(classify(&change("INSERT", None, Some(&a)), now), Classified::Registration(_)),
+            "within the skew"
+        );
     }
 
     #[test]

@@ -1,14 +1,23 @@
 //! The table's key shapes, defined once (single-table design,
 //! docs/architecture.md). No other module spells a prefix.
 //!
-//! | item          | pk                | sk                              |
-//! |---------------|-------------------|---------------------------------|
-//! | registration  | `SERVICE#<name>`  | `INSTANCE#<version>#<instance>` |
-//! | dependency    | `SERVICE#<name>`  | `DEPENDENT#<consumer>`          |
-//! | generation    | `SERVICE#<name>`  | `GENERATION`                    |
-//! | view group    | `SERVICE#<name>`  | `VIEW#<group id>`               |
-//! | needs         | `CONSUMER#<id>`   | `NEEDS`                         |
-//! | resolved      | `CONSUMER#<id>`   | `RESOLVED`                      |
+//! | item          | pk                | sk                              | written by |
+//! |---------------|-------------------|---------------------------------|------------|
+//! | registration  | `SERVICE#<name>`  | `INSTANCE#<version>#<instance>` | the service's writers |
+//! | needs         | `CONSUMER#<id>`   | `NEEDS`                         | the consumer |
+//! | resolved      | `CONSUMER#<id>`   | `RESOLVED`                      | the fan-out |
+//! | generation    | `FANOUT#<name>`   | `GENERATION`                    | the fan-out |
+//! | dependency    | `FANOUT#<name>`   | `DEPENDENT#<consumer>`          | the fan-out |
+//! | view group    | `FANOUT#<name>`   | `VIEW#<group id>`               | the fan-out |
+//!
+//! The fan-out's bookkeeping about a service lives in a partition of its
+//! own, `FANOUT#<name>`, which no tenant's policy can name: IAM's
+//! `dynamodb:LeadingKeys` grants a service's writer `SERVICE#<name>`, so
+//! whatever it writes there can only be a registration, checked like any
+//! other (docs/security.md, "What a tenant can do to its own partition").
+//! Tables written before this layout kept that bookkeeping under
+//! `SERVICE#<name>`; the fan-out moves it on a service's first refresh
+//! ([`LEGACY_LAYOUT`]).
 
 /// Partition key attribute name.
 pub const PK: &str = "pk";
@@ -26,6 +35,7 @@ pub const EXPIRY_SHARDS: u32 = 8;
 pub const EXPIRES_AT: &str = "expires_at";
 
 const SERVICE: &str = "SERVICE#";
+const FANOUT: &str = "FANOUT#";
 const CONSUMER: &str = "CONSUMER#";
 const INSTANCE: &str = "INSTANCE#";
 const DEPENDENT: &str = "DEPENDENT#";
@@ -38,6 +48,24 @@ const RESOLVED: &str = "RESOLVED";
 pub fn service_pk(service: &str) -> String {
     format!("{SERVICE}{service}")
 }
+
+/// `FANOUT#<name>`: the fan-out's bookkeeping about a service (its
+/// generation, dependency edges and view groups).
+pub fn fanout_pk(service: &str) -> String {
+    format!("{FANOUT}{service}")
+}
+
+/// The layout before the fan-out's bookkeeping had its own partition: the
+/// generation, edges and view groups sat under `SERVICE#<name>`, which the
+/// service's writer may write. Read only to move them, once per service.
+pub const LEGACY_LAYOUT: &str = "SERVICE#<name> / GENERATION, DEPENDENT#…, VIEW#…";
+
+/// The attribute on `FANOUT#<name> / GENERATION` that says the service's
+/// bookkeeping has been moved out of `SERVICE#<name>`; its value is the
+/// layout's number ([`LAYOUT_FANOUT_PARTITION`]).
+pub const LAYOUT: &str = "layout";
+/// The layout with the fan-out's bookkeeping under `FANOUT#<name>`.
+pub const LAYOUT_FANOUT_PARTITION: u64 = 2;
 
 /// `INSTANCE#<version>#<instance>`.
 pub fn instance_sk(version: &str, instance_id: &str) -> String {
@@ -75,10 +103,10 @@ pub fn view_sk_prefix() -> &'static str {
     VIEW
 }
 
-/// The lowest sort key of a service's state without its edges. Edges
-/// (`DEPENDENT#…`) sort before `GENERATION`, `INSTANCE#…` and `VIEW#…`, so
-/// one Query from here reads the generation, the registrations and the view
-/// groups, however many consumers depend on the service.
+/// The lowest sort key of a service's bookkeeping without its edges. Edges
+/// (`DEPENDENT#…`) sort before `GENERATION` and `VIEW#…`, so one Query of
+/// `FANOUT#<name>` from here reads the generation and the view groups,
+/// however many consumers depend on the service.
 pub fn state_sk_from() -> &'static str {
     GENERATION
 }
@@ -113,6 +141,11 @@ pub fn expiry_shard(pk: &str, sk: &str) -> String {
         h = h.wrapping_mul(0x0100_0193);
     }
     format!("{}", h % EXPIRY_SHARDS)
+}
+
+/// The service a `FANOUT#<name>` partition key names.
+pub fn fanout_service_of(pk: &str) -> Option<&str> {
+    pk.strip_prefix(FANOUT)
 }
 
 /// The service a `SERVICE#<name>` partition key names.
@@ -154,8 +187,13 @@ pub enum KeyKind {
         consumer: String,
     },
     /// The fan-out's own bookkeeping: dependency edges, generations, view
-    /// groups, resolved items. The fan-out ignores its own writes.
+    /// groups (under `FANOUT#`), resolved items. The fan-out ignores its
+    /// own writes.
     Own,
+    /// An item under `SERVICE#<name>` that is not a registration: the
+    /// bookkeeping of the layout before `FANOUT#` ([`LEGACY_LAYOUT`]), or
+    /// anything a service's writer put there. Never read as bookkeeping.
+    Stray,
     /// Not a Beacon key shape (or a registration key that is malformed).
     Other,
 }
@@ -174,9 +212,9 @@ pub fn key_kind(pk: &str, sk: &str) -> KeyKind {
             }
             return KeyKind::Other;
         }
-        if sk == GENERATION || sk.starts_with(DEPENDENT) || sk.starts_with(VIEW) {
-            return KeyKind::Own;
-        }
+        return KeyKind::Stray;
+    } else if pk.starts_with(FANOUT) {
+        return KeyKind::Own;
     } else if let Some(consumer) = pk.strip_prefix(CONSUMER) {
         if sk == NEEDS {
             return KeyKind::Needs { consumer: consumer.to_owned() };
@@ -200,9 +238,14 @@ mod tests {
         );
         assert_eq!(key_kind(&consumer_pk("web"), needs_sk()), KeyKind::Needs { consumer: "web".into() });
         assert_eq!(key_kind(&consumer_pk("web"), resolved_sk()), KeyKind::Own);
-        assert_eq!(key_kind(&service_pk("orders"), generation_sk()), KeyKind::Own);
-        assert_eq!(key_kind(&service_pk("orders"), &dependent_sk("web")), KeyKind::Own);
-        assert_eq!(key_kind(&service_pk("orders"), &view_sk("0a1b")), KeyKind::Own);
+        assert_eq!(key_kind(&fanout_pk("orders"), generation_sk()), KeyKind::Own);
+        assert_eq!(key_kind(&fanout_pk("orders"), &dependent_sk("web")), KeyKind::Own);
+        assert_eq!(key_kind(&fanout_pk("orders"), &view_sk("0a1b")), KeyKind::Own);
+        // A writer's own partition holds registrations and nothing the
+        // fan-out reads as bookkeeping.
+        assert_eq!(key_kind(&service_pk("orders"), generation_sk()), KeyKind::Stray);
+        assert_eq!(key_kind(&service_pk("orders"), &dependent_sk("web")), KeyKind::Stray);
+        assert_eq!(key_kind(&service_pk("orders"), &view_sk("0a1b")), KeyKind::Stray);
         assert_eq!(key_kind("junk", "junk"), KeyKind::Other);
     }
 
@@ -211,9 +254,20 @@ mod tests {
         let from = state_sk_from();
         assert!(dependent_sk("~~~~").as_str() < from, "edges must sort before the state");
         assert!(dependent_sk("zzz\u{10ffff}").as_str() < from);
-        assert!(instance_sk("0.0.0", "a").as_str() >= from);
         assert!(view_sk("00").as_str() >= from);
         assert!(generation_sk() >= from);
+    }
+
+    #[test]
+    fn no_tenant_partition_can_name_the_fan_outs() {
+        // LeadingKeys grants exact partitions: a service or consumer name
+        // can never spell another prefix.
+        for name in ["orders", "FANOUT", "x"] {
+            assert!(!service_pk(name).starts_with(FANOUT));
+            assert!(!consumer_pk(name).starts_with(FANOUT));
+            assert_ne!(fanout_pk(name), service_pk(name));
+        }
+        assert_eq!(fanout_service_of(&fanout_pk("orders")), Some("orders"));
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub mod view;
 
 pub use change::{ChangeKind, Classified, Image, ShardRepair, StreamChange, classify, shard_repair};
 pub use event::Event;
-pub use registration::{Registration, Status};
+pub use registration::{MAX_CLOCK_SKEW_SECONDS, Registration, Status};
 pub use requirement::{Requirement, parse_needs};
 pub use resolution::{Resolution, Unresolved, resolve};
 pub use validation::ValidationError;

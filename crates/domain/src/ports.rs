@@ -30,6 +30,13 @@ pub struct StoreError {
     /// Whether retrying the same call can succeed (throttling, timeouts,
     /// 5xx). A record that failed this way is reported for re-delivery.
     pub retryable: bool,
+    /// Whether the call failed because of what a stored item holds (a
+    /// value of the wrong type where the write needs a number or a map, an
+    /// item that does not decode, an item grown past DynamoDB's size
+    /// limit): no retry can fix it, so the fan-out reports it once and
+    /// moves on instead of holding up the records behind it
+    /// (docs/security.md, "What a tenant can do to its own partition").
+    pub bad_item: bool,
     /// The underlying error.
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -47,8 +54,20 @@ impl StoreError {
             operation: operation.into(),
             message: cause.to_string(),
             retryable: false,
+            bad_item: true,
             source: Some(Box::new(cause)),
         }
+    }
+
+    /// A failure that can pass (throttling, an outage): retryable, and not
+    /// the item's fault.
+    pub fn transient(operation: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { operation: operation.into(), message: message.into(), retryable: true, bad_item: false, source: None }
+    }
+
+    /// Whether no retry can fix it because of a stored item.
+    pub fn is_bad_item(&self) -> bool {
+        self.bad_item
     }
 }
 

@@ -21,6 +21,12 @@ pub fn expires_after(now: i64, ttl_seconds: u64) -> i64 {
     now.saturating_add(i64::try_from(ttl_seconds).unwrap_or(i64::MAX))
 }
 
+/// How far ahead of the reader's clock a registration's `updated_at` may
+/// be (clock skew between writers and the fan-out): a registration written
+/// further in the future is `invalid` and never resolved, since its expiry,
+/// which counts from `updated_at`, could not be trusted.
+pub const MAX_CLOCK_SKEW_SECONDS: i64 = 30;
+
 /// Health of one instance, as its registrar reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -160,9 +166,24 @@ impl Registration {
         errors
     }
 
-    /// True once `now` has reached `expires_at`.
+    /// The moment the registration stops being valid: `expires_at`, but
+    /// never later than `updated_at + ttl_seconds`. A writer may put any
+    /// `expires_at` in its item; the registration's own TTL bounds it.
+    pub fn valid_until(&self) -> i64 {
+        self.expires_at.min(expires_after(self.updated_at, self.ttl_seconds))
+    }
+
+    /// Whether `updated_at` is further ahead of `now` than
+    /// [`MAX_CLOCK_SKEW_SECONDS`].
+    pub fn updated_in_future(&self, now: i64) -> bool {
+        self.updated_at > now.saturating_add(MAX_CLOCK_SKEW_SECONDS)
+    }
+
+    /// True once `now` has reached [`Self::valid_until`], and for a
+    /// registration dated in the future ([`Self::updated_in_future`]):
+    /// neither is ever resolved.
     pub fn is_expired(&self, now: i64) -> bool {
-        now >= self.expires_at
+        now >= self.valid_until() || self.updated_in_future(now)
     }
 
     /// Whether `other` differs from `self` only in the heartbeat fields
@@ -245,6 +266,37 @@ mod tests {
         r.endpoint_url = "nope".into();
         let fields: Vec<_> = r.validate_all().into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["service", "endpoint_url"]);
+    }
+
+    #[test]
+    fn expiry_is_bounded_by_the_registrations_own_ttl() {
+        let mut r = sample();
+        r.updated_at = 1_000;
+        r.ttl_seconds = 10;
+        r.expires_at = 4_102_444_800; // 2100: whatever the writer says
+        assert_eq!(r.valid_until(), 1_010);
+        assert!(!r.is_expired(1_009));
+        assert!(r.is_expired(1_010));
+        // An honest item: expires_at is updated_at + ttl.
+        r.expires_at = 1_010;
+        assert_eq!(r.valid_until(), 1_010);
+        // An earlier expires_at still wins.
+        r.expires_at = 1_005;
+        assert!(r.is_expired(1_005));
+    }
+
+    #[test]
+    fn a_registration_dated_in_the_future_is_never_resolvable() {
+        let mut r = sample();
+        r.ttl_seconds = 300;
+        r.updated_at = 1_000 + MAX_CLOCK_SKEW_SECONDS;
+        r.expires_at = r.updated_at + 300;
+        assert!(!r.updated_in_future(1_000), "within the skew");
+        assert!(!r.is_expired(1_000));
+        r.updated_at += 1;
+        r.expires_at += 1;
+        assert!(r.updated_in_future(1_000));
+        assert!(r.is_expired(1_000));
     }
 
     #[test]

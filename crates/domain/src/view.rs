@@ -96,7 +96,7 @@ pub fn group_id(requirements: &[String]) -> String {
     hex::encode(&sha2::Sha256::digest(&json)[..12])
 }
 
-/// One view group of a service, as stored in `SERVICE#<s> / VIEW#<id>`:
+/// One view group of a service, as stored in `FANOUT#<s> / VIEW#<id>`:
 /// the view last claimed for the group's consumers, at the generation of
 /// the read it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -86,7 +86,7 @@ proptest! {
             new_image: Some(Image::Registration(later)),
             ..Default::default()
         };
-        let got = classify(&change, r.updated_at);
+        let got = classify(&change, r.updated_at + dt); // processed when the heartbeat was written
         prop_assert!(matches!(got, Classified::Heartbeat { .. }), "{:?}", got);
     }
 }

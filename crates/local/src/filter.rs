@@ -128,6 +128,9 @@ mod tests {
         assert!(!f.matches(&record("CONSUMER#web", "RESOLVED")));
         assert!(!f.matches(&record("SERVICE#a", "GENERATION")));
         assert!(!f.matches(&record("SERVICE#a", "DEPENDENT#web")));
+        assert!(!f.matches(&record("FANOUT#a", "GENERATION")));
+        assert!(!f.matches(&record("FANOUT#a", "DEPENDENT#web")));
+        assert!(!f.matches(&record("FANOUT#a", "VIEW#00")));
         assert!(!f.matches(&json!({"dynamodb": {}})));
     }
 

@@ -36,12 +36,7 @@ struct Memory {
 impl Memory {
     fn check(&self, what: &str) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError {
-                operation: what.into(),
-                message: "unreachable".into(),
-                retryable: true,
-                source: None,
-            });
+            return Err(StoreError::transient(what, "unreachable"));
         }
         Ok(())
     }

@@ -27,7 +27,7 @@ use beacon::ports::{Publisher, RefreshQueue, Registry, StoreError, ViewWrite};
 use beacon::{ShardRepair, classify, shard_repair};
 use beacon_aws::stream::{sequence_number, stream_change};
 use futures::{StreamExt, TryStreamExt};
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, error, info_span, warn};
 
 mod pages;
 mod refresh;
@@ -98,6 +98,10 @@ pub struct BatchReport {
     pub pages_queued: usize,
     /// Records reported for retry.
     pub failed: usize,
+    /// Records, and dependents' views, that failed because of what a
+    /// stored item holds (no retry can fix it): reported once, named in
+    /// the logs, and not retried, so nothing behind them waits.
+    pub bad_items: usize,
     /// The oldest record's approximate creation time (epoch seconds), for
     /// the propagation-lag metric.
     pub oldest_record_at: Option<i64>,
@@ -117,6 +121,7 @@ impl BatchReport {
             count("ViewGroupsClaimed", self.groups_claimed),
             count("RefreshPagesQueued", self.pages_queued),
             count("BatchFailures", self.failed),
+            count("BadItemsSkipped", self.bad_items),
         ];
         if let Some(oldest) = self.oldest_record_at {
             // The stream's creation time has one-second (locally one-minute)
@@ -246,6 +251,11 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
             match result {
                 Ok(true) => report.shards_repaired += 1,
                 Ok(false) => debug!("expiry shard: a later write or a delete got there first"),
+                Err(e) if e.is_bad_item() => {
+                    // The operation in the error names the item.
+                    error!(error = %e, "expiry repair cannot be written: skipped, not retried");
+                    report.bad_items += 1;
+                }
                 Err(e) => {
                     warn!(error = %e, retryable = e.is_retryable(), "expiry shard repair failed; record will be retried");
                     failed.insert(i);
@@ -257,9 +267,14 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
             let r = &refs[i];
             let span = info_span!("needs", consumer = %change.consumer, event_id = %r.id);
             match self.apply_needs(&change, &r.id, r.created_at, now, &budget).instrument(span).await {
-                Ok((events, changed)) => {
+                Ok((events, changed, bad)) => {
                     report.views_changed += changed;
+                    report.bad_items += bad;
                     pending.extend(events.into_iter().map(|e| (i, e)));
+                }
+                Err(e) if e.is_bad_item() => {
+                    error!(consumer = %change.consumer, error = %e, "needs change cannot be applied (a stored item no write can fix): reported once, not retried");
+                    report.bad_items += 1;
                 }
                 Err(e) => {
                     warn!(consumer = %change.consumer, error = %e, retryable = e.is_retryable(), "needs change failed; record will be retried");
@@ -293,9 +308,18 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                     report.views_changed += done.views_changed;
                     report.groups_claimed += done.groups_claimed;
                     report.pages_queued += done.pages_queued;
+                    report.bad_items += done.bad_items;
                     // Attributed to the service's first record in the batch,
                     // so a retry re-delivers every record of the group.
                     pending.extend(done.events.into_iter().map(|e| (first, e)));
+                }
+                // A refresh reads and writes only the fan-out's own partition
+                // and the dependents' items (each skipped on its own), so
+                // this is a stored item no write fixes: retrying it would
+                // only hold up every change behind it on the shard.
+                Err(e) if e.is_bad_item() => {
+                    error!(%service, error = %e, "refresh cannot be done (a stored item no write can fix): reported once, not retried");
+                    report.bad_items += 1;
                 }
                 Err(e) => {
                     warn!(%service, error = %e, retryable = e.is_retryable(), "refresh failed; record will be retried");
@@ -338,7 +362,7 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         created_at: i64,
         now: i64,
         budget: &Budget,
-    ) -> Result<(Vec<Event>, usize), StoreError> {
+    ) -> Result<(Vec<Event>, usize, usize), StoreError> {
         let consumer = change.consumer.as_str();
         let existing = self.registry.get_resolved(consumer).await?;
         let mut old_services: BTreeSet<String> =
@@ -350,7 +374,7 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                 self.registry.delete_edge(service, consumer).await?;
             }
             self.registry.delete_resolved(consumer).await?;
-            return Ok((Vec::new(), 0));
+            return Ok((Vec::new(), 0, 0));
         };
         let services = after.services();
         let dropped: Vec<String> = old_services.iter().filter(|s| !services.contains(s)).cloned().collect();
@@ -379,20 +403,22 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         // Other members of a group this consumer found stale.
         let mut events: Vec<Event> = Vec::new();
         let mut changed = 0;
+        let mut bad = 0;
         for (_, others) in writes {
             changed += others.views_changed;
+            bad += others.bad_items;
             events.extend(others.events);
         }
         if header_changed || views_changed {
             let item = self.registry.bump_revision(consumer, record_id).await?;
             events.push(Event::resolved(record_id, None, &item, created_at));
-            return Ok((events, changed + 1));
+            return Ok((events, changed + 1, bad));
         }
         // Retried record whose bump landed but whose event may not have.
         if let Some(item) = existing.filter(|r| r.last_change_id.as_deref() == Some(record_id)) {
             events.push(Event::resolved(record_id, None, &item, created_at));
         }
-        Ok((events, changed))
+        Ok((events, changed, bad))
     }
 }
 

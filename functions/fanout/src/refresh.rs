@@ -2,7 +2,7 @@
 //! (docs/architecture.md, "View groups" and "Large fan-outs").
 //!
 //! Consumers with the same requirements on a service form a view group,
-//! stored as `SERVICE#<s> / VIEW#<id>` with the view last claimed for it. A
+//! stored as `FANOUT#<s> / VIEW#<id>` with the view last claimed for it. A
 //! change reads the service's registrations and groups (never its edges),
 //! resolves each distinct requirement once, and compares each group's view
 //! with the stored one: a group whose view did not move costs nothing. A
@@ -20,7 +20,7 @@ use beacon::event::Event;
 use beacon::ports::{Dependent, Publisher, RefreshPage, RefreshQueue, Registry, StoreError, ViewWrite};
 use beacon::view::{ServiceView, ViewCache, ViewGroup, group_id};
 use futures::{StreamExt, TryStreamExt};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::FanOut;
 
@@ -58,6 +58,9 @@ pub(crate) struct Refreshed {
     pub views_changed: usize,
     pub groups_claimed: usize,
     pub pages_queued: usize,
+    /// Dependents whose resolved item no write can fix (see
+    /// [`StoreError::bad_item`]): skipped, so the others still get theirs.
+    pub bad_items: usize,
 }
 
 impl Refreshed {
@@ -66,6 +69,7 @@ impl Refreshed {
         self.views_changed += other.views_changed;
         self.groups_claimed += other.groups_claimed;
         self.pages_queued += other.pages_queued;
+        self.bad_items += other.bad_items;
     }
 }
 
@@ -288,14 +292,28 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
             let Some(view) = claimed.get(&id) else { continue };
             *members.entry(id).or_default() += 1;
             jobs.push(async move {
-                let w = self.registry.write_view(&dependent.consumer, service, view, Some(change_id)).await?;
-                Ok::<_, StoreError>((dependent, w))
+                match self.registry.write_view(&dependent.consumer, service, view, Some(change_id)).await {
+                    Ok(w) => Ok((dependent, Some(w))),
+                    // One consumer's resolved item that no write can fix
+                    // (its own writer may put anything in its partition)
+                    // must not keep the service's other dependents from
+                    // their views, nor hold up the stream behind them.
+                    Err(e) if e.is_bad_item() => {
+                        error!(consumer = %dependent.consumer, %service, error = %e, "resolved item cannot be written: skipped (fix or delete the item)");
+                        Ok((dependent, None))
+                    }
+                    Err(e) => Err(e),
+                }
             });
         }
-        let outcomes: Vec<(&Dependent, ViewWrite)> =
+        let outcomes: Vec<(&Dependent, Option<ViewWrite>)> =
             futures::stream::iter(jobs).buffer_unordered(VIEW_WRITE_CONCURRENCY).try_collect().await?;
         let mut done = Refreshed::default();
         for (dependent, outcome) in outcomes {
+            let Some(outcome) = outcome else {
+                done.bad_items += 1;
+                continue;
+            };
             match outcome {
                 ViewWrite::Changed(item) => {
                     debug!(consumer = %dependent.consumer, revision = item.revision, "view changed");
@@ -360,10 +378,8 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
 }
 
 fn lost_too_often(service: &str) -> StoreError {
-    StoreError {
-        operation: format!("refresh {service}"),
-        message: format!("newer refreshes claimed first {ATTEMPTS} times in a row"),
-        retryable: true,
-        source: None,
-    }
+    StoreError::transient(
+        format!("refresh {service}"),
+        format!("newer refreshes claimed first {ATTEMPTS} times in a row"),
+    )
 }

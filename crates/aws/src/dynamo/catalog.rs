@@ -134,8 +134,16 @@ impl Catalog for DynamoRegistry {
     }
 
     async fn instances(&self, service: &str) -> Result<ServiceInstances, StoreError> {
-        let partition = beacon::ports::Registry::read_service(self, service).await?;
-        Ok(ServiceInstances { registrations: partition.instances, invalid: partition.invalid })
+        // Registrations only: a lookup's cost does not grow with the
+        // service's dependents, whose edges live under `FANOUT#<s>`.
+        let mut out = ServiceInstances::default();
+        for item in self.query_instances(service).await? {
+            match decode_registration(&from_sdk(item)) {
+                Ok(r) => out.registrations.push(r),
+                Err(_) => out.invalid += 1,
+            }
+        }
+        Ok(out)
     }
 
     async fn list(&self, limit: u32, start: Option<PageToken>) -> Result<RegistrationPage, StoreError> {

@@ -92,7 +92,12 @@ where
         Some(m) => format!("{code}: {m}"),
         None => format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)),
     };
-    StoreError { operation, message, retryable, source: Some(Box::new(err)) }
+    // DynamoDB answers ValidationException when a stored value is not what
+    // the expression needs (a string where `ADD` wants a number, a path
+    // into something that is not a map) or an item would pass 400 KB: the
+    // same call fails the same way every time.
+    let bad_item = code == "ValidationException";
+    StoreError { operation, message, retryable, bad_item, source: Some(Box::new(err)) }
 }
 
 pub(crate) fn is_conditional<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
@@ -127,14 +132,14 @@ impl DynamoRegistry {
     /// newer refresh has bumped it (see [`Self::transact`]).
     pub(crate) async fn transact_at(
         &self,
-        service_pk: &str,
+        fanout_pk: &str,
         generation: u64,
         item: Result<aws_sdk_dynamodb::types::TransactWriteItem, aws_sdk_dynamodb::error::BuildError>,
         what: String,
     ) -> Result<bool, StoreError> {
         let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::key(service_pk.to_owned(), keys::generation_sk())))
+            .set_key(Some(Self::key(fanout_pk.to_owned(), keys::generation_sk())))
             .condition_expression("generation = :g")
             .expression_attribute_values(":g", n(generation))
             .build()
@@ -179,7 +184,7 @@ impl DynamoRegistry {
 
 /// A value read back that is not the shape Beacon wrote.
 pub(crate) fn shape_error(operation: String, e: impl std::fmt::Display) -> StoreError {
-    StoreError { operation, message: e.to_string(), retryable: false, source: None }
+    StoreError { operation, message: e.to_string(), retryable: false, bad_item: true, source: None }
 }
 
 impl DynamoRegistry {

@@ -21,6 +21,36 @@ use crate::item::{decode_registration, from_sdk, item_key, to_attribute};
 /// view groups.
 const GROUPED: &str = "grouped";
 
+use beacon::keys::{LAYOUT, LAYOUT_FANOUT_PARTITION};
+/// The generation a moved service starts from when the layout before left
+/// an unreadable `GENERATION` (a writer may have put anything there): above
+/// any count an honest service reaches (a thousand changes a second for 34
+/// years), so every view stored under the old count is older.
+pub(crate) const UNREADABLE_LEGACY_FLOOR: u64 = 1 << 40;
+
+/// The generation and `grouped` mark from a `GENERATION` item's attributes.
+fn generation_of(service: &str, attributes: &HashMap<String, AttributeValue>) -> Result<Generation, StoreError> {
+    let value = attributes
+        .get("generation")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| shape_error(format!("generation of {service}"), "no generation returned"))?;
+    let grouped = attributes.get(GROUPED).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+    Ok(Generation { value, grouped })
+}
+
+/// What the layout before left under `SERVICE#<s>`.
+#[derive(Debug, Default)]
+struct Legacy {
+    /// Its `GENERATION` count: `None` without the item, `Some(None)` when it
+    /// does not read as a count.
+    generation: Option<Option<u64>>,
+    /// Its dependency edges.
+    edges: Vec<Dependent>,
+    /// Every bookkeeping key found (`GENERATION`, `DEPENDENT#…`, `VIEW#…`).
+    keys: Vec<String>,
+}
+
 /// Reads one item of a service's partition into `partition`.
 fn add_to_partition(partition: &mut ServicePartition, item: HashMap<String, AttributeValue>) {
     let item = from_sdk(item);
@@ -67,38 +97,32 @@ fn strings(item: &serde_dynamo::Item, name: &str) -> Vec<String> {
 #[async_trait]
 impl Registry for DynamoRegistry {
     async fn bump_generation(&self, service: &str) -> Result<Generation, StoreError> {
-        self.write();
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(keys::service_pk(service), keys::generation_sk())))
-            .update_expression("ADD generation :one")
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| store_error(format!("UpdateItem generation {service}"), e))?;
-        let attributes = out.attributes.unwrap_or_default();
-        let value = attributes
-            .get("generation")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| shape_error(format!("generation of {service}"), "no generation returned"))?;
-        let grouped = attributes.get(GROUPED).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
-        Ok(Generation { value, grouped })
+        let attributes = self.bump(service).await?;
+        if attributes.contains_key(LAYOUT) {
+            return generation_of(service, &attributes);
+        }
+        // The service's first refresh since its bookkeeping moved out of
+        // its own partition: move what the layout before left there.
+        if let Some(moved) = self.move_legacy(service).await? {
+            return generation_of(service, &moved);
+        }
+        // Another refresh moved it first: bump after its move.
+        generation_of(service, &self.bump(service).await?)
     }
 
     async fn read_service(&self, service: &str) -> Result<ServicePartition, StoreError> {
         let mut partition = ServicePartition::default();
-        for item in self.query_partition(keys::service_pk(service)).await? {
+        for item in self.query_instances(service).await? {
+            add_to_partition(&mut partition, item);
+        }
+        for item in self.query_partition(keys::fanout_pk(service)).await? {
             add_to_partition(&mut partition, item);
         }
         Ok(partition)
     }
 
     async fn read_state(&self, service: &str) -> Result<ServicePartition, StoreError> {
-        let pk = keys::service_pk(service);
+        let pk = keys::fanout_pk(service);
         let query = self
             .client
             .query()
@@ -108,6 +132,9 @@ impl Registry for DynamoRegistry {
             .expression_attribute_values(":pk", s(pk.clone()))
             .expression_attribute_values(":from", s(keys::state_sk_from()));
         let mut partition = ServicePartition::default();
+        for item in self.query_instances(service).await? {
+            add_to_partition(&mut partition, item);
+        }
         for item in self.query_all(query, format!("{pk} state")).await? {
             add_to_partition(&mut partition, item);
         }
@@ -115,7 +142,7 @@ impl Registry for DynamoRegistry {
     }
 
     async fn dependents(&self, service: &str, after: Option<&str>, limit: usize) -> Result<DependentsPage, StoreError> {
-        let pk = keys::service_pk(service);
+        let pk = keys::fanout_pk(service);
         let start = after.map(|consumer| Self::key(pk.clone(), &keys::dependent_sk(consumer)));
         self.read();
         let out = self
@@ -148,7 +175,7 @@ impl Registry for DynamoRegistry {
     }
 
     async fn claim_group(&self, service: &str, group: &ViewGroup) -> Result<bool, StoreError> {
-        let pk = keys::service_pk(service);
+        let pk = keys::fanout_pk(service);
         let view = to_attribute(&group.view).map_err(|e| shape_error(format!("view group of {service}"), e))?;
         let update = Update::builder()
             .table_name(&self.table)
@@ -170,7 +197,7 @@ impl Registry for DynamoRegistry {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::service_pk(service), &keys::view_sk(group))))
+            .set_key(Some(Self::key(keys::fanout_pk(service), &keys::view_sk(group))))
             .update_expression("SET pending = :no")
             .condition_expression("generation = :g")
             .expression_attribute_values(":no", AttributeValue::Bool(false))
@@ -181,7 +208,7 @@ impl Registry for DynamoRegistry {
     }
 
     async fn drop_group(&self, service: &str, group: &str, generation: u64) -> Result<bool, StoreError> {
-        let pk = keys::service_pk(service);
+        let pk = keys::fanout_pk(service);
         let delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(Self::key(pk.clone(), &keys::view_sk(group))))
@@ -196,7 +223,7 @@ impl Registry for DynamoRegistry {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::service_pk(service), keys::generation_sk())))
+            .set_key(Some(Self::key(keys::fanout_pk(service), keys::generation_sk())))
             .update_expression("SET #grouped = :yes")
             .condition_expression("generation = :g")
             .expression_attribute_names("#grouped", GROUPED)
@@ -387,7 +414,7 @@ impl Registry for DynamoRegistry {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item(keys::PK, s(keys::service_pk(service)))
+            .item(keys::PK, s(keys::fanout_pk(service)))
             .item(keys::SK, s(keys::dependent_sk(consumer)))
             .item("consumer", s(consumer))
             .item("requirements", AttributeValue::L(requirements.iter().map(s).collect()))
@@ -398,7 +425,7 @@ impl Registry for DynamoRegistry {
     }
 
     async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError> {
-        self.delete_key(keys::service_pk(service), &keys::dependent_sk(consumer), format!("edge {service}->{consumer}"))
+        self.delete_key(keys::fanout_pk(service), &keys::dependent_sk(consumer), format!("edge {service}->{consumer}"))
             .await
     }
 
@@ -409,14 +436,147 @@ impl Registry for DynamoRegistry {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(repair.pk.clone(), &repair.sk)))
-            .update_expression("SET #shard = :shard")
+            .update_expression("SET #shard = :shard, #exp = :until")
             .condition_expression("attribute_exists(pk) AND #exp = :exp")
             .expression_attribute_names("#shard", keys::EXPIRY_SHARD)
             .expression_attribute_names("#exp", keys::EXPIRES_AT)
             .expression_attribute_values(":shard", s(repair.shard.clone()))
             .expression_attribute_values(":exp", n(repair.expires_at))
+            .expression_attribute_values(":until", n(repair.valid_until))
             .send()
             .await;
         self.conditional(result, || format!("UpdateItem expiry shard {}/{}", repair.pk, repair.sk))
+    }
+}
+
+impl DynamoRegistry {
+    /// `ADD 1` to the service's generation; the item after.
+    async fn bump(&self, service: &str) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        self.write();
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::fanout_pk(service), keys::generation_sk())))
+            .update_expression("ADD generation :one")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| store_error(format!("UpdateItem generation {service}"), e))?;
+        Ok(out.attributes.unwrap_or_default())
+    }
+
+    /// A service's registrations only (`SERVICE#<s>`, `INSTANCE#…`), read
+    /// consistently: whatever else a writer put in its partition is never
+    /// read.
+    pub(crate) async fn query_instances(
+        &self,
+        service: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let pk = keys::service_pk(service);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :instance)")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .expression_attribute_values(":instance", s(keys::instance_sk_prefix()));
+        self.query_all(query, format!("{pk} registrations")).await
+    }
+
+    /// Moves a service's bookkeeping from the layout before (under
+    /// `SERVICE#<s>`) to `FANOUT#<s>`, once: the edges are copied (an edge
+    /// already written in the new place is newer and kept), then the
+    /// generation is raised above the old count and marked moved, then the
+    /// old items are deleted. Returns the `GENERATION` item after, or
+    /// `None` when another refresh marked it first. Its `grouped` mark is
+    /// unset, so the refresh that called this regroups the service: every
+    /// dependent's view is written again under the new count.
+    async fn move_legacy(&self, service: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let legacy = self.read_legacy(service).await?;
+        let pk = keys::fanout_pk(service);
+        for edge in &legacy.edges {
+            self.write();
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item(keys::PK, s(pk.clone()))
+                .item(keys::SK, s(keys::dependent_sk(&edge.consumer)))
+                .item("consumer", s(&edge.consumer))
+                .item("requirements", AttributeValue::L(edge.requirements.iter().map(s).collect()))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            self.conditional(result, || format!("PutItem moved edge {service}->{}", edge.consumer))?;
+        }
+        let floor = match legacy.generation {
+            None => 0,
+            Some(Some(g)) => g,
+            Some(None) => {
+                tracing::warn!(
+                    %service,
+                    floor = UNREADABLE_LEGACY_FLOOR,
+                    "the old layout's GENERATION does not read as a count; the moved generation starts above any honest one"
+                );
+                UNREADABLE_LEGACY_FLOOR
+            }
+        };
+        self.write();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk.clone(), keys::generation_sk())))
+            .update_expression("SET #layout = :layout ADD generation :floor")
+            .condition_expression("attribute_not_exists(#layout)")
+            .expression_attribute_names("#layout", LAYOUT)
+            .expression_attribute_values(":layout", n(LAYOUT_FANOUT_PARTITION))
+            .expression_attribute_values(":floor", n(floor))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let moved = match result {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(e) if is_conditional(&e) => {
+                self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+            Err(e) => return Err(store_error(format!("UpdateItem move {service}"), e)),
+        };
+        if !legacy.keys.is_empty() {
+            tracing::info!(%service, edges = legacy.edges.len(), items = legacy.keys.len(), floor, "moved the fan-out's bookkeeping to its own partition");
+        }
+        for sk in &legacy.keys {
+            self.delete_key(keys::service_pk(service), sk, format!("old bookkeeping {service} {sk}")).await?;
+        }
+        Ok(Some(moved))
+    }
+
+    /// What the layout before left under `SERVICE#<s>` (everything but its
+    /// registrations), read consistently.
+    async fn read_legacy(&self, service: &str) -> Result<Legacy, StoreError> {
+        let mut legacy = Legacy::default();
+        for item in self.query_partition(keys::service_pk(service)).await? {
+            let item = from_sdk(item);
+            let Some((_, sk)) = item_key(&item) else { continue };
+            if sk == keys::generation_sk() {
+                let count = match item.inner().get("generation") {
+                    Some(serde_dynamo::AttributeValue::N(n)) => n.parse().ok(),
+                    _ => None,
+                };
+                legacy.generation = Some(count);
+            } else if let Some(consumer) = keys::dependent_of(&sk) {
+                legacy
+                    .edges
+                    .push(Dependent { consumer: consumer.to_owned(), requirements: strings(&item, "requirements") });
+            } else if !sk.starts_with(keys::view_sk_prefix()) {
+                continue;
+            }
+            legacy.keys.push(sk);
+        }
+        Ok(legacy)
     }
 }
