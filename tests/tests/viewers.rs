@@ -97,8 +97,9 @@ async fn a_released_viewer_is_gone_after_one_janitor_run_and_a_live_one_is_left_
     let live = viewer(&p, "ui", long.clone()).await;
     let leaving = viewer(&p, "watch", long.clone()).await;
     // A user's own queue, named like nothing of Beacon's, subscribed the
-    // same way; and one named like a viewer's but without a lease (not made
-    // by a viewer of this version).
+    // same way; and one named like a viewer's but without a lease (made by
+    // an older beacon: kept until ten minutes after its creation, which the
+    // janitor reads).
     let user = p.subscribe(None).await;
     let untagged_name = format!("beacon-watch-{}", unique("untagged"));
     let untagged =

@@ -52,6 +52,21 @@ fn queue_name(url: &str) -> &str {
     url.trim_end_matches('/').rsplit('/').next().unwrap_or(url)
 }
 
+impl SnsSqsSubscribers {
+    /// A queue's `CreatedTimestamp`; `None` if it is gone meanwhile.
+    async fn created(&self, name: &str, url: &str) -> Result<Option<i64>, StoreError> {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let read = self.sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::CreatedTimestamp);
+        match read.send().await {
+            Ok(out) => Ok(out
+                .attributes
+                .and_then(|a| a.get(&QueueAttributeName::CreatedTimestamp).and_then(|v| v.trim().parse().ok()))),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => Ok(None),
+            Err(e) => Err(call_error(format!("GetQueueAttributes {name}"), e)),
+        }
+    }
+}
+
 #[async_trait]
 impl Subscribers for SnsSqsSubscribers {
     async fn subscriptions(&self) -> Result<Vec<TopicSubscription>, StoreError> {
@@ -111,7 +126,11 @@ impl Subscribers for SnsSqsSubscribers {
                 Err(e) => return Err(call_error(format!("ListQueueTags {name}"), e)),
             };
             let lease = tags.get(LEASE_TAG).and_then(|v| v.trim().parse::<i64>().ok());
-            queues.push(ViewerQueue { name, url, lease });
+            let created = match lease {
+                Some(_) => None,
+                None => self.created(&name, &url).await?,
+            };
+            queues.push(ViewerQueue { name, url, lease, created });
         }
         Ok(queues)
     }

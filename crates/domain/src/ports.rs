@@ -478,6 +478,9 @@ pub struct ViewerQueue {
     pub url: String,
     /// Its [`LEASE_TAG`], if it has one that is a number.
     pub lease: Option<i64>,
+    /// When it was created (epoch seconds), read only for a queue without
+    /// a lease (one made by an older `beacon`).
+    pub created: Option<i64>,
 }
 
 /// The topic's subscriptions and the viewers' queues, as the sweeper's

@@ -14,10 +14,14 @@
 //!   passed by [`UNSUBSCRIBED_GRACE`] (it may follow another stack's topic,
 //!   whose janitor removes it with its subscription first).
 //!
+//! A viewer queue without a lease tag (made by an older `beacon`; no viewer
+//! of this version makes one) counts as leased until [`UNSUBSCRIBED_GRACE`]
+//! after its creation.
+//!
 //! It touches nothing else: not a subscription whose viewer queue exists
-//! and whose lease holds, not a viewer-named queue without a lease tag, not
-//! any queue or subscription that is not a viewer's (the pipeline's queues,
-//! users' queues, other protocols, other accounts and regions).
+//! and whose lease holds, not any queue or subscription that is not a
+//! viewer's (the pipeline's queues, users' queues, other protocols, other
+//! accounts and regions).
 //!
 //! What to remove is decided by [`plan`], a pure function; [`run`] carries it
 //! out over the [`Subscribers`] port.
@@ -89,7 +93,11 @@ pub fn plan(topic_arn: &str, subscriptions: &[TopicSubscription], queues: &[View
         }
     }
     for q in queues.iter().filter(|q| is_viewer_queue(&q.name)) {
-        let Some(lease) = q.lease.filter(|lease| *lease < now) else { continue };
+        // A queue without a lease (made by an older `beacon`; no viewer of
+        // this version makes one) counts as leased for the grace after its
+        // creation.
+        let lease = q.lease.or_else(|| q.created.map(|c| c.saturating_add(UNSUBSCRIBED_GRACE)));
+        let Some(lease) = lease.filter(|lease| *lease < now) else { continue };
         let subscriptions = subscribed.remove(q.name.as_str()).unwrap_or_default();
         // A queue subscribed to another stack's topic is that stack's
         // janitor's to remove (it also removes the subscription); one
@@ -187,7 +195,7 @@ mod tests {
     }
 
     fn queue(name: &str, lease: Option<i64>) -> ViewerQueue {
-        ViewerQueue { name: name.into(), url: format!("https://sqs/123456789012/{name}"), lease }
+        ViewerQueue { name: name.into(), url: format!("https://sqs/123456789012/{name}"), lease, created: None }
     }
 
     #[test]
@@ -322,9 +330,22 @@ mod tests {
             sub("PendingConfirmation", "sqs", "arn:aws:sqs:us-east-1:123456789012:beacon-watch-9-9"),
             sub(&format!("{TOPIC}:s4"), "https", "https://example.com/hook"),
         ];
-        // A viewer-named queue without a (numeric) lease was not made by a
-        // viewer of this version: kept.
+        // A viewer-named queue without a (numeric) lease whose creation
+        // time is unknown: kept.
         let queues = [queue("beacon-watch-3-3", None)];
         assert_eq!(plan(TOPIC, &subs, &queues, i64::MAX), Plan::default());
+    }
+
+    #[test]
+    fn a_queue_without_a_lease_goes_only_once_the_grace_after_its_creation_has_passed() {
+        let old = ViewerQueue { created: Some(1_000), ..queue("beacon-watch-1-2", None) };
+        let subs = [sqs_sub(1, "beacon-watch-1-2")];
+        let at = |now| plan(TOPIC, &subs, std::slice::from_ref(&old), now).lapsed;
+        assert!(at(1_000 + UNSUBSCRIBED_GRACE).is_empty(), "a young one may be a viewer's being tagged");
+        assert_eq!(at(1_001 + UNSUBSCRIBED_GRACE), vec![(old.clone(), vec![format!("{TOPIC}:s1")])]);
+        // Subscribed to nothing here: another grace on top.
+        let alone = |now| plan(TOPIC, &[], std::slice::from_ref(&old), now).lapsed;
+        assert!(alone(1_001 + UNSUBSCRIBED_GRACE).is_empty());
+        assert_eq!(alone(1_001 + 2 * UNSUBSCRIBED_GRACE), vec![(old.clone(), vec![])]);
     }
 }

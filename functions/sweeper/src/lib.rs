@@ -13,7 +13,8 @@ pub use janitor::JanitorReport;
 /// Every IAM action the sweeper's code needs: Query on the expiry index and
 /// DeleteItem on the table (the sweep); ListSubscriptionsByTopic and
 /// Unsubscribe on the topic, ListQueues (wildcard-only), ListQueueTags,
-/// GetQueueUrl and DeleteQueue on viewer queues (the janitor).
+/// GetQueueUrl, GetQueueAttributes (an untagged queue's creation time) and
+/// DeleteQueue on viewer queues (the janitor).
 /// `infra/template.yaml` must grant exactly these.
 pub const IAM_ACTIONS: &[&str] = &[
     "dynamodb:Query",
@@ -23,6 +24,7 @@ pub const IAM_ACTIONS: &[&str] = &[
     "sqs:ListQueues",
     "sqs:ListQueueTags",
     "sqs:GetQueueUrl",
+    "sqs:GetQueueAttributes",
     "sqs:DeleteQueue",
 ];
 
