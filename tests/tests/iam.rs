@@ -865,6 +865,50 @@ fn the_fan_out_and_the_sweeper_may_do_what_their_code_calls_and_nothing_more() {
     assert_decisions(&cases);
 }
 
+/// The sweeper's janitor removes what registry viewers leave: it may list
+/// and remove the topic's subscriptions and read, tag-list and delete
+/// viewer queues (`beacon-watch-*`, `beacon-ui-*`), and nothing of the
+/// pipeline's or a user's queues.
+#[test]
+fn the_janitor_reaches_only_viewer_queues_and_the_topics_subscriptions() {
+    let t = deployed("template.yaml");
+    let sweeper = function_policies(&t, "SweeperFunction", &main_stack());
+    let queue = |name: &str| format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}");
+    let mut cases = vec![
+        case("janitor lists the subscriptions", &sweeper, "sns:ListSubscriptionsByTopic", TOPIC, json!({}), true),
+        case("janitor unsubscribes", &sweeper, "sns:Unsubscribe", TOPIC, json!({}), true),
+        case("janitor lists queues", &sweeper, "sqs:ListQueues", "*", json!({}), true),
+        case(
+            "janitor lists another topic's subscriptions",
+            &sweeper,
+            "sns:ListSubscriptionsByTopic",
+            "arn:aws:sns:us-east-1:123456789012:other",
+            json!({}),
+            false,
+        ),
+        case("janitor publishes", &sweeper, "sns:Publish", TOPIC, json!({}), false),
+    ];
+    for action in ["sqs:ListQueueTags", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:DeleteQueue"] {
+        for viewer in ["beacon-watch-1-2", "beacon-ui-3-4"] {
+            cases.push(case(&format!("janitor {action} {viewer}"), &sweeper, action, &queue(viewer), json!({}), true));
+        }
+        for other in ["beacon-fanout-on-failure-dev", "beacon-refresh-dev.fifo", "orders-work"] {
+            cases.push(case(&format!("janitor {action} {other}"), &sweeper, action, &queue(other), json!({}), false));
+        }
+    }
+    for action in ["sqs:ReceiveMessage", "sqs:SetQueueAttributes", "sqs:SendMessage", "sqs:TagQueue"] {
+        cases.push(case(
+            &format!("janitor {action} a viewer queue"),
+            &sweeper,
+            action,
+            &queue("beacon-watch-1"),
+            json!({}),
+            false,
+        ));
+    }
+    assert_decisions(&cases);
+}
+
 /// The topic's policy: only the fan-out's and the refresh function's roles
 /// publish. Any other principal of the account is refused by an explicit
 /// Deny even when its own identity policy grants `sns:Publish` on "*", so
@@ -1199,13 +1243,7 @@ fn a_viewer_cannot_take_over_another_viewers_queue() {
         ),
         case("viewer untags its queue", v, "sqs:UntagQueue", &mine, owned_by(ME), false),
     ];
-    for action in [
-        "sqs:GetQueueAttributes",
-        "sqs:SetQueueAttributes",
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:DeleteQueue",
-    ] {
+    for action in ["sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"] {
         cases.push(case(&format!("viewer {action} its own queue"), v, action, &mine, owned_by(ME), true));
         cases.push(case(&format!("viewer {action} another viewer's queue"), v, action, &theirs, owned_by(THEM), false));
         cases.push(case(
@@ -1225,7 +1263,12 @@ fn a_viewer_cannot_take_over_another_viewers_queue() {
             false,
         ));
     }
-    for action in ["sqs:SendMessage", "sqs:PurgeQueue", "sqs:AddPermission", "sqs:ChangeMessageVisibility"] {
+    // It never deletes a queue, even its own: on exit it ends its lease and
+    // the janitor removes the subscription, then the queue.
+    cases.push(case("viewer deletes its own queue", v, "sqs:DeleteQueue", &mine, owned_by(ME), false));
+    for action in
+        ["sqs:SendMessage", "sqs:PurgeQueue", "sqs:AddPermission", "sqs:ChangeMessageVisibility", "sqs:DeleteQueue"]
+    {
         cases.push(case(&format!("viewer {action} another viewer's queue"), v, action, &theirs, owned_by(THEM), false));
     }
     for (who, policies) in [("consumer", &p.consumer), ("service writer", &p.writer)] {
