@@ -3,19 +3,7 @@
 //! parses must print back to something that parses to the same.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../cases/requirements.rs"]
+mod case;
 
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    match beacon::parse_needs(&text) {
-        Ok(parsed) => {
-            let printed = beacon::requirement::format_needs(&parsed);
-            assert_eq!(beacon::parse_needs(&printed).ok().as_ref(), Some(&parsed), "{text:?} printed as {printed:?}");
-        }
-        Err(e) => assert!(!e.to_string().is_empty(), "an error says what is wrong"),
-    }
-    if let Ok(v) = beacon::version::parse_version(&text) {
-        assert_eq!(beacon::version::parse_version(&v.to_string()).ok(), Some(v));
-    }
-    let _ = beacon::Requirement::parse(&text);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| case::check(data));
