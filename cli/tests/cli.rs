@@ -267,6 +267,13 @@ async fn dev_up_passes_every_flag_to_the_runner() {
         panic!("the runner did not get --sweep-every-seconds 1:\n{log}");
     }
     let env = read_env(&state.join("dev.env"));
+    // Every variable a Beacon binary reads from its environment (the
+    // fan-out's and refresh function's `from_env`, the catalog API's, the
+    // sweeper's) is there, so each starts against the stack from dev.env.
+    for var in ["BEACON_TABLE", "BEACON_TOPIC_ARN", "BEACON_REFRESH_QUEUE_URL", "BEACON_API_URL"] {
+        let value = env.iter().find(|(k, _)| k == var).map(|(_, v)| v.as_str()).unwrap_or_default();
+        assert!(!value.is_empty(), "{var} missing from dev.env: {env:?}");
+    }
     // dev serves the registry page too, and says where.
     let ui = env.iter().find(|(k, _)| k == "BEACON_UI_URL").map(|(_, v)| v.clone()).expect("BEACON_UI_URL in dev.env");
     let addr = ui.trim_start_matches("http://").trim_end_matches('/').to_owned();

@@ -193,6 +193,10 @@ pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
     let running = start(opts, &stack.endpoints, faulted.as_ref().map_or(&stack.endpoints, |(e, _)| e)).await?;
     let (table, topic_arn) = (&running.resources.table, &running.resources.topic_arn);
     let mut env = stack.endpoints.env_lines(table, topic_arn, running.api_url.as_deref(), &opts.scoped_service);
+    // Every variable a Beacon binary reads, so the fan-out's and the
+    // refresh function's binaries start against the local stack from
+    // dev.env alone.
+    env.push_str(&format!("export BEACON_REFRESH_QUEUE_URL={}\n", running.resources.refresh_url));
     if let Some(ui) = &running.ui {
         env.push_str(&format!("export BEACON_UI_URL=http://{}/\n", ui.addr));
     }

@@ -1,4 +1,4 @@
-//! The catalog API Lambda behind API Gateway: set-up only (STYLE.md).
+//! The catalog API Lambda behind API Gateway: set-up only (docs/architecture.md, "Crates").
 //! API Gateway verifies SigV4 on the write routes (IAM auth in the template).
 
 use beacon_aws::config::{sdk_config, table_from_env};

@@ -1,4 +1,4 @@
-//! The fan-out Lambda: set-up only (STYLE.md): tracing, config, clients, run.
+//! The fan-out Lambda: set-up only (docs/architecture.md, "Crates"): tracing, config, clients, run.
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;

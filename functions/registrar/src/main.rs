@@ -1,4 +1,4 @@
-//! The registrar Lambda, on its service's schedule: set-up only (STYLE.md).
+//! The registrar Lambda, on its service's schedule: set-up only (docs/architecture.md, "Crates").
 //! Properties come from the bundled `service_properties.json` (path in
 //! `REGISTRAR_PROPERTIES`, default beside the bootstrap) or, when that file
 //! is absent, from `REGISTRAR_*` variables.

@@ -1,4 +1,4 @@
-//! The sweeper Lambda, on a one-minute schedule: set-up only (STYLE.md);
+//! The sweeper Lambda, on a one-minute schedule: set-up only (docs/architecture.md, "Crates");
 //! the handler is `beacon_sweeper::handle` (the logic `beacon::sweep`) and
 //! `beacon_sweeper::tidy` (the janitor, `beacon_sweeper::janitor`).
 

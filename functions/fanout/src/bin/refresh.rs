@@ -1,5 +1,5 @@
 //! The refresh-queue consumer Lambda: the pages of large refreshes
-//! (docs/architecture.md, "Large fan-outs"). Set-up only (STYLE.md).
+//! (docs/architecture.md, "Large fan-outs"). Set-up only (docs/architecture.md, "Crates").
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use beacon_fanout::AwsFanOut;

@@ -6,10 +6,12 @@
 //! | port | used by | what |
 //! |---|---|---|
 //! | [`Registry`] | the fan-out | generations, partition reads, conditional view writes, edges |
+//! | [`RefreshQueue`] | the fan-out | pages of large refreshes |
 //! | [`Catalog`] | the catalog API, registrar, extension, CLI | a client's writes and reads of registrations, needs and views |
 //! | [`ExpiryIndex`] | the sweeper | what is due, and a delete that a heartbeat wins |
 //! | [`Publisher`] | the fan-out | publishing events, one result per event |
 //! | [`Components`] | the registrar | whether a service's functions and APIs exist; removing the registrar |
+//! | [`Subscribers`] | the sweeper's janitor | the topic's subscriptions and viewer queues, and removing lapsed ones |
 
 use async_trait::async_trait;
 

@@ -104,12 +104,6 @@ pub fn long_poll_timeouts(wait: std::time::Duration) -> aws_config::timeout::Tim
         .build()
 }
 
-/// `config` with Beacon's retry and timeout policy: for configs built by
-/// hand (the local stack's, the tests').
-pub fn with_policy(config: &aws_config::SdkConfig) -> aws_config::SdkConfig {
-    config.to_builder().retry_config(retry_config()).timeout_config(timeout_config()).build()
-}
-
 /// Loads the shared AWS configuration: region, credentials and endpoints
 /// from the standard chain, with Beacon's retry and timeout policy.
 pub async fn sdk_config() -> aws_config::SdkConfig {
