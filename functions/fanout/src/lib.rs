@@ -5,7 +5,9 @@
 //! Order of work for a batch (docs/architecture.md, "The fan-out, batch by batch"):
 //!
 //! 1. classify every record (pure; malformed items become `invalid` events
-//!    and are never retried);
+//!    and are never retried), and repair expiry: a registration outside the
+//!    sweeper's index, or set to expire after its own TTL, gets its shard
+//!    and that bound (one conditional write, nothing published);
 //! 2. apply needs changes in stream order: dependency edges first, then each
 //!    needed service's view;
 //! 3. refresh each changed service once per batch — bump its generation,
@@ -15,7 +17,8 @@
 //!    through the refresh queue (`pages`) — because a view is recomputed from the
 //!    table, several records for one service need only one refresh;
 //! 4. publish every event (PublishBatch, 10 at a time) and report the
-//!    records whose work or events failed.
+//!    records whose work or events failed and can pass on a retry; a
+//!    failure a stored item causes is reported once and not retried.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -137,6 +140,29 @@ impl BatchReport {
     }
 }
 
+/// One stream record, decoded: the change and the identifier a partial
+/// batch response names it by (its sequence number).
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The record, decoded into the domain's terms.
+    pub change: StreamChange,
+    /// Its sequence number (the record's event id when it has none).
+    pub item_identifier: String,
+}
+
+/// Decodes a Lambda DynamoDB stream event (the only place the handler
+/// meets the Lambda type).
+pub fn decode(event: &StreamEvent) -> Vec<Record> {
+    event
+        .records
+        .iter()
+        .map(|r| Record {
+            change: stream_change(r),
+            item_identifier: sequence_number(r).unwrap_or(&r.event_id).to_owned(),
+        })
+        .collect()
+}
+
 /// The fan-out handler, generic over its ports so tests can inject faults
 /// the real engines cannot produce. The same value handles stream batches
 /// ([`FanOut::handle`]) and refresh-queue pages ([`FanOut::handle_pages`]).
@@ -186,15 +212,41 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         Self { limits, ..self }
     }
 
-    /// The registry (for tools built around the handler).
+    /// The registry: the in-memory convergence test writes through it,
+    /// since the fan-out owns its ports.
     pub fn registry(&self) -> &R {
         &self.registry
     }
 
+    /// The refresh queue: the in-memory convergence test delivers the
+    /// pages it was sent.
+    pub fn queue(&self) -> &Q {
+        &self.queue
+    }
+
     /// Handles one stream batch at `now` (epoch seconds).
     pub async fn handle(&self, event: &StreamEvent, now: i64) -> (DynamoDbEventResponse, BatchReport) {
-        let mut report = BatchReport { records: event.records.len(), ..Default::default() };
-        let mut refs = Vec::with_capacity(event.records.len());
+        let records = decode(event);
+        let (failed, report) = self.handle_records(&records, now).await;
+        let mut response = DynamoDbEventResponse::default();
+        response.batch_item_failures = failed
+            .into_iter()
+            .map(|id| {
+                let mut f = DynamoDbBatchItemFailure::default();
+                f.item_identifier = Some(id);
+                f
+            })
+            .collect();
+        (response, report)
+    }
+
+    /// Handles one batch of decoded records at `now` (epoch seconds), in
+    /// stream order: returns the item identifiers of the records to retry
+    /// (what `batchItemFailures` names) and the report. No Lambda or SDK
+    /// type: tests drive it with records of their own.
+    pub async fn handle_records(&self, records: &[Record], now: i64) -> (Vec<String>, BatchReport) {
+        let mut report = BatchReport { records: records.len(), ..Default::default() };
+        let mut refs = Vec::with_capacity(records.len());
         let mut pending: Vec<(usize, Event)> = Vec::new();
         let mut failed: BTreeSet<usize> = BTreeSet::new();
         let mut services: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -202,13 +254,13 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         let mut repairs: Vec<(usize, ShardRepair)> = Vec::new();
         let budget = Budget::new(self.limits.inline_dependents);
 
-        for (i, record) in event.records.iter().enumerate() {
-            let change: StreamChange = stream_change(record);
-            let item_identifier = sequence_number(record).unwrap_or(&record.event_id).to_owned();
+        for (i, record) in records.iter().enumerate() {
+            let change: &StreamChange = &record.change;
+            let item_identifier = record.item_identifier.clone();
             let span = info_span!("record", event_id = %change.event_id, sequence = %item_identifier);
             let _entered = span.enter();
-            repairs.extend(shard_repair(&change).map(|r| (i, r)));
-            match classify(&change, now) {
+            repairs.extend(shard_repair(change).map(|r| (i, r)));
+            match classify(change, now) {
                 Classified::Registration(c) => {
                     let current = c.current();
                     debug!(service = %current.service, version = %current.version, kind = c.kind.as_str(), "change");
@@ -236,7 +288,7 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                 report.oldest_record_at =
                     Some(report.oldest_record_at.map_or(change.created_at, |o| o.min(change.created_at)));
             }
-            refs.push(RecordRef { id: change.event_id, created_at: change.created_at, item_identifier });
+            refs.push(RecordRef { id: change.event_id.clone(), created_at: change.created_at, item_identifier });
         }
 
         // Every registration expires, whoever wrote it: one put into the
@@ -341,16 +393,7 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         }
 
         report.failed = failed.len();
-        let mut response = DynamoDbEventResponse::default();
-        response.batch_item_failures = failed
-            .into_iter()
-            .map(|i| {
-                let mut f = DynamoDbBatchItemFailure::default();
-                f.item_identifier = Some(refs[i].item_identifier.clone());
-                f
-            })
-            .collect();
-        (response, report)
+        (failed.into_iter().map(|i| refs[i].item_identifier.clone()).collect(), report)
     }
 
     /// Applies a needs change: edges, header, each needed service's view,

@@ -30,6 +30,8 @@ pub mod event;
 pub mod keys;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "memory")]
+mod memory_registry;
 pub mod ports;
 pub mod registration;
 pub mod requirement;

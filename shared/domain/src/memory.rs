@@ -4,8 +4,11 @@
 //! Behind the `memory` feature: test code enables it; no binary ships it.
 //!
 //! It keeps what DynamoDB would: registrations by key (version normalised),
-//! needs by consumer, resolved items by consumer (set by the test, as the
-//! fan-out would), and keys in the table's order for paging.
+//! needs by consumer, resolved items by consumer, the fan-out's bookkeeping
+//! (generations, view groups, edges), and keys in the table's order for
+//! paging. It is also the fan-out's [`crate::ports::Registry`]
+//! (`memory_registry`), over the same state, with the same conditional
+//! writes, so the fan-out is tested in memory too.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -23,16 +26,23 @@ use crate::view::{Needs, ResolvedItem};
 #[derive(Debug, Default)]
 pub struct MemoryCatalog {
     /// Registrations by (pk, sk), so iteration is the table's key order.
-    registrations: Mutex<BTreeMap<(String, String), Registration>>,
+    pub(crate) registrations: Mutex<BTreeMap<(String, String), Registration>>,
     needs: Mutex<BTreeMap<String, Vec<String>>>,
-    resolved: Mutex<BTreeMap<String, ResolvedItem>>,
+    pub(crate) resolved: Mutex<BTreeMap<String, ResolvedItem>>,
+    /// The fan-out's bookkeeping (`FANOUT#<service>` in the table).
+    pub(crate) fanout: Mutex<crate::memory_registry::Bookkeeping>,
+    /// When set, every registry call first yields to the executor 0–3
+    /// times, drawn from this seed's sequence, so concurrent refreshes
+    /// interleave between calls, and finish out of order, as they do
+    /// against a real table.
+    pub(crate) interleave: Option<std::sync::atomic::AtomicU64>,
 }
 
-fn key_of(key: &InstanceKey) -> (String, String) {
+pub(crate) fn key_of(key: &InstanceKey) -> (String, String) {
     (keys::service_pk(&key.service), keys::instance_sk(&key.version, &key.instance_id))
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicking test thread poisons the lock; the data is still whole.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -41,6 +51,14 @@ impl MemoryCatalog {
     /// An empty catalog.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty catalog whose registry calls each yield 0–3 times (drawn
+    /// from `seed`) before they run, so futures driven together (two
+    /// shards' batches, a batch and a refresh page) interleave at every
+    /// call and overtake one another.
+    pub fn interleaving(seed: u64) -> Self {
+        Self { interleave: Some(std::sync::atomic::AtomicU64::new(seed)), ..Self::default() }
     }
 
     /// Sets a consumer's resolved item, as the fan-out would.

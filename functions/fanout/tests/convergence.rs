@@ -1,0 +1,338 @@
+//! The fan-out's convergence, in memory (docs/architecture.md, "Testing the
+//! fan-out without the local stack"): random registrations, needs changes
+//! and removals are written to the in-memory table (`beacon::memory`, the
+//! same conditional writes as the DynamoDB adapter), their stream records
+//! delivered on 1–3 shards in random batches, with re-deliveries, the
+//! records a batch names as failed delivered again, two shards' batches and
+//! refresh pages running at once (every registry call yields, so they
+//! interleave), and large fan-outs paged a dependent or two at a time. When
+//! everything is delivered, every consumer's resolved item must equal a
+//! fresh resolution of the final table. Runs in seconds, in the suite.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsEvent;
+use beacon::change::{Image, StreamChange};
+use beacon::event::Event;
+use beacon::keys;
+use beacon::memory::MemoryCatalog;
+use beacon::ports::{Catalog, InstanceKey, PublishError, Publisher, RefreshPage, RefreshQueue, Registry, StoreError};
+use beacon::view::{Needs, ViewCache};
+use beacon::{Registration, Status, parse_needs};
+use beacon_fanout::{FanOut, Limits, Record};
+use proptest::prelude::*;
+
+const NOW: i64 = 1_800_000_000;
+const SERVICES: [&str; 3] = ["auth", "orders", "pay"];
+const VERSIONS: [&str; 3] = ["1.0.0", "1.2.0", "2.0.0"];
+const STATUSES: [Status; 3] = [Status::Healthy, Status::Healthy, Status::Draining];
+const REQUIREMENTS: [&str; 6] = ["auth", "auth^1", "orders>=1.2", "orders", "pay==1.0.0", "pay^2"];
+const CONSUMERS: usize = 5;
+
+/// Events published, in order.
+#[derive(Default)]
+struct Bus(Mutex<Vec<Event>>);
+
+#[async_trait]
+impl Publisher for Bus {
+    async fn publish(&self, events: &[Event]) -> Vec<Result<(), PublishError>> {
+        self.0.lock().unwrap().extend(events.iter().cloned());
+        events.iter().map(|_| Ok(())).collect()
+    }
+}
+
+/// The refresh queue: pages in the order sent.
+#[derive(Default)]
+struct Pages(Mutex<VecDeque<RefreshPage>>);
+
+#[async_trait]
+impl RefreshQueue for Pages {
+    async fn send(&self, page: &RefreshPage) -> Result<(), StoreError> {
+        self.0.lock().unwrap().push_back(page.clone());
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put { service: usize, version: usize, instance: usize, status: usize },
+    Delete { service: usize, version: usize, instance: usize },
+    Needs { consumer: usize, requirements: Vec<usize> },
+    DropNeeds { consumer: usize },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..3usize, 0..3usize, 0..2usize, 0..3usize)
+            .prop_map(|(service, version, instance, status)| Op::Put { service, version, instance, status }),
+        1 => (0..3usize, 0..3usize, 0..2usize).prop_map(|(service, version, instance)| Op::Delete { service, version, instance }),
+        3 => (0..CONSUMERS, proptest::collection::vec(0..REQUIREMENTS.len(), 1..4))
+            .prop_map(|(consumer, requirements)| Op::Needs { consumer, requirements }),
+        1 => (0..CONSUMERS).prop_map(|consumer| Op::DropNeeds { consumer }),
+    ]
+}
+
+/// A small deterministic generator for the delivery schedule.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) % n.max(1) as u64) as usize
+    }
+}
+
+type Fan = FanOut<MemoryCatalog, Bus, Pages>;
+
+/// Applies `op` to the table as a client would and returns its stream
+/// record, if the table changed.
+async fn apply(fan: &Fan, op: &Op, n: usize) -> Option<StreamChange> {
+    let table = fan.registry();
+    let (key, old, new) = match op {
+        Op::Put { service, version, instance, status } => {
+            let mut r = Registration::new_at(
+                SERVICES[*service],
+                VERSIONS[*version],
+                &format!("i{instance}"),
+                &format!("https://{instance}.{}.example/{n}", SERVICES[*service]),
+                STATUSES[*status],
+                3600,
+                NOW,
+            )
+            .unwrap();
+            r.updated_at = NOW;
+            let key = InstanceKey::of(&r);
+            let old = registration(table, &key);
+            table.put(&r).await.unwrap();
+            (registration_key(&key), old.map(Image::Registration), Some(Image::Registration(r)))
+        }
+        Op::Delete { service, version, instance } => {
+            let key = InstanceKey::new(SERVICES[*service], VERSIONS[*version], format!("i{instance}"));
+            let old = registration(table, &key)?;
+            table.delete(&key).await.unwrap();
+            (registration_key(&key), Some(Image::Registration(old)), None)
+        }
+        Op::Needs { consumer, requirements } => {
+            let consumer = format!("c{consumer}");
+            let text: Vec<&str> = requirements.iter().map(|i| REQUIREMENTS[*i]).collect();
+            let needs = Needs { consumer: consumer.clone(), needs: parse_needs(&text.join(",")).unwrap() };
+            let old = stored_needs(table, &consumer).await;
+            table.put_needs(&needs, NOW).await.unwrap();
+            let key = (keys::consumer_pk(&consumer), keys::needs_sk().to_owned());
+            (key, old.map(Image::Needs), Some(Image::Needs(needs)))
+        }
+        Op::DropNeeds { consumer } => {
+            let consumer = format!("c{consumer}");
+            let old = stored_needs(table, &consumer).await?;
+            table.delete_needs(&consumer).await.unwrap();
+            ((keys::consumer_pk(&consumer), keys::needs_sk().to_owned()), Some(Image::Needs(old)), None)
+        }
+    };
+    let event_name = match (&old, &new) {
+        (None, _) => "INSERT",
+        (Some(_), Some(_)) => "MODIFY",
+        (Some(_), None) => "REMOVE",
+    };
+    let shard = keys::expiry_shard(&key.0, &key.1);
+    Some(StreamChange {
+        event_id: format!("e{n:04}"),
+        event_name: event_name.into(),
+        key: Some(key),
+        old_image: old,
+        new_image: new,
+        user_identity: None,
+        created_at: NOW,
+        new_expiry_shard: Some(shard),
+    })
+}
+
+fn registration(table: &MemoryCatalog, key: &InstanceKey) -> Option<Registration> {
+    table.registrations().into_iter().find(|r| InstanceKey::of(r) == *key)
+}
+
+fn registration_key(key: &InstanceKey) -> (String, String) {
+    (keys::service_pk(&key.service), keys::instance_sk(&key.version, &key.instance_id))
+}
+
+async fn stored_needs(table: &MemoryCatalog, consumer: &str) -> Option<Needs> {
+    let text = table.needs(consumer).await.unwrap()?;
+    Some(Needs { consumer: consumer.to_owned(), needs: parse_needs(&text.join(",")).unwrap() })
+}
+
+fn page_event(page: &RefreshPage, n: usize) -> SqsEvent {
+    serde_json::from_value(serde_json::json!({
+        "Records": [{ "messageId": format!("m{n}"), "body": serde_json::to_string(page).unwrap() }]
+    }))
+    .unwrap()
+}
+
+/// Delivers a shard's next batch: the records it names as failed (and
+/// every record after the first of them) go back to the front, and with
+/// `redeliver` the whole batch does, as Lambda may.
+async fn batch(fan: &Fan, shard: &Mutex<VecDeque<Record>>, size: usize, redeliver: bool) {
+    let records: Vec<Record> = {
+        let mut q = shard.lock().unwrap();
+        let n = size.min(q.len());
+        q.drain(..n).collect()
+    };
+    if records.is_empty() {
+        return;
+    }
+    let (failed, _) = fan.handle_records(&records, NOW).await;
+    let first_failed = records.iter().position(|r| failed.contains(&r.item_identifier));
+    let back = if redeliver { Some(0) } else { first_failed };
+    if let Some(from) = back {
+        let mut q = shard.lock().unwrap();
+        for r in records[from..].iter().rev() {
+            q.push_front(r.clone());
+        }
+    }
+}
+
+/// Runs the next refresh page, if any; a failed one is sent again.
+async fn page(fan: &Fan, pages: &Pages, n: usize) {
+    let Some(next) = pages.0.lock().unwrap().pop_front() else { return };
+    let (response, _) = fan.handle_pages(&page_event(&next, n)).await;
+    if !response.batch_item_failures.is_empty() {
+        pages.0.lock().unwrap().push_back(next);
+    }
+}
+
+/// The first consumer whose resolved item differs from a fresh
+/// resolution of the final table.
+async fn first_difference(table: &MemoryCatalog) -> Option<String> {
+    let registrations = table.registrations();
+    for c in 0..CONSUMERS {
+        let consumer = format!("c{c}");
+        let needs = stored_needs(table, &consumer).await;
+        let item = Registry::get_resolved(table, &consumer).await.unwrap();
+        let (needs, item) = match (needs, item) {
+            (None, None) => continue,
+            (None, Some(_)) => return Some(format!("{consumer}: a view without needs")),
+            (Some(_), None) => return Some(format!("{consumer}: needs without a view")),
+            (Some(n), Some(i)) => (n, i),
+        };
+        let want: Vec<String> = needs.needs.iter().map(ToString::to_string).collect();
+        if item.needs != want {
+            return Some(format!("{consumer}: needs {:?} != {want:?}", item.needs));
+        }
+        if item.services.keys().cloned().collect::<Vec<_>>() != needs.services() {
+            return Some(format!("{consumer}: views of {:?}, needs {:?}", item.services.keys(), needs.services()));
+        }
+        for service in needs.services() {
+            let instances: Vec<Registration> = registrations.iter().filter(|r| r.service == service).cloned().collect();
+            let fresh = ViewCache::new(&instances, 0, NOW).view(&needs.requirements_on(&service));
+            let stored = &item.services[&service];
+            if stored.requirements != fresh.requirements {
+                return Some(format!("{consumer}/{service}: stored {stored:?}\n fresh {fresh:?}"));
+            }
+        }
+    }
+    None
+}
+
+/// Returns `Pending` `n` times before it is ready: a client write that
+/// lands between the fan-out's calls.
+struct Later(usize);
+
+impl std::future::Future for Later {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 -= 1;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+async fn run(ops: Vec<Op>, shards: usize, limits: Limits, seed: u64) -> Result<(), String> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let fan = FanOut::new(MemoryCatalog::interleaving(seed), Bus::default(), Pages::default()).with_limits(limits);
+    let queues: Vec<Mutex<VecDeque<Record>>> = (0..shards).map(|_| Mutex::new(VecDeque::new())).collect();
+    let (writing, busy, seq) = (AtomicBool::new(true), AtomicUsize::new(0), AtomicUsize::new(0));
+    let idle = || {
+        !writing.load(SeqCst)
+            && busy.load(SeqCst) == 0
+            && queues.iter().all(|q| q.lock().unwrap().is_empty())
+            && fan.queue().0.lock().unwrap().is_empty()
+    };
+    // The clients: each write lands a few registry calls after the last,
+    // while the pollers below work; its record goes to its item's shard.
+    let writer = async {
+        let mut dice = Dice(seed ^ 0x5eed);
+        for op in &ops {
+            Later(dice.below(12)).await;
+            let n = seq.fetch_add(1, SeqCst) + 1;
+            if let Some(change) = apply(&fan, op, n).await {
+                let (pk, sk) = change.key.clone().unwrap();
+                let shard = keys::expiry_shard(&pk, &sk).parse::<usize>().unwrap() % shards;
+                queues[shard].lock().unwrap().push_back(Record { change, item_identifier: format!("seq{n:04}") });
+            }
+        }
+        writing.store(false, SeqCst);
+    };
+    // One poller a shard (a shard's batches run one at a time, in order),
+    // as Lambda's mapping does; batches of different shards overlap.
+    let shard_poller = |i: usize| {
+        let (fan, queues, busy, idle) = (&fan, &queues, &busy, &idle);
+        async move {
+            let mut dice = Dice(seed.wrapping_add(i as u64 + 1));
+            while !idle() {
+                if queues[i].lock().unwrap().is_empty() {
+                    Later(1).await;
+                    continue;
+                }
+                busy.fetch_add(1, SeqCst);
+                batch(fan, &queues[i], 1 + dice.below(5), dice.below(10) == 0).await;
+                busy.fetch_sub(1, SeqCst);
+                Later(dice.below(4)).await;
+            }
+        }
+    };
+    // Two refresh-page pollers, like the queue mapping's concurrency.
+    let page_poller = |i: usize| {
+        let (fan, busy, idle, seq) = (&fan, &busy, &idle, &seq);
+        async move {
+            let mut dice = Dice(seed.wrapping_mul(31).wrapping_add(i as u64));
+            while !idle() {
+                if fan.queue().0.lock().unwrap().is_empty() {
+                    Later(1).await;
+                    continue;
+                }
+                busy.fetch_add(1, SeqCst);
+                page(fan, fan.queue(), seq.fetch_add(1, SeqCst)).await;
+                busy.fetch_sub(1, SeqCst);
+                Later(dice.below(4)).await;
+            }
+        }
+    };
+    let pollers: Vec<_> = (0..shards).map(shard_poller).collect();
+    futures::join!(writer, futures::future::join_all(pollers), page_poller(0), page_poller(1));
+    match first_difference(fan.registry()).await {
+        Some(d) => Err(d),
+        None => Ok(()),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_resolved_item_converges_to_a_fresh_resolution_of_the_final_table(
+        ops in proptest::collection::vec(op(), 1..40),
+        shards in 1..=3usize,
+        paged in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let limits = if paged { Limits { inline_dependents: 1, page: 2 } } else { Limits::default() };
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let result = runtime.block_on(run(ops, shards, limits, seed));
+        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    }
+}
