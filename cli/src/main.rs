@@ -12,7 +12,7 @@ mod demo;
 mod dev;
 mod ui;
 
-use commands::{deregister, drain, get, list, needs, register, resolve, watch};
+use commands::{deregister, drain, get, list, needs, register, resolve, upgrade, watch};
 
 /// Beacon: push-based service discovery for serverless systems on AWS.
 ///
@@ -38,6 +38,7 @@ enum Command {
     Resolve(resolve::ResolveArgs),
     Watch(watch::WatchArgs),
     Ui(ui::UiArgs),
+    Upgrade(upgrade::UpgradeArgs),
     /// Run the local stack (DynamoDB Local, the SNS/SQS server) and the
     /// pipeline (stream poller + fan-out + sweeper), with no AWS account.
     Dev(dev::DevArgs),
@@ -63,6 +64,7 @@ async fn main() -> std::process::ExitCode {
         Command::Resolve(a) => resolve::run(a).await,
         Command::Watch(a) => watch::run(a).await,
         Command::Ui(a) => ui::run(a).await,
+        Command::Upgrade(a) => upgrade::run(a).await,
         Command::Dev(a) => dev::run(a).await,
     };
     match result {

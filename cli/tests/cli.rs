@@ -132,6 +132,50 @@ async fn watch_prints_events_from_another_process_and_cleans_up() {
     p.stop().await;
 }
 
+/// `beacon upgrade` rebuilds an edge from a consumer's needs, and a second
+/// run finds nothing to do (docs/deploy.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_rebuilds_edges_from_needs_and_is_idempotent() {
+    let p = TestPipeline::start("cli-upgrade").await;
+    assert!(beacon(&p, &["needs", "web", "users^2"]).status.success());
+    let edge = || async {
+        p.dynamodb
+            .get_item()
+            .table_name(&p.table)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("FANOUT#users".into()))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("DEPENDENT#web".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+    };
+    let start = Instant::now();
+    while edge().await.is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the fan-out wrote no edge");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // As if the table came from before FANOUT#: the edge is gone.
+    p.dynamodb
+        .delete_item()
+        .table_name(&p.table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("FANOUT#users".into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("DEPENDENT#web".into()))
+        .send()
+        .await
+        .unwrap();
+    let out = beacon(&p, &["upgrade", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("upgrade --json parses");
+    assert_eq!((report["consumers"].as_u64(), report["edges_written"].as_u64()), (Some(1), Some(1)), "{report}");
+    let written = edge().await.expect("the edge is back");
+    assert_eq!(written["requirements"].as_l().unwrap()[0].as_s().unwrap(), "users^2");
+    let again = beacon(&p, &["upgrade", "--remove-old"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("0 edges written, 1 kept"), "{}", stdout(&again));
+    p.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_arguments_say_what_is_wrong() {
     let p = TestPipeline::start("cli-bad").await;

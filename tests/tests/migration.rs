@@ -1,10 +1,12 @@
-//! The move of the fan-out's bookkeeping out of the tenant's partition
-//! (docs/architecture.md, "Where the fan-out keeps its state"), against the
-//! real engines. A table is brought to the layout before — generation,
-//! edges and view groups under `SERVICE#<name>` — by moving the items a
-//! running pipeline wrote back where that layout kept them; then changes
-//! and needs changes flow through the new code, and no view or event is
-//! lost.
+//! `beacon upgrade` (docs/deploy.md, "Upgrading a registry from before
+//! `FANOUT#`"), against the real engines. A table is brought to the layout
+//! before — generation, edges and view groups under `SERVICE#<name>` — by
+//! moving the items a running pipeline wrote back where that layout kept
+//! them, and a service's writer forges what it can there (a count at
+//! `u64::MAX`, an edge to a consumer that needs nothing of it, another
+//! consumer's requirements changed). The upgrade rebuilds the edges from
+//! the consumers' needs only; then changes and needs changes flow through
+//! the new code, and no view or event is lost.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
@@ -70,6 +72,12 @@ async fn to_legacy_layout(p: &TestPipeline, service: &str, generation: Option<Av
             .await
             .unwrap();
         item.insert("pk".into(), Av::S(keys::service_pk(service)));
+        // The counts as the layout before had them: below the floor the
+        // new layout starts from (this pipeline began above it).
+        if let Some(Av::N(g)) = item.get("generation") {
+            let old = g.parse::<u64>().unwrap() - FLOOR;
+            item.insert("generation".into(), Av::N(old.to_string()));
+        }
         if sk == keys::generation_sk() {
             item.remove(keys::LAYOUT);
             count = item["generation"].as_n().unwrap().parse().unwrap();
@@ -80,8 +88,27 @@ async fn to_legacy_layout(p: &TestPipeline, service: &str, generation: Option<Av
         p.dynamodb.put_item().table_name(&p.table).set_item(Some(item)).send().await.unwrap();
     }
     assert!(count > 0, "{service} had no generation to move back");
+    // And so the consumers' views of it.
+    let resolved = p.dynamodb.scan().table_name(&p.table).send().await.unwrap().items.unwrap_or_default();
+    for item in resolved.iter().filter(|i| i["sk"].as_s().unwrap() == keys::resolved_sk()) {
+        let Some(Av::M(view)) = item["services"].as_m().unwrap().get(service) else { continue };
+        let old = view["generation"].as_n().unwrap().parse::<u64>().unwrap() - FLOOR;
+        p.dynamodb
+            .update_item()
+            .table_name(&p.table)
+            .set_key(Some(key(item["pk"].as_s().unwrap(), keys::resolved_sk())))
+            .update_expression("SET services.#s.generation = :g")
+            .expression_attribute_names("#s", service)
+            .expression_attribute_values(":g", Av::N(old.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
     count
 }
+
+/// Where the new layout starts counting.
+const FLOOR: u64 = 1 << 40;
 
 fn key(pk: &str, sk: &str) -> HashMap<String, Av> {
     HashMap::from([("pk".to_owned(), Av::S(pk.into())), ("sk".to_owned(), Av::S(sk.into()))])
@@ -101,7 +128,7 @@ async fn generation_item(p: &TestPipeline, service: &str) -> HashMap<String, Av>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_table_in_the_layout_before_is_moved_without_losing_a_view_or_an_event() {
+async fn an_upgraded_table_loses_no_view_and_trusts_nothing_in_the_tenants_partitions() {
     let mut p = TestPipeline::start("migrate").await;
     let q = p.subscribe(None).await;
     // Two view groups on auth, one consumer of pay.
@@ -123,14 +150,43 @@ async fn a_table_in_the_layout_before_is_moved_without_losing_a_view_or_an_event
     tokio::time::sleep(Duration::from_secs(1)).await;
     let _ = q.receive_for(Duration::from_millis(500)).await;
 
-    // The table as the layout before would have left it: auth's count as
-    // it was, pay's made unreadable (its writer could put anything there).
+    // The table as the layout before would have left it, and what the
+    // services' writers could have put there: pay's count at the top of
+    // u64 (any bump after would overflow), an edge from auth to a consumer
+    // that never declared it, c0's requirements on auth changed.
     p.stop_poller().await;
-    let auth_before = to_legacy_layout(&p, "auth", None).await;
-    to_legacy_layout(&p, "pay", Some(Av::S("junk".into()))).await;
+    to_legacy_layout(&p, "auth", None).await;
+    to_legacy_layout(&p, "pay", Some(Av::N(u64::MAX.to_string()))).await;
+    let forged = |sk: String, requirements: &str| {
+        HashMap::from([
+            ("pk".to_owned(), Av::S(keys::service_pk("auth"))),
+            ("sk".to_owned(), Av::S(sk)),
+            ("requirements".to_owned(), Av::L(vec![Av::S(requirements.into())])),
+        ])
+    };
+    for item in [forged(keys::dependent_sk("victim"), "auth"), forged(keys::dependent_sk("c0"), "auth==9.9.9")] {
+        p.dynamodb.put_item().table_name(&p.table).set_item(Some(item)).send().await.unwrap();
+    }
     assert!(partition(&p, &keys::fanout_pk("auth")).await.is_empty());
 
-    // While the old layout stands: a consumer joins, one leaves, and both
+    // Before the deploy: the edges, from the consumers' needs alone.
+    let report = p.registry.upgrade(false).await.unwrap();
+    assert_eq!((report.consumers, report.edges_written, report.unreadable_needs), (6, 6, 0), "{report:?}");
+    assert!(report.old_items > 0, "{report:?}");
+    let edges: Vec<(String, Vec<String>)> = partition(&p, &keys::fanout_pk("auth"))
+        .await
+        .iter()
+        .map(|i| {
+            let requirements = i["requirements"].as_l().unwrap().iter().map(|r| r.as_s().unwrap().clone()).collect();
+            (i["consumer"].as_s().unwrap().clone(), requirements)
+        })
+        .collect();
+    let want: Vec<(String, Vec<String>)> = (0..5)
+        .map(|c| (format!("c{c}"), vec![if c % 2 == 0 { "auth^1".to_owned() } else { "auth".to_owned() }]))
+        .collect();
+    assert_eq!(edges, want, "edges come from NEEDS only");
+
+    // While the deploy goes on: a consumer joins, one leaves, and both
     // services change.
     needs(&p, "c9", "auth^1").await;
     p.registry.delete_needs("c4").await.unwrap();
@@ -161,23 +217,51 @@ async fn a_table_in_the_layout_before_is_moved_without_losing_a_view_or_an_event
         assert_eq!(of_kind(&events, "registered").iter().filter(|e| e["instance_id"] == id).count(), 1, "{id}");
     }
     assert!(p.resolved("c4").await.is_none(), "the consumer that left has a view again");
+    assert!(p.resolved("victim").await.is_none(), "a forged edge reached a consumer");
 
-    // Moved: the counts continue above the old ones, the old items are
-    // gone, and the tenants' partitions hold registrations only.
-    let auth = generation_item(&p, "auth").await;
-    assert_eq!(auth[keys::LAYOUT].as_n().unwrap(), &keys::LAYOUT_FANOUT_PARTITION.to_string());
-    assert!(auth["generation"].as_n().unwrap().parse::<u64>().unwrap() > auth_before);
-    let pay: u64 = generation_item(&p, "pay").await["generation"].as_n().unwrap().parse().unwrap();
-    assert!(pay > 1 << 40, "an unreadable old count starts above any honest one: {pay}");
+    // Both counts start at the floor, whatever the old ones said.
+    for service in ["auth", "pay"] {
+        let item = generation_item(&p, service).await;
+        assert_eq!(item[keys::LAYOUT].as_n().unwrap(), &keys::LAYOUT_FANOUT_PARTITION.to_string());
+        let g: u64 = item["generation"].as_n().unwrap().parse().unwrap();
+        assert!((1 << 40..1 << 41).contains(&g), "{service}: {g}");
+    }
+    assert_eq!(p.stats.failed_invocations.load(Ordering::Relaxed), 0);
+    assert_eq!(p.bad_items.load(Ordering::Relaxed), 0);
+
+    // After the deploy: an edge the new fan-out missed (here: deleted, and
+    // its group dropped by a change since) is rebuilt, and the service is
+    // regrouped at its next change; the old items go.
+    p.dynamodb
+        .delete_item()
+        .table_name(&p.table)
+        .set_key(Some(key(&keys::fanout_pk("pay"), &keys::dependent_sk("d0"))))
+        .send()
+        .await
+        .unwrap();
+    p.registry.put(&instance("pay", "p-3")).await.unwrap();
+    TestPipeline::eventually(Duration::from_secs(30), "pay's empty group dropped", || async {
+        let items = partition(&p, &keys::fanout_pk("pay")).await;
+        items.iter().all(|i| !i["sk"].as_s().unwrap().starts_with(keys::view_sk_prefix()))
+    })
+    .await;
+    assert_eq!(endpoints(&p, "d0", "pay").await, ["p-1", "p-2"], "d0 has no edge, so no refresh");
+    let report = p.registry.upgrade(true).await.unwrap();
+    assert_eq!(report.edges_written, 1, "{report:?}");
+    assert!(report.services_regrouped.contains("pay"), "{report:?}");
+    assert_eq!(report.old_items_deleted, report.old_items);
     for service in ["auth", "pay"] {
         let left: Vec<String> =
             partition(&p, &keys::service_pk(service)).await.iter().map(|i| i["sk"].as_s().unwrap().clone()).collect();
         assert!(left.iter().all(|sk| keys::is_instance_sk(sk)), "{service}: {left:?}");
     }
-    assert_eq!(p.stats.failed_invocations.load(Ordering::Relaxed), 0);
-    assert_eq!(p.bad_items.load(Ordering::Relaxed), 0);
+    p.registry.put(&instance("pay", "p-4")).await.unwrap();
+    TestPipeline::eventually(Duration::from_secs(30), "d0 follows pay again", || async {
+        endpoints(&p, "d0", "pay").await == ["p-1", "p-2", "p-3", "p-4"]
+    })
+    .await;
 
-    // And it keeps working in the new layout.
+    // And auth keeps working in the new layout.
     p.registry.delete(&beacon::ports::InstanceKey::new("auth", "1.0.0", "a-1")).await.unwrap();
     TestPipeline::eventually(Duration::from_secs(30), "c0 follows a-1's removal", || async {
         endpoints(&p, "c0", "auth").await == ["a-2"]

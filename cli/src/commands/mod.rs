@@ -17,6 +17,7 @@ pub mod list;
 pub mod needs;
 pub mod register;
 pub mod resolve;
+pub mod upgrade;
 pub mod watch;
 
 /// Identifies one instance.

@@ -29,7 +29,7 @@ use beacon::event::Event;
 use beacon::ports::{Publisher, RefreshQueue, Registry, StoreError, ViewWrite};
 use beacon::{ShardRepair, classify, shard_repair};
 use beacon_aws::stream::{sequence_number, stream_change};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use tracing::{Instrument, debug, error, info_span, warn};
 
 mod pages;
@@ -259,7 +259,7 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
             let item_identifier = record.item_identifier.clone();
             let span = info_span!("record", event_id = %change.event_id, sequence = %item_identifier);
             let _entered = span.enter();
-            repairs.extend(shard_repair(change).map(|r| (i, r)));
+            repairs.extend(shard_repair(change, now).map(|r| (i, r)));
             match classify(change, now) {
                 Classified::Registration(c) => {
                     let current = c.current();
@@ -440,13 +440,28 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                 self.join(service, consumer, &after.requirements_on(service), change, now, budget).await
             });
         }
-        let writes: Vec<(ViewWrite, refresh::Refreshed)> =
-            futures::stream::iter(jobs).buffer_unordered(VIEW_WRITE_CONCURRENCY).try_collect().await?;
+        let results: Vec<Result<(ViewWrite, refresh::Refreshed), StoreError>> =
+            futures::stream::iter(jobs).buffer_unordered(VIEW_WRITE_CONCURRENCY).collect().await;
+        let mut writes = Vec::with_capacity(results.len());
+        let mut bad = 0;
+        for result in results {
+            match result {
+                Ok(w) => writes.push(w),
+                // One needed service that cannot be refreshed (the
+                // consumer's own item no write fixes) must not cost the
+                // consumer its other views, nor the group members their
+                // events: skipped, reported once.
+                Err(e) if e.is_bad_item() => {
+                    error!(%consumer, error = %e, "one needed service's view cannot be written: skipped, not retried");
+                    bad += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let views_changed = writes.iter().any(|(w, _)| matches!(w, ViewWrite::Changed(_)));
         // Other members of a group this consumer found stale.
         let mut events: Vec<Event> = Vec::new();
         let mut changed = 0;
-        let mut bad = 0;
         for (_, others) in writes {
             changed += others.views_changed;
             bad += others.bad_items;

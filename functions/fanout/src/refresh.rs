@@ -125,7 +125,7 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         for _ in 0..ATTEMPTS {
             let generation = self.registry.bump_generation(service).await?;
             if !generation.grouped {
-                match self.regroup(service, generation.value, change, now).await? {
+                match self.regroup(service, generation.value, change, now, budget).await? {
                     Some(done) => return Ok(done),
                     None => continue,
                 }
@@ -336,16 +336,20 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     }
 
     /// The first refresh of a service whose dependents are not in view
-    /// groups yet (written before groups existed): every edge is read and
-    /// every dependent written, here, as before; the groups are claimed,
-    /// settled and the service marked. Once per service. `None` when a newer
-    /// refresh began (start over).
+    /// groups yet (written before groups existed, or in a table `beacon
+    /// upgrade` rebuilt the edges of): every edge is read to find the
+    /// groups, each is claimed, and the members are written as any claimed
+    /// group's are (here if they fit the batch's budget, else through the
+    /// refresh queue, so a large service does not hold up its shard); then
+    /// the service is marked. Once per service. `None` when a newer refresh
+    /// began (start over).
     async fn regroup(
         &self,
         service: &str,
         generation: u64,
         change: Change<'_>,
         now: i64,
+        budget: &Budget,
     ) -> Result<Option<Refreshed>, StoreError> {
         let partition = self.registry.read_service(service).await?;
         let mut views = ViewCache::new(&partition.instances, generation, now);
@@ -361,12 +365,11 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
             }
             claimed.insert(id, view);
         }
-        let mut members = BTreeMap::new();
-        let mut done = self.write_members(service, &claimed, &partition.dependents, change, &mut members).await?;
-        done.groups_claimed = claimed.len();
-        for id in claimed.keys() {
-            self.registry.settle_group(service, id, generation).await?;
-        }
+        let done = if claimed.is_empty() {
+            Refreshed::default()
+        } else {
+            self.fan_out(service, generation, &claimed, change, budget).await?
+        };
         for stale in partition.groups.iter().filter(|g| !claimed.contains_key(&g.id)) {
             self.registry.drop_group(service, &stale.id, generation).await?;
         }

@@ -16,7 +16,7 @@
 
 use crate::decode::DecodeError;
 use crate::keys::{self, KeyKind};
-use crate::registration::{MAX_CLOCK_SKEW_SECONDS, Registration};
+use crate::registration::Registration;
 use crate::view::Needs;
 
 /// The principal DynamoDB's TTL deletes carry in `userIdentity`.
@@ -62,10 +62,11 @@ pub struct StreamChange {
 /// A registration the sweeper would not expire on time: written (by any
 /// SDK or the AWS CLI) without `expiry_shard`, or with one its key does not
 /// hash to, so it is outside the expiry index; or with an `expires_at`
-/// later than its own `updated_at + ttl_seconds`. The fan-out writes the
-/// right shard and brings `expires_at` back to
-/// [`Registration::valid_until`], so every registration expires on time,
-/// whoever wrote it.
+/// later than its own `updated_at + ttl_seconds` (an `updated_at` ahead
+/// of the fan-out's clock counting as at most [`crate::MAX_CLOCK_SKEW_SECONDS`]
+/// ahead). The fan-out writes the right shard and brings `expires_at` back
+/// to [`Registration::valid_until_seen_at`] the moment it reads the record,
+/// so every registration expires on time, whoever wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardRepair {
     /// The item's pk.
@@ -77,8 +78,8 @@ pub struct ShardRepair {
     /// The `expires_at` the record saw: the repair applies only to that
     /// write (a later one brings its own record).
     pub expires_at: i64,
-    /// The `expires_at` to store: [`Registration::valid_until`] (equal to
-    /// `expires_at` for every honest writer).
+    /// The `expires_at` to store: [`Registration::valid_until_seen_at`]
+    /// (equal to `expires_at` for every honest writer).
     pub valid_until: i64,
 }
 
@@ -87,11 +88,11 @@ pub struct ShardRepair {
 /// nothing for Beacon's own writers, which set the shard and
 /// `expires_at = updated_at + ttl_seconds`; a heartbeat that moves only
 /// `expires_at` keeps the shard.
-pub fn shard_repair(change: &StreamChange) -> Option<ShardRepair> {
+pub fn shard_repair(change: &StreamChange, now: i64) -> Option<ShardRepair> {
     let (pk, sk) = change.key.as_ref()?;
     let Some(Image::Registration(r)) = &change.new_image else { return None };
     let shard = keys::expiry_shard(pk, sk);
-    let valid_until = r.valid_until();
+    let valid_until = r.valid_until_seen_at(now);
     let misplaced = change.new_expiry_shard.as_deref() != Some(shard.as_str());
     (misplaced || valid_until < r.expires_at).then(|| ShardRepair {
         pk: pk.clone(),
@@ -280,18 +281,6 @@ fn classify_registration(change: &StreamChange, pk: &str, sk: &str, removed: boo
         Some(Err(e)) => return invalid(pk, sk, e),
         None => return invalid(pk, sk, "record has no new image (the stream must be NEW_AND_OLD_IMAGES)".into()),
     };
-    if after.updated_in_future(now) {
-        return invalid(
-            pk,
-            sk,
-            format!(
-                "updated_at: {} is {} s ahead of the fan-out's clock (at most {MAX_CLOCK_SKEW_SECONDS} s of skew); \
-                 its expiry counts from updated_at, so it is never resolved",
-                after.updated_at,
-                after.updated_at - now
-            ),
-        );
-    }
     let kind = match &before {
         None => ChangeKind::Registered,
         Some(b) if b == &after => return Classified::Ignored("identical write"),
@@ -324,6 +313,7 @@ fn classify_needs(change: &StreamChange, pk: &str, sk: &str, consumer: String, r
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registration::MAX_CLOCK_SKEW_SECONDS;
     use crate::registration::{Status, ValidationError};
     use crate::requirement::parse_needs;
 
@@ -422,17 +412,17 @@ mod tests {
         let right = keys::expiry_shard(&pk, &sk);
         let mut c = change("INSERT", None, Some(&a));
         let want = ShardRepair { pk, sk, shard: right.clone(), expires_at: a.expires_at, valid_until: a.expires_at };
-        assert_eq!(shard_repair(&c), Some(want.clone()), "no shard at all");
+        assert_eq!(shard_repair(&c, 1_000), Some(want.clone()), "no shard at all");
         c.new_expiry_shard = Some("9".into());
-        assert_eq!(shard_repair(&c), Some(want), "a shard its key does not hash to");
+        assert_eq!(shard_repair(&c, 1_000), Some(want), "a shard its key does not hash to");
         c.new_expiry_shard = Some(right.clone());
-        assert_eq!(shard_repair(&c), None, "already in the index");
+        assert_eq!(shard_repair(&c, 1_000), None, "already in the index");
         let mut removed = change("REMOVE", Some(&a), None);
         removed.new_expiry_shard = None;
-        assert_eq!(shard_repair(&removed), None, "nothing to repair on a removal");
+        assert_eq!(shard_repair(&removed, 1_000), None, "nothing to repair on a removal");
         let mut bad = change("INSERT", None, Some(&a));
         bad.new_image = Some(Image::Invalid(DecodeError::Missing("status")));
-        assert_eq!(shard_repair(&bad), None, "an invalid item is reported, not indexed");
+        assert_eq!(shard_repair(&bad, 1_000), None, "an invalid item is reported, not indexed");
     }
 
     #[test]
@@ -442,31 +432,36 @@ mod tests {
         let (pk, sk) = key_of(&a);
         let mut c = change("INSERT", None, Some(&a));
         c.new_expiry_shard = Some(keys::expiry_shard(&pk, &sk));
-        let repair = shard_repair(&c).expect("an expires_at past updated_at + ttl_seconds is repaired");
+        let repair = shard_repair(&c, 1_000).expect("an expires_at past updated_at + ttl_seconds is repaired");
         assert_eq!(repair.valid_until, a.updated_at + i64::try_from(a.ttl_seconds).unwrap());
         assert_eq!(repair.expires_at, a.expires_at, "conditional on what the record saw");
         // Once repaired, its own record asks for nothing.
         a.expires_at = repair.valid_until;
         let mut after = change("MODIFY", None, Some(&a));
         after.new_expiry_shard = c.new_expiry_shard.clone();
-        assert_eq!(shard_repair(&after), None);
+        assert_eq!(shard_repair(&after, 1_000), None);
     }
 
     #[test]
-    fn a_registration_dated_in_the_future_is_invalid() {
+    fn a_registration_dated_in_the_future_is_published_and_bounded_by_the_fan_outs_clock() {
         let mut a = reg();
         let now = a.updated_at;
-        a.updated_at = now + MAX_CLOCK_SKEW_SECONDS + 1;
-        a.expires_at = a.updated_at + 300;
-        match classify(&change("INSERT", None, Some(&a)), now) {
-            Classified::Invalid(i) => assert!(i.reason.contains("updated_at"), "{}", i.reason),
-            other => panic!("{other:?}"),
-        }
+        a.updated_at = now + 3_600;
+        a.expires_at = a.updated_at + 60;
+        let (pk, sk) = key_of(&a);
+        let mut c = change("INSERT", None, Some(&a));
+        c.new_expiry_shard = Some(keys::expiry_shard(&pk, &sk));
+        // Registered like any other (a writer whose clock runs fast is
+        // still running), then heartbeats publish nothing as usual.
+        assert!(matches!(classify(&c, now), Classified::Registration(_)));
+        let repair = shard_repair(&c, now).expect("a future-dated expiry is brought back");
+        assert_eq!(repair.valid_until, now + MAX_CLOCK_SKEW_SECONDS + 60);
+        // Within the skew: nothing to repair.
         a.updated_at = now + MAX_CLOCK_SKEW_SECONDS;
-        assert!(
-            matches!(classify(&change("INSERT", None, Some(&a)), now), Classified::Registration(_)),
-            "within the skew"
-        );
+        a.expires_at = a.updated_at + 60;
+        let mut c = change("INSERT", None, Some(&a));
+        c.new_expiry_shard = Some(keys::expiry_shard(&pk, &sk));
+        assert_eq!(shard_repair(&c, now), None);
     }
 
     #[test]

@@ -173,17 +173,20 @@ impl Registration {
         self.expires_at.min(expires_after(self.updated_at, self.ttl_seconds))
     }
 
-    /// Whether `updated_at` is further ahead of `now` than
-    /// [`MAX_CLOCK_SKEW_SECONDS`].
-    pub fn updated_in_future(&self, now: i64) -> bool {
-        self.updated_at > now.saturating_add(MAX_CLOCK_SKEW_SECONDS)
+    /// [`Self::valid_until`] for a write first seen at `seen` (the
+    /// fan-out's clock): an `updated_at` more than
+    /// [`MAX_CLOCK_SKEW_SECONDS`] ahead counts as that far ahead and no
+    /// further, so a writer whose clock runs fast (or that dates its writes
+    /// ahead on purpose) gains at most the skew. The fan-out writes this
+    /// back as `expires_at`.
+    pub fn valid_until_seen_at(&self, seen: i64) -> i64 {
+        let dated = self.updated_at.min(seen.saturating_add(MAX_CLOCK_SKEW_SECONDS));
+        self.expires_at.min(expires_after(dated, self.ttl_seconds))
     }
 
-    /// True once `now` has reached [`Self::valid_until`], and for a
-    /// registration dated in the future ([`Self::updated_in_future`]):
-    /// neither is ever resolved.
+    /// True once `now` has reached [`Self::valid_until`].
     pub fn is_expired(&self, now: i64) -> bool {
-        now >= self.valid_until() || self.updated_in_future(now)
+        now >= self.valid_until()
     }
 
     /// Whether `other` differs from `self` only in the heartbeat fields
@@ -286,17 +289,18 @@ mod tests {
     }
 
     #[test]
-    fn a_registration_dated_in_the_future_is_never_resolvable() {
+    fn a_registration_dated_in_the_future_gains_at_most_the_skew() {
         let mut r = sample();
         r.ttl_seconds = 300;
         r.updated_at = 1_000 + MAX_CLOCK_SKEW_SECONDS;
         r.expires_at = r.updated_at + 300;
-        assert!(!r.updated_in_future(1_000), "within the skew");
-        assert!(!r.is_expired(1_000));
-        r.updated_at += 1;
-        r.expires_at += 1;
-        assert!(r.updated_in_future(1_000));
-        assert!(r.is_expired(1_000));
+        assert_eq!(r.valid_until_seen_at(1_000), r.expires_at, "within the skew");
+        r.updated_at = 1_000 + 3_600;
+        r.expires_at = 4_102_444_800;
+        assert_eq!(r.valid_until_seen_at(1_000), 1_000 + MAX_CLOCK_SKEW_SECONDS + 300);
+        // Seen later, the bound moves with the fan-out's clock, never past
+        // the writer's own updated_at + ttl.
+        assert_eq!(r.valid_until_seen_at(10_000), r.updated_at + 300);
     }
 
     #[test]

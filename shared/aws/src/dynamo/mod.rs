@@ -27,6 +27,9 @@ use crate::item::{decode_resolved, from_sdk};
 mod catalog;
 mod expiry;
 mod registry;
+mod upgrade;
+
+pub use upgrade::{UPGRADE_ORIGIN, UpgradeReport};
 
 /// Requests this adapter made, for the benchmarks' cost-per-change figures.
 #[derive(Debug, Default)]
@@ -92,12 +95,27 @@ where
         Some(m) => format!("{code}: {m}"),
         None => format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)),
     };
-    // DynamoDB answers ValidationException when a stored value is not what
-    // the expression needs (a string where `ADD` wants a number, a path
-    // into something that is not a map) or an item would pass 400 KB: the
-    // same call fails the same way every time.
-    let bad_item = code == "ValidationException";
+    let bad_item = code == "ValidationException" && err.message().is_some_and(is_bad_item_message);
     StoreError { operation, message, retryable, bad_item, source: Some(Box::new(err)) }
+}
+
+/// Whether a ValidationException's message says the stored item is what
+/// refuses the write: a value not of the type the expression needs (a
+/// string where `ADD` wants a number, a path into something that is not a
+/// map), or an item that would pass 400 KB. The same call fails the same
+/// way every time, and only a write to that item fixes it. Every other
+/// ValidationException (a key or expression Beacon built wrong) is a bug:
+/// it is retried with its record and ends in the on-failure queue, not
+/// skipped.
+pub(crate) fn is_bad_item_message(message: &str) -> bool {
+    const STORED_ITEM: [&str; 5] = [
+        "Item size has exceeded",
+        "Item size to update has exceeded",
+        "document path provided in the update expression is invalid for update",
+        "An operand in the update expression has an incorrect data type",
+        "Type mismatch for attribute to update",
+    ];
+    STORED_ITEM.iter().any(|m| message.contains(m))
 }
 
 pub(crate) fn is_conditional<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
@@ -144,7 +162,7 @@ impl DynamoRegistry {
             .expression_attribute_values(":g", n(generation))
             .build()
             .map(|c| aws_sdk_dynamodb::types::TransactWriteItem::builder().condition_check(c).build());
-        let items = check.and_then(|check| Ok(vec![check, item?])).map_err(|e| shape_error(what.clone(), e))?;
+        let items = check.and_then(|check| Ok(vec![check, item?])).map_err(|e| internal_error(what.clone(), e))?;
         self.transact(items, format!("TransactWriteItems {what}")).await
     }
 
@@ -162,12 +180,13 @@ impl DynamoRegistry {
         match result {
             Ok(_) => Ok(true),
             Err(e) => {
-                let refused = e.as_service_error().is_some_and(|se| match se {
-                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                        c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
-                    }
-                    _ => false,
-                });
+                let reasons = match e.as_service_error() {
+                    Some(
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c),
+                    ) => c.cancellation_reasons().to_vec(),
+                    _ => Vec::new(),
+                };
+                let refused = reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed"));
                 if refused {
                     self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
                     return Ok(false);
@@ -176,15 +195,28 @@ impl DynamoRegistry {
                 // A cancellation for a conflicting write in flight passes
                 // when retried.
                 error.retryable |= error.message.contains("TransactionConflict");
+                // A cancellation because of what one item holds (its own
+                // reason says so) is that item's, as for a single write.
+                error.bad_item |= reasons
+                    .iter()
+                    .any(|r| r.code() == Some("ValidationError") && r.message().is_some_and(is_bad_item_message));
                 Err(error)
             }
         }
     }
 }
 
-/// A value read back that is not the shape Beacon wrote.
+/// A value read back that is not the shape Beacon wrote (an item a
+/// tenant's writer may have written).
 pub(crate) fn shape_error(operation: String, e: impl std::fmt::Display) -> StoreError {
     StoreError { operation, message: e.to_string(), retryable: false, bad_item: true, source: None }
+}
+
+/// A request Beacon could not build, or an answer from its own bookkeeping
+/// that is not what it writes: a bug, not an item to skip (the record is
+/// retried and ends in the on-failure queue).
+pub(crate) fn internal_error(operation: String, e: impl std::fmt::Display) -> StoreError {
+    StoreError { operation, message: e.to_string(), retryable: false, bad_item: false, source: None }
 }
 
 impl DynamoRegistry {
@@ -291,5 +323,31 @@ impl DynamoRegistry {
         item: HashMap<String, AttributeValue>,
     ) -> Result<ResolvedItem, StoreError> {
         decode_resolved(from_sdk(item)).map_err(|e| shape_error(format!("resolved item of {consumer}"), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_bad_item_message;
+
+    #[test]
+    fn only_messages_that_blame_the_stored_item_make_a_bad_item() {
+        for blames in [
+            "Item size has exceeded the maximum allowed size",
+            "Item size to update has exceeded the maximum allowed size",
+            "The document path provided in the update expression is invalid for update",
+            "An operand in the update expression has an incorrect data type",
+        ] {
+            assert!(is_bad_item_message(blames), "{blames}");
+        }
+        // Beacon's own mistakes: retried with the record, then the
+        // on-failure queue; never skipped.
+        for bug in [
+            "The provided key element does not match the schema",
+            "Invalid UpdateExpression: Syntax error; token: \"=\"",
+            "ExpressionAttributeValues contains invalid key",
+        ] {
+            assert!(!is_bad_item_message(bug), "{bug}");
+        }
     }
 }

@@ -14,7 +14,7 @@ use beacon::keys;
 use beacon::ports::{Dependent, DependentsPage, Generation, Registry, ServicePartition, StoreError, ViewWrite};
 use beacon::view::{ResolvedItem, ServiceView, ViewGroup};
 
-use super::{DynamoRegistry, is_conditional, n, s, shape_error, store_error};
+use super::{DynamoRegistry, internal_error, is_conditional, n, s, store_error};
 use crate::item::{decode_registration, from_sdk, item_key, to_attribute};
 
 /// The attribute on `GENERATION` that says the service's dependents are in
@@ -22,10 +22,9 @@ use crate::item::{decode_registration, from_sdk, item_key, to_attribute};
 const GROUPED: &str = "grouped";
 
 use beacon::keys::{LAYOUT, LAYOUT_FANOUT_PARTITION};
-/// The generation a moved service starts from when the layout before left
-/// an unreadable `GENERATION` (a writer may have put anything there): above
-/// any count an honest service reaches (a thousand changes a second for 34
-/// years), so every view stored under the old count is older.
+/// The generation a service starts from in this layout: above any count an
+/// honest service reaches in the layout before (a thousand changes a second
+/// for 34 years), so every view stored under the old count is older.
 pub(crate) const UNREADABLE_LEGACY_FLOOR: u64 = 1 << 40;
 
 /// The generation and `grouped` mark from a `GENERATION` item's attributes.
@@ -34,21 +33,9 @@ fn generation_of(service: &str, attributes: &HashMap<String, AttributeValue>) ->
         .get("generation")
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| shape_error(format!("generation of {service}"), "no generation returned"))?;
+        .ok_or_else(|| internal_error(format!("generation of {service}"), "no generation returned"))?;
     let grouped = attributes.get(GROUPED).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
     Ok(Generation { value, grouped })
-}
-
-/// What the layout before left under `SERVICE#<s>`.
-#[derive(Debug, Default)]
-struct Legacy {
-    /// Its `GENERATION` count: `None` without the item, `Some(None)` when it
-    /// does not read as a count.
-    generation: Option<Option<u64>>,
-    /// Its dependency edges.
-    edges: Vec<Dependent>,
-    /// Every bookkeeping key found (`GENERATION`, `DEPENDENT#…`, `VIEW#…`).
-    keys: Vec<String>,
 }
 
 /// Reads one item of a service's partition into `partition`.
@@ -101,12 +88,11 @@ impl Registry for DynamoRegistry {
         if attributes.contains_key(LAYOUT) {
             return generation_of(service, &attributes);
         }
-        // The service's first refresh since its bookkeeping moved out of
-        // its own partition: move what the layout before left there.
-        if let Some(moved) = self.move_legacy(service).await? {
-            return generation_of(service, &moved);
+        // The service's first refresh in this layout.
+        if let Some(marked) = self.mark_layout(service).await? {
+            return generation_of(service, &marked);
         }
-        // Another refresh moved it first: bump after its move.
+        // Another refresh marked it first: bump after its mark.
         generation_of(service, &self.bump(service).await?)
     }
 
@@ -176,7 +162,7 @@ impl Registry for DynamoRegistry {
 
     async fn claim_group(&self, service: &str, group: &ViewGroup) -> Result<bool, StoreError> {
         let pk = keys::fanout_pk(service);
-        let view = to_attribute(&group.view).map_err(|e| shape_error(format!("view group of {service}"), e))?;
+        let view = to_attribute(&group.view).map_err(|e| internal_error(format!("view group of {service}"), e))?;
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::key(pk.clone(), &keys::view_sk(&group.id))))
@@ -242,7 +228,7 @@ impl Registry for DynamoRegistry {
         change_id: Option<&str>,
     ) -> Result<ViewWrite, StoreError> {
         let key = Self::key(keys::consumer_pk(consumer), keys::resolved_sk());
-        let view_av = to_attribute(view).map_err(|e| shape_error(format!("view of {consumer}"), e))?;
+        let view_av = to_attribute(view).map_err(|e| internal_error(format!("view of {consumer}"), e))?;
         let op = format!("UpdateItem resolved {consumer}/{service}");
         // The write that records a changed view. Its condition: the consumer
         // still needs the service, and the stored view is older and
@@ -486,97 +472,37 @@ impl DynamoRegistry {
         self.query_all(query, format!("{pk} registrations")).await
     }
 
-    /// Moves a service's bookkeeping from the layout before (under
-    /// `SERVICE#<s>`) to `FANOUT#<s>`, once: the edges are copied (an edge
-    /// already written in the new place is newer and kept), then the
-    /// generation is raised above the old count and marked moved, then the
-    /// old items are deleted. Returns the `GENERATION` item after, or
-    /// `None` when another refresh marked it first. Its `grouped` mark is
-    /// unset, so the refresh that called this regroups the service: every
-    /// dependent's view is written again under the new count.
-    async fn move_legacy(&self, service: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
-        let legacy = self.read_legacy(service).await?;
-        let pk = keys::fanout_pk(service);
-        for edge in &legacy.edges {
-            self.write();
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item(keys::PK, s(pk.clone()))
-                .item(keys::SK, s(keys::dependent_sk(&edge.consumer)))
-                .item("consumer", s(&edge.consumer))
-                .item("requirements", AttributeValue::L(edge.requirements.iter().map(s).collect()))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await;
-            self.conditional(result, || format!("PutItem moved edge {service}->{}", edge.consumer))?;
-        }
-        let floor = match legacy.generation {
-            None => 0,
-            Some(Some(g)) => g,
-            Some(None) => {
-                tracing::warn!(
-                    %service,
-                    floor = UNREADABLE_LEGACY_FLOOR,
-                    "the old layout's GENERATION does not read as a count; the moved generation starts above any honest one"
-                );
-                UNREADABLE_LEGACY_FLOOR
-            }
-        };
+    /// Marks a service's `GENERATION` as of this layout, once, and raises
+    /// its count to [`UNREADABLE_LEGACY_FLOOR`]: a view a consumer holds
+    /// from the layout before carries that layout's count, which was kept
+    /// where the service's writer could set it to anything, so the new
+    /// count starts above any honest one. Nothing under `SERVICE#<s>` is
+    /// read. Returns the item after, or `None` when another refresh marked
+    /// it first. Without a `grouped` mark, the calling refresh regroups the
+    /// service from the edges under `FANOUT#<s>` (`beacon upgrade` rebuilds
+    /// them from the consumers' needs).
+    async fn mark_layout(&self, service: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
         self.write();
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(pk.clone(), keys::generation_sk())))
+            .set_key(Some(Self::key(keys::fanout_pk(service), keys::generation_sk())))
             .update_expression("SET #layout = :layout ADD generation :floor")
             .condition_expression("attribute_not_exists(#layout)")
             .expression_attribute_names("#layout", LAYOUT)
             .expression_attribute_values(":layout", n(LAYOUT_FANOUT_PARTITION))
-            .expression_attribute_values(":floor", n(floor))
+            .expression_attribute_values(":floor", n(UNREADABLE_LEGACY_FLOOR))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        let moved = match result {
-            Ok(out) => out.attributes.unwrap_or_default(),
+        match result {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
             Err(e) if is_conditional(&e) => {
                 self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
-                return Ok(None);
+                Ok(None)
             }
-            Err(e) => return Err(store_error(format!("UpdateItem move {service}"), e)),
-        };
-        if !legacy.keys.is_empty() {
-            tracing::info!(%service, edges = legacy.edges.len(), items = legacy.keys.len(), floor, "moved the fan-out's bookkeeping to its own partition");
+            Err(e) => Err(store_error(format!("UpdateItem layout {service}"), e)),
         }
-        for sk in &legacy.keys {
-            self.delete_key(keys::service_pk(service), sk, format!("old bookkeeping {service} {sk}")).await?;
-        }
-        Ok(Some(moved))
-    }
-
-    /// What the layout before left under `SERVICE#<s>` (everything but its
-    /// registrations), read consistently.
-    async fn read_legacy(&self, service: &str) -> Result<Legacy, StoreError> {
-        let mut legacy = Legacy::default();
-        for item in self.query_partition(keys::service_pk(service)).await? {
-            let item = from_sdk(item);
-            let Some((_, sk)) = item_key(&item) else { continue };
-            if sk == keys::generation_sk() {
-                let count = match item.inner().get("generation") {
-                    Some(serde_dynamo::AttributeValue::N(n)) => n.parse().ok(),
-                    _ => None,
-                };
-                legacy.generation = Some(count);
-            } else if let Some(consumer) = keys::dependent_of(&sk) {
-                legacy
-                    .edges
-                    .push(Dependent { consumer: consumer.to_owned(), requirements: strings(&item, "requirements") });
-            } else if !sk.starts_with(keys::view_sk_prefix()) {
-                continue;
-            }
-            legacy.keys.push(sk);
-        }
-        Ok(legacy)
     }
 }
