@@ -11,7 +11,8 @@ use beacon::registration::DEFAULT_INSTANCE_ID;
 use beacon::view::{Needs, Outcome, ResolvedItem};
 use beacon::{Registration, Status, parse_needs};
 use beacon_aws::DynamoRegistry;
-use beacon_local::setup::{LocalEndpoints, subscribe_queue};
+use beacon_aws::viewer::EventQueue;
+use beacon_local::setup::LocalEndpoints;
 use serde_json::Value;
 
 const CONSUMER: &str = "hello-client";
@@ -19,39 +20,28 @@ const CONSUMER: &str = "hello-client";
 const ENDPOINT: &str = "https://abc123.execute-api.us-east-1.amazonaws.com/dev";
 
 struct Subscriber {
-    sqs: aws_sdk_sqs::Client,
-    url: String,
+    queue: EventQueue,
 }
 
 impl Subscriber {
     async fn create(endpoints: &LocalEndpoints, topic_arn: &str) -> Result<Self> {
-        let sqs = endpoints.sqs();
-        let queue = subscribe_queue(&sqs, &endpoints.sns(), topic_arn, "beacon-demo-subscriber", None)
+        let clients = beacon_aws::viewer::Clients { sqs: endpoints.sqs(), sns: endpoints.sns() };
+        let queue = EventQueue::user(&clients, topic_arn, "beacon-demo-subscriber", None)
             .await
             .context("subscribing the demo queue")?;
         // Drain what an earlier demo left behind.
-        let _ = sqs.purge_queue().queue_url(&queue.url).send().await;
-        Ok(Self { sqs, url: queue.url })
+        let _ = queue.purge().await;
+        Ok(Self { queue })
     }
 
     /// Prints events as they arrive until one of `kind` has; returns it.
     async fn wait_for(&self, kind: &str, since: Instant) -> Result<Value> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await?;
+            let bodies = self.queue.receive(Duration::from_secs(1)).await?;
             let mut found = None;
-            for m in out.messages.unwrap_or_default() {
-                if let Some(h) = &m.receipt_handle {
-                    let _ = self.sqs.delete_message().queue_url(&self.url).receipt_handle(h).send().await;
-                }
-                let event: Value = serde_json::from_str(m.body.as_deref().unwrap_or("null"))?;
+            for body in bodies {
+                let event: Value = serde_json::from_str(&body)?;
                 print_event(&event, since.elapsed());
                 if event["kind"] == kind && found.is_none() {
                     found = Some(event);

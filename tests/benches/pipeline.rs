@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use beacon::ports::{Catalog, Registry};
 use beacon::view::Needs;
 use beacon::{Registration, Status, parse_needs};
+use beacon_aws::viewer::subscribe_queue;
 use beacon_aws::{DynamoRegistry, SnsPublisher};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::MappingConfig;
 use beacon_local::pipeline::{self, Clients, Mapping, Names};
-use beacon_local::setup::subscribe_queue;
 use beacon_tests::{now, sdk_config, unique};
 use tokio::sync::{Mutex, watch};
 

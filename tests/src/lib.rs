@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use beacon::ports::{Publisher, Registry};
 use beacon::view::{Needs, Outcome, RequirementView};
 use beacon::{Requirement, resolve};
+use beacon_aws::viewer::subscribe_queue;
 use beacon_aws::{DynamoRegistry, SnsPublisher};
 use beacon_fanout::{FanOut, Limits};
 use beacon_local::mapping::{MappingConfig, MappingStats};
 use beacon_local::pipeline::{self, Clients, Mapping, Names};
 use beacon_local::queue::{QueueMapping, QueueMappingConfig, QueueStats};
-use beacon_local::setup::subscribe_queue;
 use serde_json::Value;
 
 /// The local stack's SDK config, from the standard variables that

@@ -1327,14 +1327,14 @@ fn only_beacon_sends_into_the_refresh_queue() {
 }
 
 /// The policy Beacon writes on every queue it subscribes
-/// (`beacon_local::setup::queue_policy`): the topic delivers; another topic
+/// (`beacon_aws::viewer::queue_policy`): the topic delivers; another topic
 /// does not; and no principal of the account sends into it directly, even
 /// with a broad `sqs:SendMessage` grant of its own (an explicit Deny unless
 /// `aws:SourceArn` is the topic).
 #[test]
 fn a_subscribed_queue_denies_every_sender_but_its_topic() {
     let q = queue("beacon-watch-alice-1");
-    let policy = beacon_local::setup::queue_policy(&q, TOPIC);
+    let policy = beacon_aws::viewer::queue_policy(&q, TOPIC);
     let sns = |name: &str, source: &str, allowed: bool| {
         case(name, &[], "sqs:SendMessage", &q, json!({ "aws:SourceArn": source }), allowed)
             .by("sns.amazonaws.com")

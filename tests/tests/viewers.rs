@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use beacon::ports::{LEASE_TAG, OWNER_TAG};
 use beacon_aws::janitor::SnsSqsSubscribers;
-use beacon_local::setup::{SubscribedQueue, ViewerLease, subscribe_viewer_queue};
+use beacon_aws::viewer::{SubscribedQueue, ViewerLease, subscribe_viewer_queue};
 use beacon_sweeper::JanitorReport;
 use beacon_tests::{TestPipeline, now, put_instances, sdk_config, unique};
 
@@ -77,7 +77,7 @@ async fn a_viewers_queue_carries_its_owner_and_a_lease_ahead() {
         .unwrap();
     let policy: serde_json::Value =
         serde_json::from_str(&attrs.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::Policy]).unwrap();
-    assert_eq!(policy, beacon_local::setup::queue_policy(&q.arn, &p.topic_arn));
+    assert_eq!(policy, beacon_aws::viewer::queue_policy(&q.arn, &p.topic_arn));
     // Renewing moves it ahead; releasing ends it now.
     q.set_lease(&p.sqs, until + 60).await.unwrap();
     assert_eq!(tags(&p, &q.url).await[LEASE_TAG], (until + 60).to_string());
@@ -103,7 +103,7 @@ async fn a_released_viewer_is_gone_after_one_janitor_run_and_a_live_one_is_left_
     let user = p.subscribe(None).await;
     let untagged_name = format!("beacon-watch-{}", unique("untagged"));
     let untagged =
-        beacon_local::setup::subscribe_queue(&p.sqs, &p.sns, &p.topic_arn, &untagged_name, None).await.unwrap();
+        beacon_aws::viewer::subscribe_queue(&p.sqs, &p.sns, &p.topic_arn, &untagged_name, None).await.unwrap();
     let before = subscriptions(&p).await;
     assert_eq!(before.len(), 5, "{before:?}");
 

@@ -5,7 +5,7 @@
 //! viewer may not unsubscribe; docs/architecture.md, "The janitor").
 
 use anyhow::{Context, Result};
-use beacon_local::setup::{ViewerLease, subscribe_viewer_queue};
+use beacon_aws::viewer::{EventQueue, ViewerLease};
 use clap::Args;
 use serde_json::{Map, Value, json};
 
@@ -50,16 +50,15 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     }
     let topic = args.common.topic_arn()?.to_owned();
     let config = beacon_aws::config::sdk_config().await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let sns = aws_sdk_sns::Client::new(&config);
     let owner =
         beacon_aws::janitor::caller_user_id(&config).await.context("asking STS who this is (GetCallerIdentity)")?;
     let lease = ViewerLease::from_env(owner);
     let name = format!("beacon-watch-{}-{}", std::process::id(), crate::context::now());
     let policy = filter_policy(&args);
-    let queue = subscribe_viewer_queue(&sqs, &sns, &topic, &name, policy.as_deref(), &lease)
-        .await
-        .context("creating the watch queue")?;
+    let queue =
+        EventQueue::viewer(&beacon_aws::viewer::Clients::new(&config), &topic, &name, policy.as_deref(), &lease)
+            .await
+            .context("creating the watch queue")?;
     eprintln!(
         "watching {topic}{} (Ctrl-C stops)",
         policy.as_deref().map(|p| format!(" with filter {p}")).unwrap_or_default()
@@ -67,26 +66,18 @@ pub async fn run(args: WatchArgs) -> Result<()> {
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut seen = 0usize;
-    let keep_lease = queue.keep_lease(&sqs, &lease);
+    let keep_lease = queue.keep_lease(&lease);
     tokio::pin!(keep_lease);
     let result: Result<()> = async {
         loop {
-            let receive = beacon_aws::sqs::long_poll(
-                sqs.receive_message().queue_url(&queue.url).max_number_of_messages(10),
-                std::time::Duration::from_secs(5),
-            )
-            .send();
-            let out = tokio::select! {
+            let receive = queue.receive(std::time::Duration::from_secs(5));
+            let bodies = tokio::select! {
                 _ = tokio::signal::ctrl_c() => return Ok(()),
                 _ = term.recv() => return Ok(()),
                 kept = &mut keep_lease => return kept.context("keeping the watch queue"),
                 out = receive => out.context("receiving from the watch queue")?,
             };
-            for m in out.messages.unwrap_or_default() {
-                if let Some(h) = &m.receipt_handle {
-                    let _ = sqs.delete_message().queue_url(&queue.url).receipt_handle(h).send().await;
-                }
-                let body = m.body.unwrap_or_default();
+            for body in bodies {
                 if args.common.json {
                     println!("{body}");
                 } else {
@@ -102,7 +93,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     .await;
 
     // Whatever happened above: the janitor takes the queue from here.
-    let _ = queue.release(&sqs).await;
+    let _ = queue.release().await;
     result
 }
 

@@ -118,7 +118,8 @@ async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoin
     let owner = beacon_aws::janitor::caller_user_id(&endpoints.sdk_config_for_moto())
         .await
         .context("asking the local STS who the page is (GetCallerIdentity)")?;
-    let clients = crate::ui::feed::Clients { sqs: endpoints.sqs(), sns: endpoints.sns(), owner };
+    let aws = beacon_aws::viewer::Clients { sqs: endpoints.sqs(), sns: endpoints.sns() };
+    let clients = crate::ui::feed::Clients { aws, owner };
     let ui = crate::ui::start(ui_listener, registry(), clients, &resources.topic_arn, stop_rx.clone()).await?;
     Ok(Running { resources, api_url: Some(api_url), ui: Some(ui), stop, tasks })
 }

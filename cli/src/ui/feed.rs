@@ -6,16 +6,14 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use beacon_local::setup::{SetupError, SubscribedQueue, ViewerLease, subscribe_viewer_queue};
+use beacon_aws::viewer::{CallError, EventQueue, Released, ViewerLease};
 use tokio::sync::{broadcast, watch};
 
 /// The clients the feed uses.
 #[derive(Debug, Clone)]
 pub struct Clients {
-    /// SQS (the queue).
-    pub sqs: aws_sdk_sqs::Client,
-    /// SNS (the subscription).
-    pub sns: aws_sdk_sns::Client,
+    /// SNS and SQS.
+    pub aws: beacon_aws::viewer::Clients,
     /// Who the viewer is (`aws:userid`, from
     /// `beacon_aws::janitor::caller_user_id`): its queue's `beacon:owner`.
     pub owner: String,
@@ -29,8 +27,7 @@ const BACKLOG: usize = 1_024;
 /// A subscribed queue and the events read from it.
 #[derive(Debug)]
 pub struct Feed {
-    clients: Clients,
-    queue: SubscribedQueue,
+    queue: EventQueue,
     sender: broadcast::Sender<String>,
     reader: tokio::task::JoinHandle<()>,
     lease: tokio::task::JoinHandle<()>,
@@ -63,19 +60,19 @@ impl Seen {
 impl Feed {
     /// Creates the queue, subscribes it, and starts reading (and keeping
     /// its lease) until `stop`.
-    pub async fn subscribe(clients: Clients, topic_arn: &str, stop: watch::Receiver<bool>) -> Result<Self, SetupError> {
+    pub async fn subscribe(clients: Clients, topic_arn: &str, stop: watch::Receiver<bool>) -> Result<Self, CallError> {
         let name = format!("beacon-ui-{}-{}", std::process::id(), beacon::clock::now_millis());
         let lease = ViewerLease::from_env(clients.owner.clone());
-        let queue = subscribe_viewer_queue(&clients.sqs, &clients.sns, topic_arn, &name, None, &lease).await?;
+        let queue = EventQueue::viewer(&clients.aws, topic_arn, &name, None, &lease).await?;
         let (sender, _) = broadcast::channel(BACKLOG);
-        let reader = tokio::spawn(read(clients.sqs.clone(), queue.url.clone(), sender.clone(), stop));
-        let (sqs, kept) = (clients.sqs.clone(), queue.clone());
+        let reader = tokio::spawn(read(queue.clone(), sender.clone(), stop));
+        let kept = queue.clone();
         let lease = tokio::spawn(async move {
-            if let Err(e) = kept.keep_lease(&sqs, &lease).await {
+            if let Err(e) = kept.keep_lease(&lease).await {
                 eprintln!("beacon ui: the live feed stopped: {e}; restart beacon ui");
             }
         });
-        Ok(Self { clients, queue, sender, reader, lease })
+        Ok(Self { queue, sender, reader, lease })
     }
 
     /// Where new pages subscribe.
@@ -89,53 +86,35 @@ impl Feed {
     pub async fn remove(self) {
         self.reader.abort();
         self.lease.abort();
-        match self.queue.release(&self.clients.sqs).await {
-            Ok(_) => {}
-            // Nothing answered: under `beacon dev`, Ctrl-C reaches the local
-            // SNS/SQS server too, and the queue went with it.
-            Err(aws_sdk_sqs::error::SdkError::DispatchFailure(_)) => {
-                tracing::debug!(queue = %self.queue.url, "the SQS endpoint is gone, and the queue with it")
+        match self.queue.release().await {
+            Ok(Released::Done) => {}
+            Ok(Released::EndpointGone) => {
+                tracing::debug!(queue = %self.queue.queue().url, "the SQS endpoint is gone, and the queue with it")
             }
-            Err(e) => {
-                eprintln!(
-                    "beacon ui: could not end the lease of {} (the janitor removes it once the lease passes): {}",
-                    self.queue.url,
-                    aws_sdk_sqs::error::DisplayErrorContext(&e)
-                )
-            }
+            Err(e) => eprintln!(
+                "beacon ui: could not end the lease of {} (the janitor removes it once the lease passes): {e}",
+                self.queue.queue().url
+            ),
         }
     }
 }
 
-async fn read(
-    sqs: aws_sdk_sqs::Client,
-    url: String,
-    sender: broadcast::Sender<String>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn read(queue: EventQueue, sender: broadcast::Sender<String>, mut stop: watch::Receiver<bool>) {
     let mut seen = Seen::default();
     loop {
         let received = tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
-            r = beacon_aws::sqs::long_poll(
-                sqs.receive_message().queue_url(&url).max_number_of_messages(10),
-                std::time::Duration::from_secs(20),
-            )
-            .send() => r,
+            r = queue.receive(std::time::Duration::from_secs(20)) => r,
         };
-        let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
+        let bodies = match received {
+            Ok(bodies) => bodies,
             Err(e) => {
-                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receiving events failed; retrying");
+                tracing::warn!(error = %e, "receiving events failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             }
         };
-        for m in messages {
-            if let Some(handle) = &m.receipt_handle {
-                let _ = sqs.delete_message().queue_url(&url).receipt_handle(handle).send().await;
-            }
-            let Some(body) = m.body else { continue };
+        for body in bodies {
             let Ok(event) = serde_json::from_str::<serde_json::Value>(&body) else { continue };
             // At-least-once delivery: the page shows each change once.
             let Some(id) = event.get("event_id").and_then(|v| v.as_str()) else { continue };

@@ -19,6 +19,8 @@
 //!   sweeper's janitor of viewers' queues), and a viewer's GetCallerIdentity;
 //! - `components` (feature `registrar`) — the registrar's checks of a
 //!   service's Lambda functions and APIs, and its self-removal;
+//! - [`viewer`] — a queue subscribed to the topic (a registry viewer's, with
+//!   its owner tag and lease, or a user's), and reading its events;
 //! - [`logging`] — Lambda's log controls, with the SDK's payload logging
 //!   capped;
 //! - [`metrics`] — CloudWatch Embedded Metric Format lines.
@@ -34,6 +36,7 @@ pub mod metrics;
 pub mod sns;
 pub mod sqs;
 pub mod stream;
+pub mod viewer;
 
 pub use dynamo::{DynamoRegistry, RequestCounts};
 pub use sns::SnsPublisher;
@@ -52,4 +55,20 @@ pub fn sns_publisher(config: &aws_config::SdkConfig, topic_arn: impl Into<String
 /// The refresh queue at `url`, from the shared AWS configuration.
 pub fn refresh_queue(config: &aws_config::SdkConfig, url: impl Into<String>) -> SqsRefreshQueue {
     SqsRefreshQueue::new(aws_sdk_sqs::Client::new(config), url)
+}
+
+/// An error and its causes on one line (`a: b: c`): SDK errors say little
+/// at the top and everything in their sources.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let part = cause.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = cause.source();
+    }
+    text
 }

@@ -33,18 +33,4 @@ pub mod queue;
 pub mod setup;
 pub mod sigv4;
 
-/// An error and its causes on one line (`a: b: c`): SDK errors say little
-/// at the top and everything in their sources.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let part = cause.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        next = cause.source();
-    }
-    text
-}
+pub use beacon_aws::error_chain;

@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 
 use crate::mapping::{Handler, MappingConfig, MappingStats, Poller};
 use crate::queue::{QueueHandler, QueueMapping, QueueMappingConfig};
-use crate::setup::{LOCAL_REGION, SetupError, ensure_queue, ensure_refresh_queue, ensure_table, ensure_topic};
+use crate::setup::{LOCAL_REGION, SetupError, ensure_refresh_queue, ensure_table, ensure_topic};
+use beacon_aws::viewer::ensure_queue;
 
 /// The local refresh queue's visibility timeout: a failed page comes back
 /// after this long. AWS's is six times the function's timeout (the
