@@ -46,7 +46,7 @@ impl Common {
 
 /// Epoch seconds now.
 pub fn now() -> i64 {
-    beacon::clock::now_seconds()
+    beacon_domain::clock::now_seconds()
 }
 
 /// Prints rows as an aligned table (the first row is the header).

@@ -6,12 +6,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use beacon::ports::{Catalog, InstanceKey};
-use beacon::registration::DEFAULT_INSTANCE_ID;
-use beacon::view::{Needs, Outcome, ResolvedItem};
-use beacon::{Registration, Status, parse_needs};
 use beacon_aws::DynamoRegistry;
 use beacon_aws::viewer::EventQueue;
+use beacon_domain::ports::{Catalog, InstanceKey};
+use beacon_domain::registration::DEFAULT_INSTANCE_ID;
+use beacon_domain::view::{Needs, Outcome, ResolvedItem};
+use beacon_domain::{Registration, Status, parse_needs};
 use beacon_local::setup::LocalEndpoints;
 use serde_json::Value;
 

@@ -71,9 +71,9 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("beacon: {e:#}");
-            let bad_input = e.downcast_ref::<beacon::ValidationError>().is_some()
-                || e.downcast_ref::<beacon::requirement::RequirementError>().is_some()
-                || e.downcast_ref::<beacon::version::VersionError>().is_some();
+            let bad_input = e.downcast_ref::<beacon_domain::ValidationError>().is_some()
+                || e.downcast_ref::<beacon_domain::requirement::RequirementError>().is_some()
+                || e.downcast_ref::<beacon_domain::version::VersionError>().is_some();
             let code = e.downcast_ref::<context::Exit>().map_or(if bad_input { 2 } else { 1 }, |x| x.code);
             std::process::ExitCode::from(code)
         }

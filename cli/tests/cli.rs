@@ -234,7 +234,7 @@ async fn bad_arguments_say_what_is_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_heartbeat_keeps_it_alive_and_deregisters_on_stop() {
-    use beacon::ports::Registry as _;
+    use beacon_domain::ports::Registry as _;
     let p = TestPipeline::start("cli-hb").await;
     let child = Command::new(env!("CARGO_BIN_EXE_beacon"))
         .args(["register", "pulse", "1.0.0", "--endpoint", "https://pulse.example", "--ttl", "10", "--heartbeat"])
@@ -345,12 +345,19 @@ async fn dev_up_passes_every_flag_to_the_runner() {
         .load()
         .await;
     let catalog = beacon_aws::dynamo_registry(&config, "dev-up");
-    let now = beacon::clock::now_seconds();
-    let mut r =
-        beacon::Registration::new_at("brief", "1.0", "i-1", "https://b.example", beacon::Status::Healthy, 10, now)
-            .unwrap();
+    let now = beacon_domain::clock::now_seconds();
+    let mut r = beacon_domain::Registration::new_at(
+        "brief",
+        "1.0",
+        "i-1",
+        "https://b.example",
+        beacon_domain::Status::Healthy,
+        10,
+        now,
+    )
+    .unwrap();
     r.expires_at = now + 2;
-    beacon::ports::Catalog::put(&catalog, &r).await.unwrap();
+    beacon_domain::ports::Catalog::put(&catalog, &r).await.unwrap();
     let listed = |out: Output| serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap_or_default().len();
     assert_eq!(listed(with_env(&["list", "--json"])), 1, "the registration was written");
     let start = Instant::now();

@@ -9,8 +9,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use beacon::ports::{LEASE_TAG, OWNER_TAG};
 use beacon_aws::janitor::SnsSqsSubscribers;
+use beacon_domain::ports::{LEASE_TAG, OWNER_TAG};
 use beacon_sweeper::JanitorReport;
 use beacon_tests::{TestPipeline, now, sdk_config};
 

@@ -13,12 +13,12 @@
 //! every regression through it in the test suite.
 
 use async_trait::async_trait;
-use beacon::ports::{
+use beacon_catalog_api::{ApiConfig, ApiRequest, handle};
+use beacon_domain::ports::{
     Catalog, ConsumerPage, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
 };
-use beacon::view::{Needs, ResolvedItem};
-use beacon::{Registration, Status};
-use beacon_catalog_api::{ApiConfig, ApiRequest, handle};
+use beacon_domain::view::{Needs, ResolvedItem};
+use beacon_domain::{Registration, Status};
 
 struct Empty;
 

@@ -8,9 +8,9 @@
 
 use std::collections::HashMap;
 
-use beacon::change::StreamChange;
 use beacon_aws::item::{decode_needs, decode_registration, decode_resolved, item_key};
 use beacon_aws::stream::{RecordImages, decode_record};
+use beacon_domain::change::StreamChange;
 use serde_dynamo::{AttributeValue, Item};
 
 /// One input: must not panic.
@@ -28,6 +28,6 @@ pub fn check(data: &[u8]) {
     for (old, new, name) in [(&empty, &item, "INSERT"), (&item, &item, "MODIFY"), (&item, &empty, "REMOVE")] {
         let images = RecordImages { keys: &item, old_image: old, new_image: new };
         let change = decode_record(images, StreamChange { event_name: name.into(), ..Default::default() });
-        let _ = beacon::classify(&change, 0);
+        let _ = beacon_domain::classify(&change, 0);
     }
 }

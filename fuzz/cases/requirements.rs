@@ -9,15 +9,19 @@
 /// One input: must not panic.
 pub fn check(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    match beacon::parse_needs(&text) {
+    match beacon_domain::parse_needs(&text) {
         Ok(parsed) => {
-            let printed = beacon::requirement::format_needs(&parsed);
-            assert_eq!(beacon::parse_needs(&printed).ok().as_ref(), Some(&parsed), "{text:?} printed as {printed:?}");
+            let printed = beacon_domain::requirement::format_needs(&parsed);
+            assert_eq!(
+                beacon_domain::parse_needs(&printed).ok().as_ref(),
+                Some(&parsed),
+                "{text:?} printed as {printed:?}"
+            );
         }
         Err(e) => assert!(!e.to_string().is_empty(), "an error says what is wrong"),
     }
-    if let Ok(v) = beacon::version::parse_version(&text) {
-        assert_eq!(beacon::version::parse_version(&v.to_string()).ok(), Some(v));
+    if let Ok(v) = beacon_domain::version::parse_version(&text) {
+        assert_eq!(beacon_domain::version::parse_version(&v.to_string()).ok(), Some(v));
     }
-    let _ = beacon::Requirement::parse(&text);
+    let _ = beacon_domain::Requirement::parse(&text);
 }

@@ -14,7 +14,7 @@ pub fn check(data: &[u8]) {
     for record in &event.records {
         let change = beacon_aws::stream::stream_change(record);
         let _ = beacon_aws::stream::sequence_number(record);
-        let _ = beacon::classify(&change, 0);
-        let _ = beacon::classify(&change, i64::MAX);
+        let _ = beacon_domain::classify(&change, 0);
+        let _ = beacon_domain::classify(&change, i64::MAX);
     }
 }

@@ -28,11 +28,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue as Av, PutRequest, WriteRequest};
-use beacon::ports::{Catalog, Registry};
-use beacon::view::{ResolvedItem, ServiceView, ViewCache, group_id};
-use beacon::{Registration, Status, keys};
 use beacon_aws::item::to_attribute;
 use beacon_aws::{DynamoRegistry, SnsPublisher};
+use beacon_domain::ports::{Catalog, Registry};
+use beacon_domain::view::{ResolvedItem, ServiceView, ViewCache, group_id};
+use beacon_domain::{Registration, Status, keys};
 use beacon_fanout::{FanOut, Limits};
 use beacon_local::mapping::MappingConfig;
 use beacon_local::pipeline::{self, Clients, Mapping, Names, Resources};
@@ -328,7 +328,7 @@ async fn main() {
             async move {
                 let w =
                     writer.write_view(&format!("c{c:06}"), "auth", view, Some("ceiling")).await.expect("write_view");
-                assert!(matches!(w, beacon::ports::ViewWrite::Changed(_)), "the ceiling's views must change");
+                assert!(matches!(w, beacon_domain::ports::ViewWrite::Changed(_)), "the ceiling's views must change");
             }
         })
         .buffer_unordered(16)

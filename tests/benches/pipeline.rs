@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use beacon::ports::{Catalog, Registry};
-use beacon::view::Needs;
-use beacon::{Registration, Status, parse_needs};
 use beacon_aws::viewer::subscribe_queue;
 use beacon_aws::{DynamoRegistry, SnsPublisher};
+use beacon_domain::ports::{Catalog, Registry};
+use beacon_domain::view::Needs;
+use beacon_domain::{Registration, Status, parse_needs};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::MappingConfig;
 use beacon_local::pipeline::{self, Clients, Mapping, Names};

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use beacon::ports::{Catalog, Registry};
-use beacon::{Registration, Status};
 use beacon_aws::{DynamoRegistry, SnsPublisher};
+use beacon_domain::ports::{Catalog, Registry};
+use beacon_domain::{Registration, Status};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::MappingConfig;
 use beacon_local::pipeline::{self, Clients, Mapping, Names, Resources};

@@ -184,7 +184,7 @@ async fn endpoint(p: &TestPipeline, dir: &std::path::Path) {
             let mut times = Vec::new();
             for _ in 0..1000 {
                 let start = Instant::now();
-                let f = beacon::services_file::ServicesFile::read(&file).expect("the file");
+                let f = beacon_client::read(&file).expect("the file");
                 assert!(!f.services.is_empty());
                 times.push(start.elapsed().as_secs_f64() * 1000.0);
             }

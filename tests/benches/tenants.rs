@@ -22,9 +22,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon::ports::Catalog;
-use beacon::view::Needs;
-use beacon::{Registration, Status, keys, parse_needs};
+use beacon_domain::ports::Catalog;
+use beacon_domain::view::Needs;
+use beacon_domain::{Registration, Status, keys, parse_needs};
 use beacon_tests::{TestPipeline, now, of_kind};
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -9,9 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use beacon::parse_needs;
-use beacon::ports::Catalog;
-use beacon::view::Needs;
+use beacon_domain::parse_needs;
+use beacon_domain::ports::Catalog;
+use beacon_domain::view::Needs;
 use beacon_tests::{TestPipeline, now};
 use futures::StreamExt;
 

@@ -16,12 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use beacon::event::Event;
-use beacon::ports::{
+use beacon_aws::{DynamoRegistry, SnsPublisher};
+use beacon_domain::event::Event;
+use beacon_domain::ports::{
     DependentsPage, Generation, PublishError, Publisher, Registry, ServicePartition, StoreError, ViewWrite,
 };
-use beacon::view::{ResolvedItem, ServiceView, ViewGroup};
-use beacon_aws::{DynamoRegistry, SnsPublisher};
+use beacon_domain::view::{ResolvedItem, ServiceView, ViewGroup};
 use tokio::task::AbortHandle;
 
 /// A small deterministic generator (xorshift), so a failing run can be
@@ -379,7 +379,7 @@ impl Registry for FaultyRegistry {
         self.inner.delete_edge(service, consumer).await
     }
 
-    async fn repair_expiry_shard(&self, repair: &beacon::ShardRepair) -> Result<bool, StoreError> {
+    async fn repair_expiry_shard(&self, repair: &beacon_domain::ShardRepair) -> Result<bool, StoreError> {
         self.faults.check("UpdateItem expiry shard")?;
         self.inner.repair_expiry_shard(repair).await
     }

@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use beacon::ports::{Publisher, Registry};
-use beacon::view::{Needs, Outcome, RequirementView};
-use beacon::{Requirement, resolve};
 use beacon_aws::viewer::subscribe_queue;
 use beacon_aws::{DynamoRegistry, SnsPublisher};
+use beacon_domain::ports::{Publisher, Registry};
+use beacon_domain::view::{Needs, Outcome, RequirementView};
+use beacon_domain::{Requirement, resolve};
 use beacon_fanout::{FanOut, Limits};
 use beacon_local::mapping::{MappingConfig, MappingStats};
 use beacon_local::pipeline::{self, Clients, Mapping, Names};
@@ -50,24 +50,24 @@ pub fn unique(prefix: &str) -> String {
 
 /// Epoch seconds now.
 pub fn now() -> i64 {
-    beacon::clock::now_seconds()
+    beacon_domain::clock::now_seconds()
 }
 
 /// Writes `n` healthy instances (`i0`, `i1`, …) spread over `services`
 /// services (`s0`, `s1`, …), 16 writes in flight: the load the benchmarks
 /// put on a table.
 pub async fn put_instances(catalog: &DynamoRegistry, n: usize, services: usize) {
-    use beacon::ports::Catalog as _;
+    use beacon_domain::ports::Catalog as _;
     use futures::StreamExt as _;
     futures::stream::iter(0..n)
         .map(|i| async move {
             let service = format!("s{}", i % services);
-            let r = beacon::Registration::new_at(
+            let r = beacon_domain::Registration::new_at(
                 &service,
                 "1.0.0",
                 &format!("i{i}"),
                 "https://x.example",
-                beacon::Status::Healthy,
+                beacon_domain::Status::Healthy,
                 3600,
                 now(),
             )
@@ -395,7 +395,7 @@ impl TestPipeline {
     }
 
     /// Reads a consumer's resolved item.
-    pub async fn resolved(&self, consumer: &str) -> Option<beacon::view::ResolvedItem> {
+    pub async fn resolved(&self, consumer: &str) -> Option<beacon_domain::view::ResolvedItem> {
         Registry::get_resolved(&self.registry, consumer).await.expect("reading the resolved item")
     }
 }

@@ -20,9 +20,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use beacon::ports::Catalog;
 use beacon_aws::DynamoRegistry;
 use beacon_catalog_api::ApiConfig;
+use beacon_domain::ports::Catalog;
 use beacon_local::pipeline::{self, Clients, Names};
 use beacon_local::setup::LOCAL_SECRET_KEY;
 use beacon_tests::api::LocalApi;

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use beacon::ports::Registry;
 use beacon_catalog_api::{ApiConfig, from_lambda, handle};
+use beacon_domain::ports::Registry;
 use beacon_local::setup::LOCAL_SECRET_KEY;
 use beacon_tests::api::LocalApi;
 use beacon_tests::{TestPipeline, now};

@@ -3,13 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use beacon::ports::Catalog;
+use beacon_domain::ports::Catalog;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use beacon::services_file::ServicesFile;
-use beacon::{Registration, Status};
+use beacon_domain::{Registration, Status};
 use beacon_local::proxy::{Fault, Matcher, Mix};
 use beacon_tests::extensions_api::ExtensionsApi;
 use beacon_tests::faults::Outage;
@@ -63,7 +62,7 @@ fn spawn(
 }
 
 fn version_in(file: &PathBuf, service: &str) -> Option<String> {
-    ServicesFile::read(file).unwrap().resolved(service).and_then(|e| e.version.clone())
+    beacon_client::read(file).unwrap().resolved(service).and_then(|e| e.version.clone())
 }
 
 fn checks(log: &PathBuf) -> usize {
@@ -101,7 +100,7 @@ async fn the_file_is_there_before_the_first_invoke_follows_changes_and_survives_
     api.wait_for_next_call(1, Duration::from_secs(30)).await;
     let (name, events) = api.registered().await.unwrap();
     assert_eq!((name.as_str(), events), ("beacon-extension", vec!["INVOKE".to_string(), "SHUTDOWN".to_string()]));
-    let first = ServicesFile::read(&file).expect("the file exists before the first INVOKE");
+    let first = beacon_client::read(&file).expect("the file exists before the first INVOKE");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     let errors = beacon_tests::errors_against("services-file", &json);
     assert!(errors.is_empty(), "the file does not match its schema: {errors:?}");

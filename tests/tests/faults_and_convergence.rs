@@ -4,14 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use beacon::ports::{Catalog, InstanceKey};
+use beacon_domain::ports::{Catalog, InstanceKey};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use beacon::view::Needs;
-use beacon::{Registration, Status, parse_needs};
+use beacon_domain::view::Needs;
+use beacon_domain::{Registration, Status, parse_needs};
 use beacon_tests::faults::{FlakyPublisher, Rng, random_needs};
 use beacon_tests::{Options, TestPipeline, now, of_kind};
 use serde_json::Value;

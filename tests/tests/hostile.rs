@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon::{Registration, Status};
 use beacon_aws::item::{encode_registration, to_sdk};
+use beacon_domain::{Registration, Status};
 use beacon_tests::{TestPipeline, now, of_kind, schema_errors};
 
 fn good(id: &str) -> HashMap<String, Av> {

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use beacon::ports::Catalog;
+use beacon_domain::ports::Catalog;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -17,9 +17,9 @@ use std::time::Duration;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon::view::Needs;
-use beacon::{Registration, Status, parse_needs};
 use beacon_aws::item::{encode_registration, to_sdk};
+use beacon_domain::view::Needs;
+use beacon_domain::{Registration, Status, parse_needs};
 use beacon_local::setup::LOCAL_ACCESS_KEY;
 use beacon_tests::api::LocalApi;
 use beacon_tests::faults::{FaultyRegistry, FlakyPublisher, RegistryFaults};

@@ -15,10 +15,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon::keys;
-use beacon::ports::Catalog;
-use beacon::view::{Needs, Outcome};
-use beacon::{Registration, Status, parse_needs};
+use beacon_domain::keys;
+use beacon_domain::ports::Catalog;
+use beacon_domain::view::{Needs, Outcome};
+use beacon_domain::{Registration, Status, parse_needs};
 use beacon_tests::{TestPipeline, now, of_kind};
 
 async fn needs(p: &TestPipeline, consumer: &str, text: &str) {
@@ -262,7 +262,7 @@ async fn an_upgraded_table_loses_no_view_and_trusts_nothing_in_the_tenants_parti
     .await;
 
     // And auth keeps working in the new layout.
-    p.registry.delete(&beacon::ports::InstanceKey::new("auth", "1.0.0", "a-1")).await.unwrap();
+    p.registry.delete(&beacon_domain::ports::InstanceKey::new("auth", "1.0.0", "a-1")).await.unwrap();
     TestPipeline::eventually(Duration::from_secs(30), "c0 follows a-1's removal", || async {
         endpoints(&p, "c0", "auth").await == ["a-2"]
     })

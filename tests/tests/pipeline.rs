@@ -4,14 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use beacon::ports::{Catalog, Existing, InstanceKey};
+use beacon_domain::ports::{Catalog, Existing, InstanceKey};
 use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon::view::{Needs, Outcome};
-use beacon::{Registration, Status, parse_needs};
 use beacon_aws::item::to_sdk;
+use beacon_domain::view::{Needs, Outcome};
+use beacon_domain::{Registration, Status, parse_needs};
 use beacon_tests::{TestPipeline, now, of_kind, schema_errors};
 use serde_json::Value;
 

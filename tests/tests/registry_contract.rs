@@ -1,19 +1,19 @@
 //! One contract for the fan-out's `Registry` (and the `Catalog` beside it),
 //! run against both implementations: the DynamoDB adapter on DynamoDB Local,
 //! and the in-memory table the fan-out's property test uses
-//! (`beacon::memory::MemoryCatalog`). The same cases, the same expected
+//! (`beacon_domain::memory::MemoryCatalog`). The same cases, the same expected
 //! outcomes, conditional-write races included, so the in-memory tests
 //! prove something about the real adapter.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use beacon::change::ShardRepair;
-use beacon::keys;
-use beacon::memory::MemoryCatalog;
-use beacon::ports::{Catalog, InstanceKey, Registry, ViewWrite};
-use beacon::view::{RequirementView, ServiceView, ViewGroup, group_id};
-use beacon::{Registration, Status};
 use beacon_aws::DynamoRegistry;
+use beacon_domain::change::ShardRepair;
+use beacon_domain::keys;
+use beacon_domain::memory::MemoryCatalog;
+use beacon_domain::ports::{Catalog, InstanceKey, Registry, ViewWrite};
+use beacon_domain::view::{RequirementView, ServiceView, ViewGroup, group_id};
+use beacon_domain::{Registration, Status};
 use beacon_local::pipeline::{self, Clients, Names};
 use beacon_tests::{sdk_config, unique};
 
@@ -24,8 +24,8 @@ fn view(generation: u64, tag: &str) -> ServiceView {
         generation,
         vec![RequirementView {
             requirement: format!("orders=={tag}"),
-            outcome: beacon::view::Outcome::from(beacon::resolve(
-                &beacon::Requirement::parse("orders").unwrap(),
+            outcome: beacon_domain::view::Outcome::from(beacon_domain::resolve(
+                &beacon_domain::Requirement::parse("orders").unwrap(),
                 &[],
                 NOW,
             )),

@@ -6,15 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use beacon::ports::Catalog;
+use beacon_domain::ports::Catalog;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use beacon::view::{Needs, Outcome};
+use beacon_domain::view::{Needs, Outcome};
 
-use beacon::{Registration, Status, parse_needs};
+use beacon_domain::{Registration, Status, parse_needs};
 use beacon_tests::faults::{FaultyRegistry, Outage, PausingPublisher, RegistryFaults};
 use beacon_tests::{Options, Queue, TestPipeline, now, of_kind, unique};
 use serde_json::Value;
@@ -52,7 +52,7 @@ fn instances_seen(events: &[Value], kind: &str) -> HashSet<String> {
 }
 
 /// How many endpoints a consumer's resolved item lists for `service`.
-fn endpoints(item: &beacon::view::ResolvedItem, service: &str) -> usize {
+fn endpoints(item: &beacon_domain::view::ResolvedItem, service: &str) -> usize {
     item.services.get(service).map_or(0, |v| {
         v.requirements
             .iter()

@@ -18,18 +18,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use beacon::ports::{Catalog, InstanceKey};
+use beacon_domain::ports::{Catalog, InstanceKey};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon::ports::Registry as _;
-use beacon::view::Needs;
-use beacon::{Registration, Status, parse_needs};
 use beacon_aws::DynamoRegistry;
 use beacon_aws::item::{encode_registration, to_sdk};
+use beacon_domain::ports::Registry as _;
+use beacon_domain::view::Needs;
+use beacon_domain::{Registration, Status, parse_needs};
 use beacon_local::proxy::{Fault, Matcher, Mix};
 use beacon_tests::faults::{ChaosPublisher, FaultyRegistry, Outage, RegistryFaults, Rng, random_needs, seed};
 use beacon_tests::wire::Wire;
@@ -290,7 +290,7 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
         let (stop, swept, sweep_errors) = (stop_sweeper.clone(), swept.clone(), sweep_errors.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                match beacon::sweep::sweep(&registry, now()).await {
+                match beacon_domain::sweep::sweep(&registry, now()).await {
                     Ok(report) => swept.fetch_add(report.expired as u64, Ordering::Relaxed),
                     // The next sweep retries; the count of this one is lost.
                     Err(_) => sweep_errors.fetch_add(1, Ordering::Relaxed),

@@ -8,12 +8,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon::ports::{Catalog, Existing, InstanceKey};
+use beacon_domain::ports::{Catalog, Existing, InstanceKey};
 
-use beacon::ports::ExpiryIndex;
-use beacon::ports::Registry;
-use beacon::sweep::sweep;
-use beacon::{Registration, Status};
+use beacon_domain::ports::ExpiryIndex;
+use beacon_domain::ports::Registry;
+use beacon_domain::sweep::sweep;
+use beacon_domain::{Registration, Status};
 use beacon_tests::{TestPipeline, now, of_kind};
 
 fn reg(service: &str, id: &str, expires_at: i64) -> Registration {
@@ -67,7 +67,7 @@ async fn a_heartbeat_between_read_and_delete_wins() {
     let r = reg("racy", "r1", t - 1);
     p.registry.put(&r).await.unwrap();
     let mut due = Vec::new();
-    for shard in 0..beacon::keys::EXPIRY_SHARDS {
+    for shard in 0..beacon_domain::keys::EXPIRY_SHARDS {
         due.extend(p.registry.due(shard, t).await.unwrap());
     }
     assert_eq!(due.len(), 1);
@@ -86,8 +86,8 @@ async fn a_heartbeat_between_read_and_delete_wins() {
 fn raw_item(service: &str, id: &str, expires_at: i64, shard: Option<&str>) -> HashMap<String, Av> {
     let s = |v: &str| Av::S(v.to_owned());
     let mut item = HashMap::from([
-        ("pk".to_owned(), s(&beacon::keys::service_pk(service))),
-        ("sk".to_owned(), s(&beacon::keys::instance_sk("1.0.0", id))),
+        ("pk".to_owned(), s(&beacon_domain::keys::service_pk(service))),
+        ("sk".to_owned(), s(&beacon_domain::keys::instance_sk("1.0.0", id))),
         ("service".to_owned(), s(service)),
         ("version".to_owned(), s("1.0.0")),
         ("instance_id".to_owned(), s(id)),
@@ -108,8 +108,10 @@ async fn registrations_written_without_beacons_shard_expire_too() {
     let q = p.subscribe(Some(r#"{"service":["raw"]}"#)).await;
     let t = now();
     let wrong = |id: &str| {
-        let right =
-            beacon::keys::expiry_shard(&beacon::keys::service_pk("raw"), &beacon::keys::instance_sk("1.0.0", id));
+        let right = beacon_domain::keys::expiry_shard(
+            &beacon_domain::keys::service_pk("raw"),
+            &beacon_domain::keys::instance_sk("1.0.0", id),
+        );
         if right == "0" { "1".to_owned() } else { "0".to_owned() }
     };
     let items = [
@@ -126,7 +128,7 @@ async fn registrations_written_without_beacons_shard_expire_too() {
         let registry = &p.registry;
         async move {
             let mut due = 0;
-            for shard in 0..beacon::keys::EXPIRY_SHARDS {
+            for shard in 0..beacon_domain::keys::EXPIRY_SHARDS {
                 due += registry.due(shard, now).await.unwrap().len();
             }
             due
@@ -146,8 +148,8 @@ async fn registrations_written_without_beacons_shard_expire_too() {
     p.dynamodb
         .update_item()
         .table_name(&p.table)
-        .key("pk", Av::S(beacon::keys::service_pk("raw")))
-        .key("sk", Av::S(beacon::keys::instance_sk("1.0.0", "none")))
+        .key("pk", Av::S(beacon_domain::keys::service_pk("raw")))
+        .key("sk", Av::S(beacon_domain::keys::instance_sk("1.0.0", "none")))
         .update_expression("SET expires_at = :e")
         .expression_attribute_values(":e", Av::N((t + 3).to_string()))
         .send()

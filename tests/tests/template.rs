@@ -300,9 +300,9 @@ fn the_table_is_what_the_code_expects() {
     let t = template("template.yaml");
     let table = &t["Resources"]["Table"]["Properties"];
     assert_eq!(table["StreamSpecification"]["StreamViewType"].as_str(), Some("NEW_AND_OLD_IMAGES"));
-    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(beacon::keys::EXPIRES_AT));
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(beacon_domain::keys::EXPIRES_AT));
     let index = &as_list(&table["GlobalSecondaryIndexes"])[0];
-    assert_eq!(index["IndexName"].as_str(), Some(beacon::keys::EXPIRY_INDEX));
+    assert_eq!(index["IndexName"].as_str(), Some(beacon_domain::keys::EXPIRY_INDEX));
     assert_eq!(table["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
 }

@@ -11,10 +11,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon::ports::{Catalog, Registry};
-use beacon::view::{Needs, Outcome};
-use beacon::{MAX_CLOCK_SKEW_SECONDS, Registration, Status, keys, parse_needs};
 use beacon_aws::item::{encode_registration, to_sdk};
+use beacon_domain::ports::{Catalog, Registry};
+use beacon_domain::view::{Needs, Outcome};
+use beacon_domain::{MAX_CLOCK_SKEW_SECONDS, Registration, Status, keys, parse_needs};
 use beacon_tests::{TestPipeline, now, of_kind};
 use serde_json::Value;
 

@@ -15,8 +15,8 @@
 
 use std::time::{Duration, Instant};
 
-use beacon::ports::Catalog as _;
-use beacon::{Registration, Status};
+use beacon_domain::ports::Catalog as _;
+use beacon_domain::{Registration, Status};
 use beacon_tests::stack::OwnStack;
 use beacon_tests::{Options, TestPipeline, now, of_kind};
 

@@ -13,9 +13,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use beacon::ports::Catalog;
-use beacon::view::{Needs, Outcome};
-use beacon::{Registration, Status, parse_needs};
+use beacon_domain::ports::Catalog;
+use beacon_domain::view::{Needs, Outcome};
+use beacon_domain::{Registration, Status, parse_needs};
 use beacon_fanout::Limits;
 use beacon_tests::faults::{FaultyRegistry, RegistryFaults};
 use beacon_tests::{Options, TestPipeline, now, of_kind};

@@ -11,9 +11,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use beacon::ports::{LEASE_TAG, OWNER_TAG};
 use beacon_aws::janitor::SnsSqsSubscribers;
 use beacon_aws::viewer::{SubscribedQueue, ViewerLease, subscribe_viewer_queue};
+use beacon_domain::ports::{LEASE_TAG, OWNER_TAG};
 use beacon_sweeper::JanitorReport;
 use beacon_tests::{TestPipeline, now, put_instances, sdk_config, unique};
 

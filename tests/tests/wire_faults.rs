@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use beacon::ports::{Catalog, InstanceKey};
-use beacon::view::Needs;
-use beacon::{Registration, Status, parse_needs};
 use beacon_aws::DynamoRegistry;
 use beacon_aws::config::{ATTEMPT_TIMEOUT, INITIAL_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF};
+use beacon_domain::ports::{Catalog, InstanceKey};
+use beacon_domain::view::Needs;
+use beacon_domain::{Registration, Status, parse_needs};
 use beacon_local::pipeline::Clients;
 use beacon_local::proxy::{Fault, Matcher, Service};
 use beacon_local::setup::ensure_table;

@@ -1,7 +1,7 @@
 //! `beacon deregister`: removes a registration (`deregistered`).
 
 use anyhow::Result;
-use beacon::ports::Catalog;
+use beacon_domain::ports::Catalog;
 
 use super::InstanceArgs;
 

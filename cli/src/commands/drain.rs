@@ -1,8 +1,8 @@
 //! `beacon drain`: marks an instance draining (`status_changed`).
 
 use anyhow::Result;
-use beacon::Status;
-use beacon::ports::{Catalog, Existing};
+use beacon_domain::Status;
+use beacon_domain::ports::{Catalog, Existing};
 
 use super::InstanceArgs;
 use crate::context::{EXIT_NOT_FOUND, Exit, now};

@@ -1,9 +1,9 @@
 //! `beacon get`: resolves a requirement now.
 
 use anyhow::Result;
-use beacon::ports::Catalog;
-use beacon::view::Outcome;
-use beacon::{Requirement, resolve};
+use beacon_domain::ports::Catalog;
+use beacon_domain::view::Outcome;
+use beacon_domain::{Requirement, resolve};
 use clap::Args;
 use serde_json::json;
 

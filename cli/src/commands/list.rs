@@ -1,8 +1,8 @@
 //! `beacon list`: registrations, with time to expiry.
 
 use anyhow::{Context, Result};
-use beacon::Registration;
-use beacon::ports::Catalog;
+use beacon_domain::Registration;
+use beacon_domain::ports::Catalog;
 use clap::Args;
 
 use crate::context::{Common, now, print_table};
@@ -23,7 +23,7 @@ pub async fn run(args: ListArgs) -> Result<()> {
     let mut registrations: Vec<Registration> = Vec::new();
     let mut invalid = 0;
     if let Some(service) = &args.service {
-        beacon::registration::validate_name("service", service)?;
+        beacon_domain::registration::validate_name("service", service)?;
         let found = catalog.instances(service).await?;
         registrations = found.registrations;
         invalid = found.invalid;

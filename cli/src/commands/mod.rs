@@ -1,11 +1,11 @@
 //! One module per registry command. Each owns its arguments (their doc
 //! comments are the help text), validates with the same domain rules as
-//! every other write path, and goes through the [`beacon::ports::Catalog`]
+//! every other write path, and goes through the [`beacon_domain::ports::Catalog`]
 //! port, never a raw client.
 
 use anyhow::Result;
-use beacon::ports::InstanceKey;
-use beacon::registration::DEFAULT_INSTANCE_ID;
+use beacon_domain::ports::InstanceKey;
+use beacon_domain::registration::DEFAULT_INSTANCE_ID;
 use clap::Args;
 
 use crate::context::Common;
@@ -37,9 +37,9 @@ pub struct InstanceArgs {
 impl InstanceArgs {
     /// The instance, after the same rules every write path checks.
     pub fn key(&self) -> Result<InstanceKey> {
-        beacon::registration::validate_name("service", &self.service)?;
-        beacon::registration::validate_instance_id(&self.instance)?;
-        let version = beacon::version::parse_version(&self.version)?;
+        beacon_domain::registration::validate_name("service", &self.service)?;
+        beacon_domain::registration::validate_instance_id(&self.instance)?;
+        let version = beacon_domain::version::parse_version(&self.version)?;
         Ok(InstanceKey {
             service: self.service.clone(),
             version: version.to_string(),

@@ -1,9 +1,9 @@
 //! `beacon needs`: declares (or removes) a consumer's needs.
 
 use anyhow::Result;
-use beacon::parse_needs;
-use beacon::ports::Catalog;
-use beacon::view::Needs;
+use beacon_domain::parse_needs;
+use beacon_domain::ports::Catalog;
+use beacon_domain::view::Needs;
 use clap::Args;
 
 use crate::context::{Common, now};
@@ -26,7 +26,7 @@ pub struct NeedsArgs {
 
 /// Runs `needs`.
 pub async fn run(args: NeedsArgs) -> Result<()> {
-    beacon::registration::validate_name("consumer", &args.consumer)?;
+    beacon_domain::registration::validate_name("consumer", &args.consumer)?;
     let catalog = args.common.catalog().await?;
     if args.remove {
         catalog.delete_needs(&args.consumer).await?;
@@ -34,7 +34,7 @@ pub async fn run(args: NeedsArgs) -> Result<()> {
         return Ok(());
     }
     let needs = parse_needs(&args.requirements.join(","))?;
-    let text = beacon::requirement::format_needs(&needs);
+    let text = beacon_domain::requirement::format_needs(&needs);
     catalog.put_needs(&Needs { consumer: args.consumer.clone(), needs }, now()).await?;
     println!("{} needs {text}", args.consumer);
     Ok(())

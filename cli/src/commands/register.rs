@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use beacon::ports::{Catalog, Existing, InstanceKey};
-use beacon::registration::DEFAULT_INSTANCE_ID;
-use beacon::{Registration, Status};
+use beacon_domain::ports::{Catalog, Existing, InstanceKey};
+use beacon_domain::registration::DEFAULT_INSTANCE_ID;
+use beacon_domain::{Registration, Status};
 use clap::Args;
 
 use crate::context::{Common, now};

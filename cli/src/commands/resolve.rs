@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use beacon::ports::Catalog;
-use beacon::view::{Outcome, ResolvedItem};
+use beacon_domain::ports::Catalog;
+use beacon_domain::view::{Outcome, ResolvedItem};
 use clap::Args;
 use serde_json::json;
 

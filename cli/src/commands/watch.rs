@@ -46,7 +46,7 @@ fn filter_policy(args: &WatchArgs) -> Option<String> {
 /// Runs `watch`.
 pub async fn run(args: WatchArgs) -> Result<()> {
     for s in args.service.iter().chain(&args.consumer) {
-        beacon::registration::validate_name("service", s)?;
+        beacon_domain::registration::validate_name("service", s)?;
     }
     let topic = args.common.topic_arn()?.to_owned();
     let config = beacon_aws::config::sdk_config().await;

@@ -138,7 +138,7 @@ fn spawn_janitor(
                 _ = stop.wait_for(|s| *s) => return,
                 _ = tokio::time::sleep(period) => {}
             }
-            match beacon_sweeper::janitor::run(&subscribers, &topic_arn, beacon::clock::now_seconds()).await {
+            match beacon_sweeper::janitor::run(&subscribers, &topic_arn, beacon_domain::clock::now_seconds()).await {
                 Ok(r) if r != beacon_sweeper::JanitorReport::default() => {
                     tracing::info!(unsubscribed = r.unsubscribed, deleted = r.deleted, failed = r.failed, "janitor")
                 }

@@ -61,7 +61,7 @@ impl Feed {
     /// Creates the queue, subscribes it, and starts reading (and keeping
     /// its lease) until `stop`.
     pub async fn subscribe(clients: Clients, topic_arn: &str, stop: watch::Receiver<bool>) -> Result<Self, CallError> {
-        let name = format!("beacon-ui-{}-{}", std::process::id(), beacon::clock::now_millis());
+        let name = format!("beacon-ui-{}-{}", std::process::id(), beacon_domain::clock::now_millis());
         let lease = ViewerLease::from_env(clients.owner.clone());
         let queue = EventQueue::viewer(&clients.aws, topic_arn, &name, None, &lease).await?;
         let (sender, _) = broadcast::channel(BACKLOG);

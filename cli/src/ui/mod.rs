@@ -78,7 +78,7 @@ impl Running {
 }
 
 /// Subscribes the feed and serves the page on `listener` until `stop`.
-pub async fn start<C: beacon::ports::Catalog + 'static>(
+pub async fn start<C: beacon_domain::ports::Catalog + 'static>(
     listener: TcpListener,
     catalog: C,
     clients: feed::Clients,

@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use beacon::ports::Catalog;
+use beacon_domain::ports::Catalog;
 use futures::StreamExt;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -117,7 +117,7 @@ async fn route(
         "/" | "/index.html" => full(StatusCode::OK, "text/html; charset=utf-8", INDEX),
         "/app.js" => full(StatusCode::OK, "text/javascript; charset=utf-8", APP),
         "/style.css" => full(StatusCode::OK, "text/css; charset=utf-8", STYLE),
-        "/api/snapshot" => match super::snapshot::read(catalog, beacon::clock::now_seconds()).await {
+        "/api/snapshot" => match super::snapshot::read(catalog, beacon_domain::clock::now_seconds()).await {
             Ok(s) => full(StatusCode::OK, "application/json", s.to_string()),
             Err(e) => {
                 tracing::warn!(error = %e, "snapshot failed");
@@ -126,7 +126,7 @@ async fn route(
             }
         },
         "/events" => event_stream(events.subscribe(), stop),
-        other => error(StatusCode::NOT_FOUND, format!("no such page: {}", beacon::registration::shown(other))),
+        other => error(StatusCode::NOT_FOUND, format!("no such page: {}", beacon_domain::registration::shown(other))),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use beacon::ports::{Catalog, StoreError};
+use beacon_domain::ports::{Catalog, StoreError};
 use serde_json::{Value, json};
 
 /// Most pages read for one snapshot (of up to 1,000 items each): a bound,
@@ -51,9 +51,9 @@ pub async fn read(catalog: &impl Catalog, now: i64) -> Result<Value, StoreError>
 
 #[cfg(test)]
 mod tests {
-    use beacon::memory::MemoryCatalog;
-    use beacon::view::{Needs, Outcome, RequirementView, ResolvedItem, ServiceView};
-    use beacon::{Registration, Status, parse_needs};
+    use beacon_domain::memory::MemoryCatalog;
+    use beacon_domain::view::{Needs, Outcome, RequirementView, ResolvedItem, ServiceView};
+    use beacon_domain::{Registration, Status, parse_needs};
 
     use super::*;
 
@@ -66,7 +66,7 @@ mod tests {
         catalog.put_needs(&needs, 100).await.unwrap();
         let view = RequirementView {
             requirement: "payments".into(),
-            outcome: Outcome::Unresolved(beacon::Unresolved::NoSuchService),
+            outcome: Outcome::Unresolved(beacon_domain::Unresolved::NoSuchService),
         };
         catalog.set_resolved(ResolvedItem {
             consumer: "web".into(),

@@ -1,7 +1,7 @@
 //! Everything that can go wrong, and the one place it becomes a status and
 //! a JSON body.
 
-use beacon::registration::ValidationError;
+use beacon_domain::registration::ValidationError;
 use serde_json::{Value, json};
 
 use crate::MAX_BODY;
@@ -30,7 +30,7 @@ pub enum ApiError {
         /// The requirement.
         requirement: String,
         /// Why nothing resolved.
-        reason: beacon::Unresolved,
+        reason: beacon_domain::Unresolved,
     },
     /// 405, with the methods the route allows (the `Allow` header).
     #[error("{method} is not allowed here")]
@@ -60,7 +60,7 @@ pub enum ApiError {
     TooLarge,
     /// 500/503: the registry failed; retryable ones are 503.
     #[error(transparent)]
-    Store(#[from] beacon::ports::StoreError),
+    Store(#[from] beacon_domain::ports::StoreError),
 }
 
 impl ApiError {

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use beacon::ports::Catalog;
+use beacon_domain::ports::Catalog;
 use serde_json::Value;
 
 pub mod definition;

@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let registry = &registry;
     run(service_fn(move |request: Request| async move {
         let request = from_lambda(&request);
-        let now = beacon::clock::now_seconds();
+        let now = beacon_domain::clock::now_seconds();
         let (status, json) = handle(registry, api, &request, now).await;
         let mut response = Response::builder().status(status).header("content-type", "application/json");
         if let Some(allow) = allow_header(status, &json) {

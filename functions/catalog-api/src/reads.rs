@@ -1,9 +1,9 @@
 //! The read routes: the seed's lookup, resolution, and the paginated list.
 
-use beacon::keys;
-use beacon::ports::{Catalog, PageToken};
-use beacon::registration::{DEFAULT_INSTANCE_ID, Registration, Status};
-use beacon::{Requirement, resolve};
+use beacon_domain::keys;
+use beacon_domain::ports::{Catalog, PageToken};
+use beacon_domain::registration::{DEFAULT_INSTANCE_ID, Registration, Status};
+use beacon_domain::{Requirement, resolve};
 use serde_json::{Value, json};
 
 use crate::{ApiError, ApiRequest, MAX_PAGE};
@@ -11,10 +11,10 @@ use crate::{ApiError, ApiRequest, MAX_PAGE};
 /// The seed's lookup of one version.
 pub async fn lookup(catalog: &impl Catalog, name: &str, version: &str, now: i64) -> Result<(u16, Value), ApiError> {
     let not_found = || ApiError::NotFound("Service Not Found".into());
-    if beacon::registration::validate_name("service_name", name).is_err() {
+    if beacon_domain::registration::validate_name("service_name", name).is_err() {
         return Err(not_found());
     }
-    let Ok(version) = beacon::version::parse_version(version) else { return Err(not_found()) };
+    let Ok(version) = beacon_domain::version::parse_version(version) else { return Err(not_found()) };
     let all = catalog.instances(name).await?.registrations;
     let mut instances: Vec<&Registration> = all.iter().filter(|r| r.version == version && !r.is_expired(now)).collect();
     // Healthy first, then the seed's single `default` instance, then by id.

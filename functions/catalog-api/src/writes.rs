@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use beacon::ports::{Catalog, Created, Existing, InstanceKey};
-use beacon::registration::{
+use beacon_domain::ports::{Catalog, Created, Existing, InstanceKey};
+use beacon_domain::registration::{
     DEFAULT_INSTANCE_ID, DEFAULT_TTL_SECONDS, Registration, Status, expires_after, ttl_from_json,
 };
 use serde_json::{Value, json};
@@ -103,7 +103,7 @@ pub async fn register(
             BTreeMap::new()
         }
     };
-    let version = version.and_then(|v| match beacon::version::parse_version(&v) {
+    let version = version.and_then(|v| match beacon_domain::version::parse_version(&v) {
         Ok(v) => Some(v),
         Err(e) => {
             errors.push(FieldError { field: "service_version".into(), message: e.to_string() });
@@ -166,16 +166,16 @@ pub async fn deregister(
     let instance =
         string_field(&body, &["instance_id"], false, &mut errors).unwrap_or_else(|| DEFAULT_INSTANCE_ID.into());
     if let Some(s) = &service
-        && let Err(e) = beacon::registration::validate_name("service_name", s)
+        && let Err(e) = beacon_domain::registration::validate_name("service_name", s)
     {
         errors.push(e.into());
     }
     let version = version.and_then(|v| {
-        beacon::version::parse_version(&v)
+        beacon_domain::version::parse_version(&v)
             .map_err(|e| errors.push(FieldError { field: "service_version".into(), message: e.to_string() }))
             .ok()
     });
-    if let Err(e) = beacon::registration::validate_instance_id(&instance) {
+    if let Err(e) = beacon_domain::registration::validate_instance_id(&instance) {
         errors.push(e.into());
     }
     let (Some(service), Some(version)) = (service, version) else { return Err(ApiError::BadRequest(errors)) };

@@ -5,8 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use beacon::memory::MemoryCatalog;
 use beacon_catalog_api::{ApiConfig, ApiRequest, handle};
+use beacon_domain::memory::MemoryCatalog;
 use serde_json::{Value, json};
 
 const NOW: i64 = 1_700_000_000;

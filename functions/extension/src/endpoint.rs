@@ -22,7 +22,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use beacon::services_file::ServicesFile;
+use beacon_domain::services_file::ServicesFile;
 use futures::future::BoxFuture;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -95,7 +95,7 @@ impl Endpoint {
                 _ => {
                     return error(
                         StatusCode::NOT_FOUND,
-                        format!("no such path: {}; try /services", beacon::registration::shown(path)),
+                        format!("no such path: {}; try /services", beacon_domain::registration::shown(path)),
                     );
                 }
             },
@@ -124,7 +124,7 @@ impl Endpoint {
                     StatusCode::NOT_FOUND,
                     Some(view.revision),
                     json!({
-                        "error": format!("`{}` is not among this function's NEEDED_SERVICES", beacon::registration::shown(name)),
+                        "error": format!("`{}` is not among this function's NEEDED_SERVICES", beacon_domain::registration::shown(name)),
                         "needed": view.services.keys().collect::<Vec<_>>(),
                     })
                     .to_string(),

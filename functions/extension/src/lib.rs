@@ -18,11 +18,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use beacon::ports::{Catalog, StoreError};
-use beacon::requirement::{Requirement, format_needs, parse_needs};
-use beacon::services_file::{DEFAULT_PATH, ServicesFile};
-use beacon::view::{Needs, ResolvedItem};
 use beacon_aws::config::{MissingEnv, require_env, table_from_env};
+use beacon_domain::ports::{Catalog, StoreError};
+use beacon_domain::requirement::{Requirement, format_needs, parse_needs};
+use beacon_domain::services_file::{DEFAULT_PATH, ServicesFile};
+use beacon_domain::view::{Needs, ResolvedItem};
 // tokio's Instant, not std's: it follows a paused test clock, so the
 // interval and init-wait rules are tested without sleeping.
 use tokio::time::Instant;
@@ -75,7 +75,7 @@ fn http_port() -> Result<Option<u16>, ConfigError> {
 pub enum ConfigError {
     /// `NEEDED_SERVICES` does not parse; names the offending part.
     #[error("NEEDED_SERVICES: {0}")]
-    Needs(#[from] beacon::requirement::RequirementError),
+    Needs(#[from] beacon_domain::requirement::RequirementError),
     /// A variable is missing.
     #[error(transparent)]
     Missing(#[from] MissingEnv),
@@ -112,7 +112,7 @@ impl Config {
         let consumer = std::env::var("BEACON_CONSUMER")
             .or_else(|_| std::env::var("AWS_LAMBDA_FUNCTION_NAME"))
             .map_err(|_| MissingEnv("BEACON_CONSUMER", "the consumer id (default: the function's name)"))?;
-        beacon::registration::validate_name("consumer", &consumer)
+        beacon_domain::registration::validate_name("consumer", &consumer)
             .map_err(|e| ConfigError::Bad { name: "BEACON_CONSUMER", message: e.rule })?;
         let path = std::env::var("BEACON_SERVICES_FILE")
             .or_else(|_| std::env::var("SERVICES_FILE"))
@@ -183,7 +183,7 @@ impl<C: Catalog> Watcher<C> {
                 Ok(current) if current.as_ref() == Some(&wanted) => Ok(()),
                 Ok(_) => {
                     let needs = Needs { consumer: self.config.consumer.clone(), needs: self.config.needs.clone() };
-                    let put = self.catalog.put_needs(&needs, beacon::clock::now_seconds()).await;
+                    let put = self.catalog.put_needs(&needs, beacon_domain::clock::now_seconds()).await;
                     if put.is_ok() {
                         tracing::info!(consumer = %self.config.consumer, needs = %format_needs(&self.config.needs), "declared needs");
                     }

@@ -15,12 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use beacon::ports::{
+use beacon_domain::ports::{
     Catalog, ConsumerPage, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
 };
-use beacon::services_file::ServicesFile;
-use beacon::view::{Needs, ResolvedItem};
-use beacon::{Registration, Status, parse_needs};
+use beacon_domain::view::{Needs, ResolvedItem};
+use beacon_domain::{Registration, Status, parse_needs};
 use beacon_extension::{Config, Watcher};
 
 #[derive(Default)]
@@ -59,12 +58,12 @@ fn view(needs: &[&str], revision: u64) -> ResolvedItem {
             let views = n
                 .requirements_on(&s)
                 .into_iter()
-                .map(|r| beacon::view::RequirementView {
+                .map(|r| beacon_domain::view::RequirementView {
                     requirement: r,
-                    outcome: beacon::view::Outcome::Unresolved(beacon::Unresolved::NoSuchService),
+                    outcome: beacon_domain::view::Outcome::Unresolved(beacon_domain::Unresolved::NoSuchService),
                 })
                 .collect();
-            (s, beacon::view::ServiceView::new(1, views))
+            (s, beacon_domain::view::ServiceView::new(1, views))
         })
         .collect::<BTreeMap<_, _>>();
     ResolvedItem {
@@ -151,7 +150,7 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn revision_in(path: &std::path::Path) -> Option<u64> {
-    ServicesFile::read(path).ok().map(|f| f.revision)
+    beacon_client::read(path).ok().map(|f| f.revision)
 }
 
 #[tokio::test(start_paused = true)]

@@ -24,11 +24,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use beacon::change::{Classified, NeedsChange, StreamChange};
-use beacon::event::Event;
-use beacon::ports::{Publisher, RefreshQueue, Registry, StoreError, ViewWrite};
-use beacon::{ShardRepair, classify, shard_repair};
 use beacon_aws::stream::{sequence_number, stream_change};
+use beacon_domain::change::{Classified, NeedsChange, StreamChange};
+use beacon_domain::event::Event;
+use beacon_domain::ports::{Publisher, RefreshQueue, Registry, StoreError, ViewWrite};
+use beacon_domain::{ShardRepair, classify, shard_repair};
 use futures::StreamExt;
 use tracing::{Instrument, debug, error, info_span, warn};
 

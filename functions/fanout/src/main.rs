@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     let fanout = AwsFanOut::from_env().await?;
     let fanout = &fanout;
     run(service_fn(move |event: LambdaEvent<Event>| async move {
-        let now_ms = beacon::clock::now_millis();
+        let now_ms = beacon_domain::clock::now_millis();
         let (response, report) = fanout.handle(&event.payload, now_ms / 1000).await;
         tracing::info!(
             records = report.records,

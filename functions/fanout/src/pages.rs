@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use beacon::ports::{Publisher, RefreshPage, RefreshQueue, Registry, StoreError};
+use beacon_domain::ports::{Publisher, RefreshPage, RefreshQueue, Registry, StoreError};
 use futures::StreamExt;
 use tracing::{Instrument, debug, info_span, warn};
 

@@ -16,9 +16,9 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use beacon::event::Event;
-use beacon::ports::{Dependent, Publisher, RefreshPage, RefreshQueue, Registry, StoreError, ViewWrite};
-use beacon::view::{ServiceView, ViewCache, ViewGroup, group_id};
+use beacon_domain::event::Event;
+use beacon_domain::ports::{Dependent, Publisher, RefreshPage, RefreshQueue, Registry, StoreError, ViewWrite};
+use beacon_domain::view::{ServiceView, ViewCache, ViewGroup, group_id};
 use futures::{StreamExt, TryStreamExt};
 use tracing::{debug, error, warn};
 

@@ -1,6 +1,6 @@
 //! The fan-out's convergence, in memory (docs/architecture.md, "Testing the
 //! fan-out without the local stack"): random registrations, needs changes
-//! and removals are written to the in-memory table (`beacon::memory`, the
+//! and removals are written to the in-memory table (`beacon_domain::memory`, the
 //! same conditional writes as the DynamoDB adapter), their stream records
 //! delivered on 1–3 shards in random batches, with re-deliveries, the
 //! records a batch names as failed delivered again, two shards' batches and
@@ -16,13 +16,15 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
-use beacon::change::{Image, StreamChange};
-use beacon::event::Event;
-use beacon::keys;
-use beacon::memory::MemoryCatalog;
-use beacon::ports::{Catalog, InstanceKey, PublishError, Publisher, RefreshPage, RefreshQueue, Registry, StoreError};
-use beacon::view::{Needs, ViewCache};
-use beacon::{Registration, Status, parse_needs};
+use beacon_domain::change::{Image, StreamChange};
+use beacon_domain::event::Event;
+use beacon_domain::keys;
+use beacon_domain::memory::MemoryCatalog;
+use beacon_domain::ports::{
+    Catalog, InstanceKey, PublishError, Publisher, RefreshPage, RefreshQueue, Registry, StoreError,
+};
+use beacon_domain::view::{Needs, ViewCache};
+use beacon_domain::{Registration, Status, parse_needs};
 use beacon_fanout::{FanOut, Limits, Record};
 use proptest::prelude::*;
 

@@ -14,8 +14,8 @@
 //! deregister a healthy service and delete itself; here such an error fails
 //! the run, writes nothing, and the next scheduled run tries again.
 
-use beacon::ports::{Catalog, CheckError, Components, InstanceKey};
-use beacon::registration::{DEFAULT_INSTANCE_ID, DEFAULT_TTL_SECONDS, Registration, Status, ttl_from_json};
+use beacon_domain::ports::{Catalog, CheckError, Components, InstanceKey};
+use beacon_domain::registration::{DEFAULT_INSTANCE_ID, DEFAULT_TTL_SECONDS, Registration, Status, ttl_from_json};
 use serde::Deserialize;
 
 /// Every IAM action the registrar's code needs; `infra/registrar.yaml` must
@@ -97,7 +97,7 @@ pub enum PropertiesError {
     Env(#[from] beacon_aws::config::MissingEnv),
     /// The properties break a registration rule.
     #[error("service properties: {0}")]
-    Invalid(#[from] beacon::ValidationError),
+    Invalid(#[from] beacon_domain::ValidationError),
 }
 
 impl ServiceProperties {
@@ -122,7 +122,7 @@ impl ServiceProperties {
         let ttl = match opt("REGISTRAR_TTL") {
             None => None,
             Some(t) => Some(t.parse().map_err(|_| {
-                beacon::ValidationError::new("ttl_seconds", format!("REGISTRAR_TTL `{t}` is not a number"))
+                beacon_domain::ValidationError::new("ttl_seconds", format!("REGISTRAR_TTL `{t}` is not a number"))
             })?),
         };
         let props = Self {
@@ -144,7 +144,7 @@ impl ServiceProperties {
     }
 
     /// The registration these properties describe, `status` at `now`.
-    pub fn registration(&self, status: Status, now: i64) -> Result<Registration, beacon::ValidationError> {
+    pub fn registration(&self, status: Status, now: i64) -> Result<Registration, beacon_domain::ValidationError> {
         Registration::new_at(
             &self.service_name,
             &self.service_version,
@@ -208,10 +208,10 @@ pub enum RunError {
     Check(#[from] CheckError),
     /// The registry write failed.
     #[error(transparent)]
-    Store(#[from] beacon::ports::StoreError),
+    Store(#[from] beacon_domain::ports::StoreError),
     /// The properties break a rule.
     #[error(transparent)]
-    Invalid(#[from] beacon::ValidationError),
+    Invalid(#[from] beacon_domain::ValidationError),
 }
 
 /// One scheduled run at `now`.

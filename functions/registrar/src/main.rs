@@ -27,7 +27,7 @@ async fn main() -> Result<(), Error> {
     let components = AwsComponents::new(&config);
     let (registry, components, props) = (&registry, &components, &props);
     run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| async move {
-        let now = event.payload.time.map_or_else(beacon::clock::now_seconds, |t| t.timestamp());
+        let now = event.payload.time.map_or_else(beacon_domain::clock::now_seconds, |t| t.timestamp());
         let outcome = run_once(registry, components, props, now).await?;
         Ok::<_, Error>(match outcome {
             RunOutcome::Registered(status) => serde_json::json!({ "registered": status }),

@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 
-use beacon::ports::{StoreError, Subscribers, TopicSubscription, VIEWER_QUEUE_PREFIXES, ViewerQueue};
+use beacon_domain::ports::{StoreError, Subscribers, TopicSubscription, VIEWER_QUEUE_PREFIXES, ViewerQueue};
 
 /// Whether `name` is a viewer queue's name.
 pub fn is_viewer_queue(name: &str) -> bool {

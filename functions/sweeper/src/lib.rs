@@ -1,12 +1,12 @@
 //! The sweeper Lambda's handler: one sweep of the expiry index
-//! (`beacon::sweep`, over the [`ExpiryIndex`] port), one run of the
+//! (`beacon_domain::sweep`, over the [`ExpiryIndex`] port), one run of the
 //! [`janitor`] (over the [`Subscribers`] port), and their metrics.
 
 pub mod janitor;
 
-use beacon::ports::{ExpiryIndex, StoreError, Subscribers};
-use beacon::sweep::{SweepReport, sweep};
 use beacon_aws::metrics::{Metric, document};
+use beacon_domain::ports::{ExpiryIndex, StoreError, Subscribers};
+use beacon_domain::sweep::{SweepReport, sweep};
 
 pub use janitor::JanitorReport;
 

@@ -1,5 +1,5 @@
 //! The sweeper Lambda, on a one-minute schedule: set-up only (docs/architecture.md, "Crates");
-//! the handler is `beacon_sweeper::handle` (the logic `beacon::sweep`) and
+//! the handler is `beacon_sweeper::handle` (the logic `beacon_domain::sweep`) and
 //! `beacon_sweeper::tidy` (the janitor, `beacon_sweeper::janitor`).
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
     run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| async move {
         // The schedule's own time is when the sweep was due; the clock is
         // read here, once, and injected.
-        let now = event.payload.time.map_or_else(beacon::clock::now_seconds, |t| t.timestamp());
+        let now = event.payload.time.map_or_else(beacon_domain::clock::now_seconds, |t| t.timestamp());
         // Both run every time; either one failing fails the invocation.
         let swept = beacon_sweeper::handle(registry, now).await;
         let tidied = beacon_sweeper::tidy(subscribers, topic, now).await;

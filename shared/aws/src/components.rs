@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_lambda::error::ProvideErrorMetadata as _;
-use beacon::ports::{CheckError, Components};
+use beacon_domain::ports::{CheckError, Components};
 
 /// The AWS adapter for [`Components`].
 #[derive(Debug, Clone)]

@@ -9,12 +9,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use beacon::decode::DecodeError;
-use beacon::keys::{self, KeyKind};
-use beacon::registration::{DEFAULT_TTL_SECONDS, Registration, Status, ValidationError, shown};
-use beacon::requirement::parse_needs;
-use beacon::version::parse_version;
-use beacon::view::{Needs, ResolvedItem};
+use beacon_domain::decode::DecodeError;
+use beacon_domain::keys::{self, KeyKind};
+use beacon_domain::registration::{DEFAULT_TTL_SECONDS, Registration, Status, ValidationError, shown};
+use beacon_domain::requirement::parse_needs;
+use beacon_domain::version::parse_version;
+use beacon_domain::view::{Needs, ResolvedItem};
 use serde::Serialize;
 use serde_dynamo::{AttributeValue as Av, Item};
 
@@ -210,7 +210,7 @@ pub fn decode_needs(item: &Item) -> Result<Needs, DecodeError> {
     let KeyKind::Needs { consumer } = keys::key_kind(pk, sk) else {
         return Err(DecodeError::Key(format!("`{pk}` / `{sk}` is not a needs key")));
     };
-    beacon::registration::validate_name("consumer", &consumer)?;
+    beacon_domain::registration::validate_name("consumer", &consumer)?;
     if let Some(c) = f.opt_string("consumer")?
         && c != consumer
     {
@@ -224,11 +224,11 @@ pub fn decode_needs(item: &Item) -> Result<Needs, DecodeError> {
     for text in f.string_list("needs")? {
         needs.extend(parse_needs(text)?);
     }
-    if needs.len() > beacon::requirement::MAX_NEEDS {
+    if needs.len() > beacon_domain::requirement::MAX_NEEDS {
         return Err(DecodeError::Shape(format!(
             "attribute `needs` lists {} requirements; at most {} are allowed",
             needs.len(),
-            beacon::requirement::MAX_NEEDS
+            beacon_domain::requirement::MAX_NEEDS
         )));
     }
     Ok(Needs { consumer, needs })
@@ -302,7 +302,7 @@ pub fn to_sdk(item: Item) -> HashMap<String, aws_sdk_dynamodb::types::AttributeV
 
 #[cfg(test)]
 mod tests {
-    use beacon::view::{Outcome, RequirementView, ServiceView};
+    use beacon_domain::view::{Outcome, RequirementView, ServiceView};
 
     use super::*;
 
@@ -370,13 +370,13 @@ mod tests {
                 vec![
                     RequirementView {
                         requirement: "orders".into(),
-                        outcome: Outcome::Unresolved(beacon::resolution::Unresolved::NoVersionMatches {
+                        outcome: Outcome::Unresolved(beacon_domain::resolution::Unresolved::NoVersionMatches {
                             available: vec!["1.0.0".into()],
                         }),
                     },
                     RequirementView {
                         requirement: "orders^1".into(),
-                        outcome: Outcome::Resolved(beacon::resolution::Resolved {
+                        outcome: Outcome::Resolved(beacon_domain::resolution::Resolved {
                             version: semver::Version::new(1, 0, 0),
                             endpoints: vec![],
                         }),

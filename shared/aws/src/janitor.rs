@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use beacon::ports::{LEASE_TAG, StoreError, Subscribers, TopicSubscription, VIEWER_QUEUE_PREFIXES, ViewerQueue};
+use beacon_domain::ports::{LEASE_TAG, StoreError, Subscribers, TopicSubscription, VIEWER_QUEUE_PREFIXES, ViewerQueue};
 
 /// The topic's subscriptions and the viewers' queues, over SNS and SQS.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! Beacon's AWS adapters: the only crate that names an AWS SDK, serde_dynamo
 //! or the Lambda event types. Each adapter implements a port of the domain
-//! (`beacon::ports`); the function crates wire them up in `main.rs`.
+//! (`beacon_domain::ports`); the function crates wire them up in `main.rs`.
 //!
 //! Map of the modules:
 //!

@@ -64,7 +64,7 @@ mod tests {
         let text = captured("TRACE", false, || {
             tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", "response body secret");
             tracing::debug!(target: "aws_smithy_runtime::client::orchestrator", "sdk debug line");
-            tracing::trace!(target: "beacon::poller", "beacon trace line");
+            tracing::trace!(target: "beacon_domain::poller", "beacon trace line");
         });
         assert!(!text.contains("response body secret"), "{text}");
         assert!(text.contains("sdk debug line") && text.contains("beacon trace line"), "{text}");

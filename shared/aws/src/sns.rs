@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
-use beacon::event::Event;
-use beacon::ports::{PublishError, Publisher};
+use beacon_domain::event::Event;
+use beacon_domain::ports::{PublishError, Publisher};
 use futures::StreamExt as _;
 
 /// Most entries in one PublishBatch call (SNS's limit).

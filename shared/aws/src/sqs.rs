@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use beacon::ports::{RefreshPage, RefreshQueue, StoreError};
+use beacon_domain::ports::{RefreshPage, RefreshQueue, StoreError};
 
 /// The refresh queue.
 #[derive(Debug, Clone)]

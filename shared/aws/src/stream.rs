@@ -4,8 +4,8 @@
 //! registrations and needs, never attribute maps.
 
 use aws_lambda_events::event::dynamodb::EventRecord;
-use beacon::change::{Image, StreamChange};
-use beacon::keys::{self, KeyKind};
+use beacon_domain::change::{Image, StreamChange};
+use beacon_domain::keys::{self, KeyKind};
 use serde_dynamo::Item;
 
 use crate::item::{decode_needs, decode_registration, item_key};

@@ -87,7 +87,12 @@ impl SubscribedQueue {
         sqs: &aws_sdk_sqs::Client,
         until: i64,
     ) -> Result<(), aws_sdk_sqs::error::SdkError<aws_sdk_sqs::operation::tag_queue::TagQueueError>> {
-        sqs.tag_queue().queue_url(&self.url).tags(beacon::ports::LEASE_TAG, until.to_string()).send().await.map(|_| ())
+        sqs.tag_queue()
+            .queue_url(&self.url)
+            .tags(beacon_domain::ports::LEASE_TAG, until.to_string())
+            .send()
+            .await
+            .map(|_| ())
     }
 
     /// Keeps the lease ahead until the queue is gone (the janitor removed
@@ -96,7 +101,7 @@ impl SubscribedQueue {
     pub async fn keep_lease(&self, sqs: &aws_sdk_sqs::Client, lease: &ViewerLease) -> Result<(), CallError> {
         loop {
             tokio::time::sleep(lease.renew_every()).await;
-            match self.set_lease(sqs, lease.until(beacon::clock::now_seconds())).await {
+            match self.set_lease(sqs, lease.until(beacon_domain::clock::now_seconds())).await {
                 Ok(()) => {}
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => {
                     return Err(CallError::Incomplete(format!(
@@ -125,7 +130,7 @@ impl SubscribedQueue {
         // Already passed (the janitor removes a lease strictly before its
         // run's time), yet recent: another stack's janitor, which sees the
         // queue but not its subscription, leaves it to this topic's.
-        self.set_lease(sqs, beacon::clock::now_seconds() - 1).await
+        self.set_lease(sqs, beacon_domain::clock::now_seconds() - 1).await
     }
 }
 
@@ -201,7 +206,7 @@ pub async fn subscribe_queue(
 }
 
 /// A registry viewer's queue (`name` must start with one of
-/// [`beacon::ports::VIEWER_QUEUE_PREFIXES`]): created with its
+/// [`beacon_domain::ports::VIEWER_QUEUE_PREFIXES`]): created with its
 /// `beacon:owner` and `beacon:lease` tags (the viewer policy allows a
 /// viewer to create a queue only so tagged, and to use only the queues it
 /// owns), given [`queue_policy`], then subscribed. Keep the lease with
@@ -218,8 +223,8 @@ pub async fn subscribe_viewer_queue(
     let url = sqs
         .create_queue()
         .queue_name(name)
-        .tags(beacon::ports::OWNER_TAG, &lease.owner)
-        .tags(beacon::ports::LEASE_TAG, lease.until(beacon::clock::now_seconds()).to_string())
+        .tags(beacon_domain::ports::OWNER_TAG, &lease.owner)
+        .tags(beacon_domain::ports::LEASE_TAG, lease.until(beacon_domain::clock::now_seconds()).to_string())
         .send()
         .await
         .map_err(CallError::call(format!("CreateQueue {name}")))?

@@ -5,10 +5,10 @@
 
 use std::collections::HashMap;
 
-use beacon::change::{Classified, StreamChange};
-use beacon::classify;
 use beacon_aws::item::{decode_needs, decode_registration, encode_registration, from_sdk, to_sdk};
 use beacon_aws::stream::{RecordImages, decode_record};
+use beacon_domain::change::{Classified, StreamChange};
+use beacon_domain::classify;
 use proptest::prelude::*;
 use serde_dynamo::{AttributeValue as Av, Item};
 

@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use aws_lambda_events::event::apigw::ApiGatewayProxyRequest;
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use beacon::change::{ChangeKind, Classified};
-use beacon::event::Event;
-use beacon::view::ResolvedItem;
-use beacon::{classify, resolve};
 use beacon_aws::item::decode_resolved;
 use beacon_aws::stream::stream_change;
+use beacon_domain::change::{ChangeKind, Classified};
+use beacon_domain::event::Event;
+use beacon_domain::view::ResolvedItem;
+use beacon_domain::{classify, resolve};
 
 fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events")
@@ -43,8 +43,8 @@ fn assert_valid(event: &Event) {
 }
 
 /// Stands in for an event where the record publishes none.
-fn placeholder() -> beacon::change::InvalidRecord {
-    beacon::change::InvalidRecord { pk: None, sk: None, service: None, reason: "publishes nothing".into() }
+fn placeholder() -> beacon_domain::change::InvalidRecord {
+    beacon_domain::change::InvalidRecord { pk: None, sk: None, service: None, reason: "publishes nothing".into() }
 }
 
 fn classify_sample(rel: &str, now: i64) -> (Classified, Event) {
@@ -127,13 +127,21 @@ fn scheduled_and_api_samples_decode() {
 
 #[test]
 fn resolved_events_validate() {
-    use beacon::view::{Outcome, RequirementView, ServiceView};
-    let reg = beacon::Registration::new_at("orders", "1.0", "i-1", "https://o.example", beacon::Status::Healthy, 60, 0)
-        .unwrap();
+    use beacon_domain::view::{Outcome, RequirementView, ServiceView};
+    let reg = beacon_domain::Registration::new_at(
+        "orders",
+        "1.0",
+        "i-1",
+        "https://o.example",
+        beacon_domain::Status::Healthy,
+        60,
+        0,
+    )
+    .unwrap();
     let mut services = std::collections::BTreeMap::new();
     let mut requirements = Vec::new();
     for text in ["orders", "orders^2", "orders==1.0.0"] {
-        let req = beacon::Requirement::parse(text).unwrap();
+        let req = beacon_domain::Requirement::parse(text).unwrap();
         requirements.push(RequirementView {
             requirement: text.into(),
             outcome: Outcome::from(resolve(&req, std::slice::from_ref(&reg), 1)),

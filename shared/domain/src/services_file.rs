@@ -1,15 +1,9 @@
-//! The file the Lambda extension keeps current for its function, and a small
-//! reader for Rust functions. Schema: `events/schema/services-file.schema.json`.
-//!
-//! ```no_run
-//! let file = beacon::services_file::ServicesFile::read_default().expect("services file");
-//! if let Some(url) = file.endpoint_url("orders") {
-//!     println!("calling {url}");
-//! }
-//! ```
+//! The document the Lambda extension keeps current for its function (the
+//! file, and its loopback endpoint's answer), and lookups in it. Schema:
+//! `events/schema/services-file.schema.json`. Reading it from the disk or
+//! the endpoint is `beacon-client`'s (the domain does no I/O).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,29 +51,6 @@ pub struct ServiceEntry {
     pub message: Option<String>,
 }
 
-/// The file could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// I/O.
-    #[error("reading {path}: {source}")]
-    Io {
-        /// The path.
-        path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Not the documented shape.
-    #[error("{path} is not a Beacon services file: {source}")]
-    Parse {
-        /// The path.
-        path: String,
-        /// The cause.
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
 impl From<&RequirementView> for ServiceEntry {
     fn from(v: &RequirementView) -> Self {
         match &v.outcome {
@@ -122,42 +93,6 @@ impl ServicesFile {
                 .map(|(k, v)| (k.clone(), v.iter().map(ServiceEntry::from).collect()))
                 .collect(),
         }
-    }
-
-    /// Reads a file.
-    pub fn read(path: impl AsRef<Path>) -> Result<Self, ReadError> {
-        let path = path.as_ref();
-        let text = std::fs::read(path).map_err(|source| ReadError::Io { path: path.display().to_string(), source })?;
-        serde_json::from_slice(&text).map_err(|source| ReadError::Parse { path: path.display().to_string(), source })
-    }
-
-    /// Reads the file where the extension writes it (`BEACON_SERVICES_FILE`,
-    /// `SERVICES_FILE`, or [`DEFAULT_PATH`]).
-    pub fn read_default() -> Result<Self, ReadError> {
-        let path = std::env::var("BEACON_SERVICES_FILE")
-            .or_else(|_| std::env::var("SERVICES_FILE"))
-            .unwrap_or_else(|_| DEFAULT_PATH.into());
-        Self::read(path)
-    }
-
-    /// Asks the extension's loopback endpoint for the view
-    /// (`http://127.0.0.1:<BEACON_HTTP_PORT or 2780>/services`), with
-    /// `refresh` asking it to check the registry first (bounded on its side).
-    /// No HTTP library: one request over `std::net`, so a function adds no
-    /// dependency for it.
-    pub fn fetch(refresh: bool) -> Result<Self, ReadError> {
-        use std::io::{Read as _, Write as _};
-        let port = std::env::var("BEACON_HTTP_PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(2780);
-        let what = format!("http://127.0.0.1:{port}/services");
-        let io = |source| ReadError::Io { path: what.clone(), source };
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(io)?;
-        stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).map_err(io)?;
-        let refresh = if refresh { "x-beacon-refresh: now\r\n" } else { "" };
-        write!(stream, "GET /services HTTP/1.0\r\nhost: 127.0.0.1:{port}\r\n{refresh}\r\n").map_err(io)?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).map_err(io)?;
-        let start = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
-        serde_json::from_slice(&response[start..]).map_err(|source| ReadError::Parse { path: what.clone(), source })
     }
 
     /// The first resolved entry for a service.

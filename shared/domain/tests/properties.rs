@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use beacon::change::{Classified, Image, StreamChange};
-use beacon::keys;
-use beacon::requirement::parse_needs;
-use beacon::{Registration, Requirement, Status, classify, resolve};
+use beacon_domain::change::{Classified, Image, StreamChange};
+use beacon_domain::keys;
+use beacon_domain::requirement::parse_needs;
+use beacon_domain::{Registration, Requirement, Status, classify, resolve};
 use proptest::prelude::*;
 
 mod strategies;
@@ -31,7 +31,7 @@ fn requirement_text() -> impl Strategy<Value = String> {
 proptest! {
     #[test]
     fn versions_round_trip_through_text(v in version()) {
-        prop_assert_eq!(beacon::version::parse_version(&v.to_string()).unwrap(), v);
+        prop_assert_eq!(beacon_domain::version::parse_version(&v.to_string()).unwrap(), v);
     }
 
     #[test]
@@ -39,7 +39,7 @@ proptest! {
         let joined = texts.join(",");
         let parsed = parse_needs(&joined).unwrap();
         prop_assert_eq!(parsed.len(), texts.len());
-        let printed = beacon::requirement::format_needs(&parsed);
+        let printed = beacon_domain::requirement::format_needs(&parsed);
         prop_assert_eq!(&printed, &joined);
         prop_assert_eq!(parse_needs(&printed).unwrap(), parsed);
     }
@@ -101,6 +101,6 @@ proptest! {
         }
         let lossy = String::from_utf8_lossy(&raw);
         let _ = parse_needs(&lossy);
-        let _ = beacon::version::parse_version(&lossy);
+        let _ = beacon_domain::version::parse_version(&lossy);
     }
 }

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use beacon::ports::Catalog;
 pub use beacon_catalog_api::ApiConfig;
 use beacon_catalog_api::{ApiError, ApiRequest, MAX_BODY, handle};
+use beacon_domain::ports::Catalog;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -92,7 +92,7 @@ impl LocalPrincipal {
             "principal {} ({}) may write only service `{own}`, through /catalog/services/{own}/...; refused a write of service `{}`",
             self.name,
             self.access_key,
-            beacon::registration::shown(&target)
+            beacon_domain::registration::shown(&target)
         )))
     }
 }
@@ -144,7 +144,7 @@ async fn serve_one<C: Catalog>(
         };
         let principal = |key: &str| credentials.principals.iter().find(|p| p.access_key == key);
         let secret = |key: &str| principal(key).map(|p| p.secret_key.clone());
-        let signer = match verify(&signed, secret, beacon::clock::now_seconds()) {
+        let signer = match verify(&signed, secret, beacon_domain::clock::now_seconds()) {
             Ok(key) => principal(&key).cloned(),
             Err(e) => {
                 tracing::warn!(method = %parts.method, %path, reason = %e, "refused an unsigned or wrongly signed write");
@@ -166,7 +166,7 @@ async fn serve_one<C: Catalog>(
         if_none_match: parts.headers.get("if-none-match").and_then(|v| v.to_str().ok()).map(str::to_owned),
         body,
     };
-    let (status, json) = handle(registry.as_ref(), config, &api, beacon::clock::now_seconds()).await;
+    let (status, json) = handle(registry.as_ref(), config, &api, beacon_domain::clock::now_seconds()).await;
     Ok(json_response(status, &json))
 }
 

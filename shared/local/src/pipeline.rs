@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
-use beacon::ports::{Catalog, Components, ExpiryIndex, Publisher, RefreshQueue, Registry};
+use beacon_domain::ports::{Catalog, Components, ExpiryIndex, Publisher, RefreshQueue, Registry};
 use beacon_fanout::{BatchReport, FanOut, PagesReport};
 use beacon_registrar::{RunOutcome, ServiceProperties, run_once};
 use tokio::sync::watch;
@@ -162,7 +162,7 @@ where
         let (fanout, observe) = (fanout.clone(), observe.clone());
         Box::pin(async move {
             let start = Instant::now();
-            let (response, report) = fanout.handle(&event, beacon::clock::now_seconds()).await;
+            let (response, report) = fanout.handle(&event, beacon_domain::clock::now_seconds()).await;
             observe(BatchSeen { records: event.records.len(), report: &report, elapsed: start.elapsed() });
             Ok(response)
         })
@@ -334,7 +334,7 @@ pub fn spawn_sweeper<I: ExpiryIndex + 'static>(
     tokio::spawn(every(period, shutdown, false, move || {
         let index = index.clone();
         async move {
-            match beacon::sweep::sweep(index.as_ref(), beacon::clock::now_seconds()).await {
+            match beacon_domain::sweep::sweep(index.as_ref(), beacon_domain::clock::now_seconds()).await {
                 Ok(r) if r.due > 0 => tracing::info!(expired = r.expired, refreshed = r.refreshed, "sweep"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweep failed; the next one retries"),
@@ -362,7 +362,7 @@ where
         let state = state.clone();
         async move {
             let (catalog, components, props) = state.as_ref();
-            match run_once(catalog, components, props, beacon::clock::now_seconds()).await {
+            match run_once(catalog, components, props, beacon_domain::clock::now_seconds()).await {
                 Ok(RunOutcome::Removed) => {
                     tracing::info!(service = %props.service_name, "registrar removed its service and stops");
                     false

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sns::Client as Sns;
 
-use beacon::keys;
+use beacon_domain::keys;
 
 /// Set-up failed: which call, and why (the adapters' error for an AWS
 /// call, so the viewer queue's calls and set-up's read the same).

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
-use beacon::keys;
-use beacon::ports::{
+use beacon_domain::keys;
+use beacon_domain::ports::{
     Catalog, ConsumerPage, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
 };
-use beacon::registration::{Registration, Status, expires_after};
-use beacon::view::{Needs, ResolvedItem};
+use beacon_domain::registration::{Registration, Status, expires_after};
+use beacon_domain::view::{Needs, ResolvedItem};
 
 use super::{DynamoRegistry, n, s, store_error};
 use crate::item::{decode_needs, decode_registration, encode_needs, encode_registration, from_sdk, item_key, to_sdk};
@@ -196,7 +196,7 @@ impl Catalog for DynamoRegistry {
     }
 
     async fn resolved(&self, consumer: &str) -> Result<Option<ResolvedItem>, StoreError> {
-        beacon::ports::Registry::get_resolved(self, consumer).await
+        beacon_domain::ports::Registry::get_resolved(self, consumer).await
     }
 
     async fn consumers(&self, limit: u32, start: Option<PageToken>) -> Result<ConsumerPage, StoreError> {

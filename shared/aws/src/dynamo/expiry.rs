@@ -4,8 +4,8 @@
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use beacon::keys;
-use beacon::ports::{DueKey, ExpiryIndex, StoreError};
+use beacon_domain::keys;
+use beacon_domain::ports::{DueKey, ExpiryIndex, StoreError};
 
 use super::{DynamoRegistry, n, s};
 use crate::item::{from_sdk, item_key};

@@ -1,11 +1,11 @@
 //! The DynamoDB adapter: one table, one module per port it implements.
 //!
-//! - [`registry`] — [`beacon::ports::Registry`], the fan-out's: generations,
+//! - [`registry`] — [`beacon_domain::ports::Registry`], the fan-out's: generations,
 //!   consistent partition reads, conditional view writes (docs/architecture.md,
 //!   "Convergence under races");
-//! - [`catalog`] — [`beacon::ports::Catalog`], the clients': registrations,
+//! - [`catalog`] — [`beacon_domain::ports::Catalog`], the clients': registrations,
 //!   heartbeats, status, needs, views;
-//! - [`expiry`] — [`beacon::ports::ExpiryIndex`], the sweeper's.
+//! - [`expiry`] — [`beacon_domain::ports::ExpiryIndex`], the sweeper's.
 //!
 //! This module holds what they share: the table handle, request counters,
 //! SDK error mapping and the paginated Query.
@@ -18,9 +18,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
-use beacon::keys;
-use beacon::ports::StoreError;
-use beacon::view::ResolvedItem;
+use beacon_domain::keys;
+use beacon_domain::ports::StoreError;
+use beacon_domain::view::ResolvedItem;
 
 use crate::item::{decode_resolved, from_sdk};
 

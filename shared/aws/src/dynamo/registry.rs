@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
-use beacon::change::ShardRepair;
-use beacon::keys;
-use beacon::ports::{Dependent, DependentsPage, Generation, Registry, ServicePartition, StoreError, ViewWrite};
-use beacon::view::{ResolvedItem, ServiceView, ViewGroup};
+use beacon_domain::change::ShardRepair;
+use beacon_domain::keys;
+use beacon_domain::ports::{Dependent, DependentsPage, Generation, Registry, ServicePartition, StoreError, ViewWrite};
+use beacon_domain::view::{ResolvedItem, ServiceView, ViewGroup};
 
 use super::{DynamoRegistry, internal_error, is_conditional, n, s, store_error};
 use crate::item::{decode_registration, from_sdk, item_key, to_attribute};
@@ -21,7 +21,7 @@ use crate::item::{decode_registration, from_sdk, item_key, to_attribute};
 /// view groups.
 const GROUPED: &str = "grouped";
 
-use beacon::keys::{LAYOUT, LAYOUT_FANOUT_PARTITION};
+use beacon_domain::keys::{LAYOUT, LAYOUT_FANOUT_PARTITION};
 /// The generation a service starts from in this layout: above any count an
 /// honest service reaches in the layout before (a thousand changes a second
 /// for 34 years), so every view stored under the old count is older.

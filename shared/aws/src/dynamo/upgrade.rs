@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use beacon::keys::{self, KeyKind};
-use beacon::ports::StoreError;
+use beacon_domain::keys::{self, KeyKind};
+use beacon_domain::ports::StoreError;
 
 use super::{DynamoRegistry, is_conditional, n, s, store_error};
 use crate::item::{decode_needs, from_sdk};

@@ -3,7 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)] // each test binary uses some; a generator fails by panicking
 
-use beacon::{Registration, Status};
+use beacon_domain::{Registration, Status};
 use proptest::prelude::*;
 use semver::Version;
 

@@ -396,7 +396,7 @@ impl Poller {
         let body = json!({
             "requestContext": { "condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts },
             "version": "1.0",
-            "timestamp": beacon::clock::now_seconds(),
+            "timestamp": beacon_domain::clock::now_seconds(),
             "DDBStreamBatchInfo": {
                 "shardId": shard,
                 "startSequenceNumber": failed.first().map(|(s, _)| s.clone()),
