@@ -17,7 +17,8 @@ use async_trait::async_trait;
 
 use crate::keys;
 use crate::ports::{
-    Catalog, ConsumerPage, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
+    Catalog, ConsumerPage, Created, DueKey, Existing, ExpiryIndex, InstanceKey, PageToken, RegistrationPage,
+    ServiceInstances, StoreError,
 };
 use crate::registration::{Registration, Status, expires_after};
 use crate::view::{Needs, ResolvedItem};
@@ -79,6 +80,31 @@ impl MemoryCatalog {
             }
             None => Existing::NotRegistered,
         }
+    }
+}
+
+/// The sweeper's sparse index, over the same registrations: every one is
+/// in it (the fan-out's expiry repair puts any that arrive without a shard
+/// there), in the shard its key hashes to.
+#[async_trait]
+impl ExpiryIndex for MemoryCatalog {
+    async fn due(&self, shard: u32, now: i64) -> Result<Vec<DueKey>, StoreError> {
+        let shard = shard.to_string();
+        Ok(lock(&self.registrations)
+            .iter()
+            .filter(|((pk, sk), r)| keys::expiry_shard(pk, sk) == shard && r.expires_at <= now)
+            .map(|((pk, sk), _)| DueKey { pk: pk.clone(), sk: sk.clone() })
+            .collect())
+    }
+
+    async fn delete_if_expired(&self, key: &DueKey, now: i64) -> Result<bool, StoreError> {
+        let mut registrations = lock(&self.registrations);
+        let k = (key.pk.clone(), key.sk.clone());
+        if registrations.get(&k).is_some_and(|r| r.expires_at <= now) {
+            registrations.remove(&k);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 
