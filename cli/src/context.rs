@@ -3,7 +3,7 @@
 //! table and topic, and the output mode.
 
 use anyhow::{Result, anyhow};
-use beacon_aws::DynamoRegistry;
+use beacon_aws::DynamoTable;
 use clap::Args;
 
 /// Options shared by the registry commands.
@@ -38,9 +38,9 @@ impl Common {
     }
 
     /// The catalog port over the table (the DynamoDB adapter).
-    pub async fn catalog(&self) -> Result<DynamoRegistry> {
+    pub async fn catalog(&self) -> Result<DynamoTable> {
         let table = self.table()?.to_owned();
-        Ok(beacon_aws::dynamo_registry(&beacon_aws::config::sdk_config().await, table))
+        Ok(beacon_aws::dynamo_table(&beacon_aws::config::sdk_config().await, table))
     }
 }
 

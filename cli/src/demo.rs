@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use beacon_aws::DynamoRegistry;
+use beacon_aws::DynamoTable;
 use beacon_aws::viewer::EventQueue;
 use beacon_domain::ports::{Catalog, InstanceKey};
 use beacon_domain::registration::DEFAULT_INSTANCE_ID;
@@ -92,7 +92,7 @@ fn describe(item: &ResolvedItem) -> String {
     format!("revision {}: {}", item.revision, lines.join("; "))
 }
 
-async fn wait_revision(registry: &DynamoRegistry, at_least: u64) -> Result<ResolvedItem> {
+async fn wait_revision(registry: &DynamoTable, at_least: u64) -> Result<ResolvedItem> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Some(item) = registry.resolved(CONSUMER).await?
@@ -107,7 +107,7 @@ async fn wait_revision(registry: &DynamoRegistry, at_least: u64) -> Result<Resol
 
 /// Runs the demo.
 pub async fn run(endpoints: &LocalEndpoints, table: &str, topic_arn: &str) -> Result<()> {
-    let registry = DynamoRegistry::new(endpoints.dynamodb(), table);
+    let registry = DynamoTable::new(endpoints.dynamodb(), table);
     println!("\n== Beacon demo: push-based discovery on the local stack ==\n");
     println!("1. A subscriber: SQS queue beacon-demo-subscriber, subscribed to the change topic.");
     let subscriber = Subscriber::create(endpoints, topic_arn).await?;

@@ -234,7 +234,7 @@ async fn bad_arguments_say_what_is_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_heartbeat_keeps_it_alive_and_deregisters_on_stop() {
-    use beacon_domain::ports::Registry as _;
+    use beacon_domain::ports::ServiceState as _;
     let p = TestPipeline::start("cli-hb").await;
     let child = Command::new(env!("CARGO_BIN_EXE_beacon"))
         .args(["register", "pulse", "1.0.0", "--endpoint", "https://pulse.example", "--ttl", "10", "--heartbeat"])
@@ -344,7 +344,7 @@ async fn dev_up_passes_every_flag_to_the_runner() {
         .endpoint_url(&env.iter().find(|(k, _)| k == "AWS_ENDPOINT_URL_DYNAMODB").unwrap().1)
         .load()
         .await;
-    let catalog = beacon_aws::dynamo_registry(&config, "dev-up");
+    let catalog = beacon_aws::dynamo_table(&config, "dev-up");
     let now = beacon_domain::clock::now_seconds();
     let mut r = beacon_domain::Registration::new_at(
         "brief",

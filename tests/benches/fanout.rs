@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue as Av, PutRequest, WriteRequest};
 use beacon_aws::item::to_attribute;
-use beacon_aws::{DynamoRegistry, SnsPublisher};
-use beacon_domain::ports::{Catalog, Registry};
+use beacon_aws::{DynamoTable, SnsPublisher};
+use beacon_domain::ports::{Catalog, Views};
 use beacon_domain::view::{ResolvedItem, ServiceView, ViewCache, group_id};
 use beacon_domain::{Registration, Status, keys};
 use beacon_fanout::{FanOut, Limits};
@@ -70,8 +70,8 @@ impl Seen {
 
 struct Rig {
     table: String,
-    writer: DynamoRegistry,
-    fan: DynamoRegistry,
+    writer: DynamoTable,
+    fan: DynamoTable,
     clients: Clients,
     resources: Resources,
     seen: Arc<Seen>,
@@ -84,8 +84,8 @@ async fn rig(config: &aws_config::SdkConfig) -> Rig {
     let resources = pipeline::create(&clients, &names).await.expect("table, topic and queues");
     Rig {
         table: table.clone(),
-        writer: DynamoRegistry::new(clients.dynamodb.clone(), &table),
-        fan: DynamoRegistry::new(clients.dynamodb.clone(), &table),
+        writer: DynamoTable::new(clients.dynamodb.clone(), &table),
+        fan: DynamoTable::new(clients.dynamodb.clone(), &table),
         clients,
         resources,
         seen: Arc::default(),
@@ -209,7 +209,7 @@ async fn switch_stream(rig: &mut Rig, on: bool) {
 async fn raw_rate_now(clients: &Clients) -> f64 {
     let table = unique("raw");
     beacon_local::setup::ensure_table(&clients.dynamodb, &table).await.expect("scratch table");
-    let registry = DynamoRegistry::new(clients.dynamodb.clone(), &table);
+    let registry = DynamoTable::new(clients.dynamodb.clone(), &table);
     let n = 2000;
     let started = Instant::now();
     beacon_tests::put_instances(&registry, n, 50).await;
@@ -439,7 +439,7 @@ async fn main() {
     println!(
         "Raw write ceilings on a fresh table, 16 requests in flight: {raw:.0} PutItems/s ({n} registrations); \
          {raw_views:.0} view writes/s ({n} UpdateItems setting a view in a resolved item and returning it, \
-         unconditionally); {raw_conditional:.0} refresh writes/s (the same through `Registry::write_view`: \
+         unconditionally); {raw_conditional:.0} refresh writes/s (the same through `Views::write_view`: \
          conditional on generation and digest, bumping the revision).\n"
     );
     println!(

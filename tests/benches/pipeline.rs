@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use beacon_aws::viewer::subscribe_queue;
-use beacon_aws::{DynamoRegistry, SnsPublisher};
-use beacon_domain::ports::{Catalog, Registry};
+use beacon_aws::{DynamoTable, SnsPublisher};
+use beacon_domain::ports::{Catalog, ServiceState, Views};
 use beacon_domain::view::Needs;
 use beacon_domain::{Registration, Status, parse_needs};
 use beacon_fanout::FanOut;
@@ -58,7 +58,7 @@ async fn main() {
     let topic_arn = resources.topic_arn.clone();
 
     // The fan-out's own adapters, so their counts are its requests only.
-    let fan_registry = DynamoRegistry::new(dynamodb.clone(), &table);
+    let fan_registry = DynamoTable::new(dynamodb.clone(), &table);
     let publisher = SnsPublisher::new(sns.clone(), &topic_arn);
     let fanout = Arc::new(FanOut::new(fan_registry.clone(), publisher.clone(), resources.refresh_queue(&clients)));
     let handler_nanos = Arc::new(AtomicU64::new(0));
@@ -112,7 +112,7 @@ async fn main() {
     let seed =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(7);
     for (k, &t) in poll_intervals.iter().enumerate() {
-        let reader = DynamoRegistry::new(dynamodb.clone(), &table);
+        let reader = DynamoTable::new(dynamodb.clone(), &table);
         let mut stop = poll_stop_rx.clone();
         let phase =
             Duration::from_millis(u64::from(seed.wrapping_mul(2_654_435_761).rotate_left(k as u32 * 7)) % (t * 1000));
@@ -143,7 +143,7 @@ async fn main() {
 
     // 1. write → SQS receipt: N new instances of services with no dependents,
     //    one every 20 ms (50 changes/s), each write timed from before PutItem.
-    let writer = DynamoRegistry::new(dynamodb.clone(), &table);
+    let writer = DynamoTable::new(dynamodb.clone(), &table);
     let mut written: HashMap<String, Instant> = HashMap::new();
     let fan_before = fan_registry.counts().snapshot();
     let sns_before = publisher.calls();

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use beacon_aws::{DynamoRegistry, SnsPublisher};
-use beacon_domain::ports::{Catalog, Registry};
+use beacon_aws::{DynamoTable, SnsPublisher};
+use beacon_domain::ports::{Catalog, ServiceState};
 use beacon_domain::{Registration, Status};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::MappingConfig;
@@ -22,8 +22,8 @@ use beacon_tests::{now, sdk_config, unique};
 use tokio::sync::watch;
 
 struct Rig {
-    writer: DynamoRegistry,
-    fan: DynamoRegistry,
+    writer: DynamoTable,
+    fan: DynamoTable,
     publisher: SnsPublisher,
     clients: Clients,
     resources: Resources,
@@ -39,8 +39,8 @@ async fn rig(config: &aws_config::SdkConfig) -> Rig {
     let names = Names { on_failure_queue: None, ..Names::for_table(&table) };
     let resources = pipeline::create(&clients, &names).await.expect("table and topic");
     Rig {
-        writer: DynamoRegistry::new(clients.dynamodb.clone(), &table),
-        fan: DynamoRegistry::new(clients.dynamodb.clone(), &table),
+        writer: DynamoTable::new(clients.dynamodb.clone(), &table),
+        fan: DynamoTable::new(clients.dynamodb.clone(), &table),
         publisher: SnsPublisher::new(clients.sns.clone(), &resources.topic_arn),
         clients,
         resources,

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon_aws::{DynamoRegistry, SnsPublisher};
+use beacon_aws::{DynamoTable, SnsPublisher};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::MappingConfig;
 use beacon_local::pipeline::{self, Clients, Mapping, Names};
@@ -32,7 +32,7 @@ async fn handler_rate(clients: &Clients) -> f64 {
     let table = unique("wear");
     let names = Names { on_failure_queue: None, ..Names::for_table(&table) };
     let resources = pipeline::create(clients, &names).await.expect("table and topic");
-    let writer = DynamoRegistry::new(clients.dynamodb.clone(), &table);
+    let writer = DynamoTable::new(clients.dynamodb.clone(), &table);
     let n = 1000;
     beacon_tests::put_instances(&writer, n as usize, 50).await;
     let handled = Arc::new(AtomicU64::new(0));

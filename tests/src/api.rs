@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::time::SystemTime;
 
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use beacon_aws::DynamoRegistry;
+use beacon_aws::DynamoTable;
 use beacon_local::api_server::{LocalCredentials, serve};
 use beacon_local::setup::LOCAL_ACCESS_KEY;
 use serde_json::Value;
@@ -22,7 +22,7 @@ pub struct LocalApi {
 
 impl LocalApi {
     /// Serves `registry`, accepting writes signed with `secret`.
-    pub async fn start(registry: DynamoRegistry, secret: &str) -> Self {
+    pub async fn start(registry: DynamoTable, secret: &str) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the API");
         let addr = listener.local_addr().expect("the API's address").to_string();
         let (stop, rx) = watch::channel(false);

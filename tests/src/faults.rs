@@ -16,10 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use beacon_aws::{DynamoRegistry, SnsPublisher};
+use beacon_aws::{DynamoTable, SnsPublisher};
 use beacon_domain::event::Event;
 use beacon_domain::ports::{
-    DependentsPage, Generation, PublishError, Publisher, Registry, ServicePartition, StoreError, ViewWrite,
+    DependentsPage, Edges, ExpiryRepair, Generation, Generations, PublishError, Publisher, ServicePartition,
+    ServiceState, StoreError, ViewGroups, ViewWrite, Views,
 };
 use beacon_domain::view::{ResolvedItem, ServiceView, ViewGroup};
 use tokio::task::AbortHandle;
@@ -269,7 +270,7 @@ impl RegistryFaults {
             return Ok(());
         }
         self.injected_at.lock().expect("faults").push(Instant::now());
-        // The shape DynamoRegistry gives a throttled call once the SDK's own
+        // The shape DynamoTable gives a throttled call once the SDK's own
         // retries are spent: retryable, naming the operation.
         Err(StoreError::transient(operation, "ProvisionedThroughputExceededException: injected by the test"))
     }
@@ -279,24 +280,32 @@ impl RegistryFaults {
 /// DynamoDB adapter behind a gate that fails calls as [`RegistryFaults`] says.
 #[derive(Debug, Clone)]
 pub struct FaultyRegistry {
-    inner: DynamoRegistry,
+    inner: DynamoTable,
     faults: Arc<RegistryFaults>,
 }
 
 impl FaultyRegistry {
     /// Wraps `inner`.
-    pub fn new(inner: DynamoRegistry, faults: Arc<RegistryFaults>) -> Self {
+    pub fn new(inner: DynamoTable, faults: Arc<RegistryFaults>) -> Self {
         Self { inner, faults }
     }
 }
 
 #[async_trait]
-impl Registry for FaultyRegistry {
+impl Generations for FaultyRegistry {
     async fn bump_generation(&self, service: &str) -> Result<Generation, StoreError> {
         self.faults.check("UpdateItem generation")?;
         self.inner.bump_generation(service).await
     }
 
+    async fn mark_grouped(&self, service: &str, generation: u64) -> Result<bool, StoreError> {
+        self.faults.check("UpdateItem grouped")?;
+        self.inner.mark_grouped(service, generation).await
+    }
+}
+
+#[async_trait]
+impl ServiceState for FaultyRegistry {
     async fn read_service(&self, service: &str) -> Result<ServicePartition, StoreError> {
         self.faults.check("Query service")?;
         self.inner.read_service(service).await
@@ -306,12 +315,10 @@ impl Registry for FaultyRegistry {
         self.faults.check("Query state")?;
         self.inner.read_state(service).await
     }
+}
 
-    async fn dependents(&self, service: &str, after: Option<&str>, limit: usize) -> Result<DependentsPage, StoreError> {
-        self.faults.check("Query edges")?;
-        self.inner.dependents(service, after, limit).await
-    }
-
+#[async_trait]
+impl ViewGroups for FaultyRegistry {
     async fn claim_group(&self, service: &str, group: &ViewGroup) -> Result<bool, StoreError> {
         self.faults.check("TransactWriteItems claim")?;
         self.inner.claim_group(service, group).await
@@ -326,12 +333,28 @@ impl Registry for FaultyRegistry {
         self.faults.check("TransactWriteItems drop")?;
         self.inner.drop_group(service, group, generation).await
     }
+}
 
-    async fn mark_grouped(&self, service: &str, generation: u64) -> Result<bool, StoreError> {
-        self.faults.check("UpdateItem grouped")?;
-        self.inner.mark_grouped(service, generation).await
+#[async_trait]
+impl Edges for FaultyRegistry {
+    async fn dependents(&self, service: &str, after: Option<&str>, limit: usize) -> Result<DependentsPage, StoreError> {
+        self.faults.check("Query edges")?;
+        self.inner.dependents(service, after, limit).await
     }
 
+    async fn put_edge(&self, service: &str, consumer: &str, requirements: &[String]) -> Result<(), StoreError> {
+        self.faults.check("PutItem edge")?;
+        self.inner.put_edge(service, consumer, requirements).await
+    }
+
+    async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError> {
+        self.faults.check("DeleteItem edge")?;
+        self.inner.delete_edge(service, consumer).await
+    }
+}
+
+#[async_trait]
+impl Views for FaultyRegistry {
     async fn write_view(
         &self,
         consumer: &str,
@@ -368,17 +391,10 @@ impl Registry for FaultyRegistry {
         self.faults.check("GetItem resolved")?;
         self.inner.get_resolved(consumer).await
     }
+}
 
-    async fn put_edge(&self, service: &str, consumer: &str, requirements: &[String]) -> Result<(), StoreError> {
-        self.faults.check("PutItem edge")?;
-        self.inner.put_edge(service, consumer, requirements).await
-    }
-
-    async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError> {
-        self.faults.check("DeleteItem edge")?;
-        self.inner.delete_edge(service, consumer).await
-    }
-
+#[async_trait]
+impl ExpiryRepair for FaultyRegistry {
     async fn repair_expiry_shard(&self, repair: &beacon_domain::ShardRepair) -> Result<bool, StoreError> {
         self.faults.check("UpdateItem expiry shard")?;
         self.inner.repair_expiry_shard(repair).await

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use beacon_aws::viewer::subscribe_queue;
-use beacon_aws::{DynamoRegistry, SnsPublisher};
-use beacon_domain::ports::{Publisher, Registry};
+use beacon_aws::{DynamoTable, SnsPublisher};
+use beacon_domain::ports::{FanOutStore, Publisher, ServiceState, Views};
 use beacon_domain::view::{Needs, Outcome, RequirementView};
 use beacon_domain::{Requirement, resolve};
 use beacon_fanout::{FanOut, Limits};
@@ -56,7 +56,7 @@ pub fn now() -> i64 {
 /// Writes `n` healthy instances (`i0`, `i1`, …) spread over `services`
 /// services (`s0`, `s1`, …), 16 writes in flight: the load the benchmarks
 /// put on a table.
-pub async fn put_instances(catalog: &DynamoRegistry, n: usize, services: usize) {
+pub async fn put_instances(catalog: &DynamoTable, n: usize, services: usize) {
     use beacon_domain::ports::Catalog as _;
     use futures::StreamExt as _;
     futures::stream::iter(0..n)
@@ -86,7 +86,7 @@ pub struct TestPipeline {
     /// The topic ARN.
     pub topic_arn: String,
     /// A registry adapter over the table (for writes and reads).
-    pub registry: DynamoRegistry,
+    pub registry: DynamoTable,
     /// The DynamoDB client.
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// The SNS client.
@@ -98,7 +98,7 @@ pub struct TestPipeline {
     /// The on-failure queue.
     pub on_failure: Queue,
     /// The adapter under the fan-out (its own request counts).
-    pub fan_registry: DynamoRegistry,
+    pub fan_registry: DynamoTable,
     /// The refresh queue mapping's counters.
     pub pages: Arc<QueueStats>,
     /// The refresh queue's dead-letter queue.
@@ -113,7 +113,7 @@ pub struct TestPipeline {
 /// Options for [`TestPipeline::start_with`], built from [`Options::new`].
 pub struct Options<P, R> {
     publisher: Box<dyn FnOnce(SnsPublisher) -> P + Send>,
-    registry: Box<dyn FnOnce(DynamoRegistry) -> R + Send>,
+    registry: Box<dyn FnOnce(DynamoTable) -> R + Send>,
     mapping: Box<dyn FnOnce(&mut MappingConfig) + Send>,
     sns_endpoint: Option<String>,
     config: Option<aws_config::SdkConfig>,
@@ -122,7 +122,7 @@ pub struct Options<P, R> {
     clients: Option<Clients>,
 }
 
-impl Options<SnsPublisher, DynamoRegistry> {
+impl Options<SnsPublisher, DynamoTable> {
     /// The real publisher and registry, and AWS's default mapping.
     pub fn new() -> Self {
         Self {
@@ -138,7 +138,7 @@ impl Options<SnsPublisher, DynamoRegistry> {
     }
 }
 
-impl Default for Options<SnsPublisher, DynamoRegistry> {
+impl Default for Options<SnsPublisher, DynamoTable> {
     fn default() -> Self {
         Self::new()
     }
@@ -161,7 +161,7 @@ impl<P, R> Options<P, R> {
 
     /// Wraps the fan-out's registry adapter (fault injection); the test's own
     /// `registry` stays the real one.
-    pub fn registry<S>(self, wrap: impl FnOnce(DynamoRegistry) -> S + Send + 'static) -> Options<P, S> {
+    pub fn registry<S>(self, wrap: impl FnOnce(DynamoTable) -> S + Send + 'static) -> Options<P, S> {
         Options {
             publisher: self.publisher,
             registry: Box::new(wrap),
@@ -228,7 +228,7 @@ impl TestPipeline {
     pub async fn start_with<P, R>(name: &str, mut options: Options<P, R>) -> Self
     where
         P: Publisher + 'static,
-        R: Registry + 'static,
+        R: FanOutStore + 'static,
     {
         // RUST_LOG=beacon=debug shows the pipeline's logs under a failing test.
         let _ = tracing_subscriber::fmt()
@@ -249,9 +249,9 @@ impl TestPipeline {
             ..Names::for_table(&table)
         };
         let resources = pipeline::create(&clients, &names).await.expect("creating the table, topic and queues");
-        let registry = DynamoRegistry::new(clients.dynamodb.clone(), &table);
+        let registry = DynamoTable::new(clients.dynamodb.clone(), &table);
         let fan_clients = options.fanout_clients.take().unwrap_or_else(|| clients.clone());
-        let fan_registry = DynamoRegistry::new(fan_clients.dynamodb.clone(), &table);
+        let fan_registry = DynamoTable::new(fan_clients.dynamodb.clone(), &table);
         let publishing_sns = match &options.sns_endpoint {
             Some(url) => {
                 aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(&config).endpoint_url(url).build())
@@ -373,7 +373,8 @@ impl TestPipeline {
                 return Some(format!("{consumer}: views for {:?}, needs {:?}", item.services.keys(), needs.services()));
             }
             for service in needs.services() {
-                let partition = Registry::read_service(&self.registry, &service).await.expect("reading the partition");
+                let partition =
+                    ServiceState::read_service(&self.registry, &service).await.expect("reading the partition");
                 let fresh: Vec<RequirementView> = needs
                     .requirements_on(&service)
                     .iter()
@@ -396,7 +397,7 @@ impl TestPipeline {
 
     /// Reads a consumer's resolved item.
     pub async fn resolved(&self, consumer: &str) -> Option<beacon_domain::view::ResolvedItem> {
-        Registry::get_resolved(&self.registry, consumer).await.expect("reading the resolved item")
+        Views::get_resolved(&self.registry, consumer).await.expect("reading the resolved item")
     }
 }
 

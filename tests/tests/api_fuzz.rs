@@ -20,7 +20,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use beacon_aws::DynamoRegistry;
+use beacon_aws::DynamoTable;
 use beacon_catalog_api::ApiConfig;
 use beacon_domain::ports::Catalog;
 use beacon_local::pipeline::{self, Clients, Names};
@@ -42,7 +42,7 @@ async fn the_fuzzer_finds_no_request_the_api_answers_against_its_definition() {
     let clients = Clients::from_config(&config);
     let table = unique("fuzz");
     pipeline::create(&clients, &Names { on_failure_queue: None, ..Names::for_table(&table) }).await.unwrap();
-    let registry = DynamoRegistry::new(clients.dynamodb.clone(), &table);
+    let registry = DynamoTable::new(clients.dynamodb.clone(), &table);
     let api = LocalApi::start(registry.clone(), LOCAL_SECRET_KEY).await;
 
     // The definition as the local stack deploys it: seed routes on, open reads.

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use beacon_catalog_api::{ApiConfig, from_lambda, handle};
-use beacon_domain::ports::Registry;
+use beacon_domain::ports::ServiceState;
 use beacon_local::setup::LOCAL_SECRET_KEY;
 use beacon_tests::api::LocalApi;
 use beacon_tests::{TestPipeline, now};
@@ -302,10 +302,10 @@ async fn a_principal_scoped_to_one_service_cannot_write_another() {
     assert!(resp["error"].as_str().unwrap().contains("`payments`"), "the refusal names the service: {resp}");
 
     assert!(
-        Registry::read_service(&p.registry, "payments").await.unwrap().instances.is_empty(),
+        ServiceState::read_service(&p.registry, "payments").await.unwrap().instances.is_empty(),
         "payments was written"
     );
-    let own_instances = Registry::read_service(&p.registry, own).await.unwrap().instances;
+    let own_instances = ServiceState::read_service(&p.registry, own).await.unwrap().instances;
     assert_eq!(own_instances.len(), 1, "only the allowed write landed: {own_instances:?}");
 
     // The account-wide principal writes any service.

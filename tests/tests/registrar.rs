@@ -10,7 +10,7 @@ use std::process::Command;
 use async_trait::async_trait;
 use beacon_aws::components::AwsComponents;
 use beacon_domain::Status;
-use beacon_domain::ports::Registry;
+use beacon_domain::ports::ServiceState;
 use beacon_domain::ports::{CheckError, Components};
 use beacon_registrar::{RunOutcome, ServiceProperties, run_once};
 use beacon_tests::{TestPipeline, now, sdk_config, unique};

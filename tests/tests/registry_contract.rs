@@ -7,11 +7,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use beacon_aws::DynamoRegistry;
+use beacon_aws::DynamoTable;
 use beacon_domain::change::ShardRepair;
 use beacon_domain::keys;
 use beacon_domain::memory::MemoryCatalog;
-use beacon_domain::ports::{Catalog, InstanceKey, Registry, ViewWrite};
+use beacon_domain::ports::{Catalog, FanOutStore, InstanceKey, ViewWrite};
 use beacon_domain::view::{RequirementView, ServiceView, ViewGroup, group_id};
 use beacon_domain::{Registration, Status};
 use beacon_local::pipeline::{self, Clients, Names};
@@ -44,7 +44,7 @@ fn instance(id: &str) -> Registration {
 
 /// The contract. Every assertion names its case, so a failure says which
 /// implementation broke which rule.
-async fn contract<R: Registry + Catalog>(r: &R, name: &str) {
+async fn contract<R: FanOutStore + Catalog>(r: &R, name: &str) {
     let at = |case: &str| format!("{name}: {case}");
 
     // Generations: one more each bump; a new service starts ungrouped,
@@ -185,5 +185,5 @@ async fn the_dynamodb_adapter_keeps_the_registry_contract() {
     let table = unique("contract");
     let names = Names { on_failure_queue: None, ..Names::for_table(&table) };
     pipeline::create(&clients, &names).await.expect("the table");
-    contract(&DynamoRegistry::new(clients.dynamodb.clone(), &table), "dynamodb").await;
+    contract(&DynamoTable::new(clients.dynamodb.clone(), &table), "dynamodb").await;
 }

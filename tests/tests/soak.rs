@@ -25,9 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon_aws::DynamoRegistry;
+use beacon_aws::DynamoTable;
 use beacon_aws::item::{encode_registration, to_sdk};
-use beacon_domain::ports::Registry as _;
+use beacon_domain::ports::ServiceState as _;
 use beacon_domain::view::Needs;
 use beacon_domain::{Registration, Status, parse_needs};
 use beacon_local::proxy::{Fault, Matcher, Mix};
@@ -91,7 +91,7 @@ fn registration(w: u64, slot: usize, op: &str, status: Status, expired: bool) ->
 async fn writer(
     w: u64,
     seed: u64,
-    registry: DynamoRegistry,
+    registry: DynamoTable,
     raw: (aws_sdk_dynamodb::Client, String),
     ops: u64,
     deadline: Instant,
@@ -286,7 +286,7 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
     let swept = Arc::new(AtomicU64::new(0));
     let sweep_errors = Arc::new(AtomicU64::new(0));
     let sweeper = {
-        let registry = DynamoRegistry::new(wire_clients.dynamodb.clone(), &p.table);
+        let registry = DynamoTable::new(wire_clients.dynamodb.clone(), &p.table);
         let (stop, swept, sweep_errors) = (stop_sweeper.clone(), swept.clone(), sweep_errors.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {

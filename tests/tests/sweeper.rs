@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue as Av;
 use beacon_domain::ports::{Catalog, Existing, InstanceKey};
 
 use beacon_domain::ports::ExpiryIndex;
-use beacon_domain::ports::Registry;
+use beacon_domain::ports::ServiceState;
 use beacon_domain::sweep::sweep;
 use beacon_domain::{Registration, Status};
 use beacon_tests::{TestPipeline, now, of_kind};

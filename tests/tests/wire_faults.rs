@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use beacon_aws::DynamoRegistry;
+use beacon_aws::DynamoTable;
 use beacon_aws::config::{ATTEMPT_TIMEOUT, INITIAL_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF};
 use beacon_domain::ports::{Catalog, InstanceKey};
 use beacon_domain::view::Needs;
@@ -27,12 +27,12 @@ fn registration(service: &str, id: &str) -> Registration {
 
 /// A table of its own, and a registry on it whose every call goes through
 /// the proxy; plus a direct one to look at the table without faults.
-async fn registry_through(wire: &Wire) -> (DynamoRegistry, DynamoRegistry) {
+async fn registry_through(wire: &Wire) -> (DynamoTable, DynamoTable) {
     let config = sdk_config().await;
     let direct = Clients::from_config(&config);
     let table = unique("wire");
     ensure_table(&direct.dynamodb, &table).await.expect("table");
-    (DynamoRegistry::new(wire.clients(&config).dynamodb, &table), DynamoRegistry::new(direct.dynamodb, &table))
+    (DynamoTable::new(wire.clients(&config).dynamodb, &table), DynamoTable::new(direct.dynamodb, &table))
 }
 
 #[tokio::test]

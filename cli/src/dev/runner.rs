@@ -47,7 +47,7 @@ async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoin
     if opts.no_pipeline {
         return Ok(Running { resources, api_url: None, ui: None, stop, tasks: Vec::new() });
     }
-    let registry = || beacon_aws::DynamoRegistry::new(clients.dynamodb.clone(), &opts.table);
+    let registry = || beacon_aws::DynamoTable::new(clients.dynamodb.clone(), &opts.table);
     let fanout = std::sync::Arc::new(FanOut::new(
         registry(),
         beacon_aws::SnsPublisher::new(clients.sns.clone(), &resources.topic_arn),

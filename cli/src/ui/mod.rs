@@ -48,7 +48,7 @@ pub async fn run(args: UiArgs) -> Result<()> {
         beacon_aws::janitor::caller_user_id(&config).await.context("asking STS who this is (GetCallerIdentity)")?;
     let clients = feed::Clients { aws: beacon_aws::viewer::Clients::new(&config), owner };
     let (stop, stop_rx) = watch::channel(false);
-    let running = start(listener, beacon_aws::dynamo_registry(&config, table), clients, &topic, stop_rx).await?;
+    let running = start(listener, beacon_aws::dynamo_table(&config, table), clients, &topic, stop_rx).await?;
     eprintln!("beacon ui: http://{addr}/ (Ctrl-C stops)");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

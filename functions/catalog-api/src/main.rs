@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     let table = table_from_env()?;
     let api = ApiConfig::from_env()?;
     let config = sdk_config().await;
-    let registry = beacon_aws::dynamo_registry(&config, table);
+    let registry = beacon_aws::dynamo_table(&config, table);
     let registry = &registry;
     run(service_fn(move |request: Request| async move {
         let request = from_lambda(&request);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use beacon_aws::DynamoRegistry;
+use beacon_aws::DynamoTable;
 use beacon_extension::endpoint::Endpoint;
 use beacon_extension::{Config, Watcher};
 use lambda_extension::{Error, Extension, LambdaEvent, NextEvent, service_fn};
@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "beacon-extension".into());
-    let watcher: Arc<Mutex<Option<Watcher<DynamoRegistry>>>> = Arc::default();
+    let watcher: Arc<Mutex<Option<Watcher<DynamoTable>>>> = Arc::default();
     let (shutdown_tx, mut shutdown_rx) = mpsc::channel::<()>(1);
     let processor = {
         let watcher = watcher.clone();
@@ -67,7 +67,7 @@ async fn main() -> Result<(), Error> {
         }
     };
     let sdk = beacon_aws::config::sdk_config().await;
-    let registry = beacon_aws::dynamo_registry(&sdk, &config.table);
+    let registry = beacon_aws::dynamo_table(&sdk, &config.table);
     let (http_port, refresh_timeout) = (config.http_port, config.refresh_timeout);
     let mut w = Watcher::new(registry, config);
     w.init().await;

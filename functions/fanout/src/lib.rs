@@ -13,7 +13,7 @@
 //! 3. refresh each changed service once per batch — bump its generation,
 //!    read its registrations and view groups, resolve each distinct
 //!    requirement once, and write only the groups whose view moved
-//!    (`refresh`): here if they fit in the batch's 100 dependents, else all
+//!    (`view_groups`): here if they fit in the batch's 100 dependents, else all
 //!    through the refresh queue (`pages`) — because a view is recomputed from the
 //!    table, several records for one service need only one refresh;
 //! 4. publish every event (PublishBatch, 10 at a time) and report the
@@ -27,17 +27,17 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use beacon_aws::stream::{sequence_number, stream_change};
 use beacon_domain::change::{Classified, NeedsChange, StreamChange};
 use beacon_domain::event::Event;
-use beacon_domain::ports::{Publisher, RefreshQueue, Registry, StoreError, ViewWrite};
+use beacon_domain::ports::{FanOutStore, Publisher, RefreshQueue, StoreError, ViewWrite};
 use beacon_domain::{ShardRepair, classify, shard_repair};
 use futures::StreamExt;
 use tracing::{Instrument, debug, error, info_span, warn};
 
 mod pages;
-mod refresh;
+mod view_groups;
 
 pub use pages::PagesReport;
-pub use refresh::Limits;
-use refresh::{Budget, Change, VIEW_WRITE_CONCURRENCY};
+pub use view_groups::Limits;
+use view_groups::{Budget, Change, VIEW_WRITE_CONCURRENCY};
 
 /// Every IAM action this function's code (and its event source mapping)
 /// needs; `infra/template.yaml` must grant exactly these (a test checks).
@@ -183,7 +183,7 @@ struct RecordRef {
 
 /// The fan-out as both Lambdas run it: the table, topic and refresh queue
 /// from the environment (failing at start, naming a missing variable).
-pub type AwsFanOut = FanOut<beacon_aws::DynamoRegistry, beacon_aws::SnsPublisher, beacon_aws::SqsRefreshQueue>;
+pub type AwsFanOut = FanOut<beacon_aws::DynamoTable, beacon_aws::SnsPublisher, beacon_aws::SqsRefreshQueue>;
 
 impl AwsFanOut {
     /// Reads `BEACON_TABLE`, `BEACON_TOPIC_ARN` and `BEACON_REFRESH_QUEUE_URL`
@@ -193,14 +193,14 @@ impl AwsFanOut {
         let (table, topic, queue) = (table_from_env()?, topic_from_env()?, refresh_queue_from_env()?);
         let config = sdk_config().await;
         Ok(FanOut::new(
-            beacon_aws::dynamo_registry(&config, table),
+            beacon_aws::dynamo_table(&config, table),
             beacon_aws::sns_publisher(&config, topic),
             beacon_aws::refresh_queue(&config, queue),
         ))
     }
 }
 
-impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
+impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     /// A fan-out over a registry, a publisher and the refresh queue, with
     /// the default [`Limits`].
     pub fn new(registry: R, publisher: P, queue: Q) -> Self {
@@ -440,7 +440,7 @@ impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                 self.join(service, consumer, &after.requirements_on(service), change, now, budget).await
             });
         }
-        let results: Vec<Result<(ViewWrite, refresh::Refreshed), StoreError>> =
+        let results: Vec<Result<(ViewWrite, view_groups::Refreshed), StoreError>> =
             futures::stream::iter(jobs).buffer_unordered(VIEW_WRITE_CONCURRENCY).collect().await;
         let mut writes = Vec::with_capacity(results.len());
         let mut bad = 0;

@@ -12,12 +12,12 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use beacon_domain::ports::{Publisher, RefreshPage, RefreshQueue, Registry, StoreError};
+use beacon_domain::ports::{FanOutStore, Publisher, RefreshPage, RefreshQueue, StoreError};
 use futures::StreamExt;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::FanOut;
-use crate::refresh::{Change, Refreshed};
+use crate::view_groups::{Change, Refreshed};
 
 /// Pages handled at once within one invocation (the template sends one).
 const PAGE_CONCURRENCY: usize = 4;
@@ -50,7 +50,7 @@ enum PageError {
     Publish(usize),
 }
 
-impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
+impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     /// Handles one batch of refresh-queue messages.
     pub async fn handle_pages(&self, event: &SqsEvent) -> (SqsBatchResponse, PagesReport) {
         let mut report = PagesReport { pages: event.records.len(), ..PagesReport::default() };

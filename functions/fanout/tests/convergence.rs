@@ -21,7 +21,7 @@ use beacon_domain::event::Event;
 use beacon_domain::keys;
 use beacon_domain::memory::MemoryCatalog;
 use beacon_domain::ports::{
-    Catalog, InstanceKey, PublishError, Publisher, RefreshPage, RefreshQueue, Registry, StoreError,
+    Catalog, InstanceKey, PublishError, Publisher, RefreshPage, RefreshQueue, StoreError, Views,
 };
 use beacon_domain::view::{Needs, ViewCache};
 use beacon_domain::{Registration, Status, parse_needs};
@@ -211,7 +211,7 @@ async fn first_difference(table: &MemoryCatalog) -> Option<String> {
     for c in 0..CONSUMERS {
         let consumer = format!("c{c}");
         let needs = stored_needs(table, &consumer).await;
-        let item = Registry::get_resolved(table, &consumer).await.unwrap();
+        let item = Views::get_resolved(table, &consumer).await.unwrap();
         let (needs, item) = match (needs, item) {
             (None, None) => continue,
             (None, Some(_)) => return Some(format!("{consumer}: a view without needs")),

@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
     };
     let table = table_from_env()?;
     let config = sdk_config().await;
-    let registry = beacon_aws::dynamo_registry(&config, table);
+    let registry = beacon_aws::dynamo_table(&config, table);
     let components = AwsComponents::new(&config);
     let (registry, components, props) = (&registry, &components, &props);
     run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| async move {

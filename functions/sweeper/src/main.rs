@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let table = table_from_env()?;
     let topic = topic_from_env()?;
     let config = sdk_config().await;
-    let registry = beacon_aws::dynamo_registry(&config, table);
+    let registry = beacon_aws::dynamo_table(&config, table);
     let subscribers = beacon_aws::janitor::subscribers(&config, &topic);
     let (registry, subscribers, topic) = (&registry, &subscribers, topic.as_str());
     run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| async move {

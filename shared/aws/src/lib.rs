@@ -38,13 +38,13 @@ pub mod sqs;
 pub mod stream;
 pub mod viewer;
 
-pub use dynamo::{DynamoRegistry, RequestCounts};
+pub use dynamo::{DynamoTable, RequestCounts};
 pub use sns::SnsPublisher;
 pub use sqs::SqsRefreshQueue;
 
-/// A registry adapter over `table`, from the shared AWS configuration.
-pub fn dynamo_registry(config: &aws_config::SdkConfig, table: impl Into<String>) -> DynamoRegistry {
-    DynamoRegistry::new(aws_sdk_dynamodb::Client::new(config), table)
+/// The table adapter (every DynamoDB port) over `table`, from the shared AWS configuration.
+pub fn dynamo_table(config: &aws_config::SdkConfig, table: impl Into<String>) -> DynamoTable {
+    DynamoTable::new(aws_sdk_dynamodb::Client::new(config), table)
 }
 
 /// A publisher to `topic_arn`, from the shared AWS configuration.

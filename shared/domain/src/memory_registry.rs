@@ -15,7 +15,8 @@ use crate::change::ShardRepair;
 use crate::keys;
 use crate::memory::{MemoryCatalog, lock};
 use crate::ports::{
-    Dependent, DependentsPage, Generation, InstanceKey, Registry, ServicePartition, StoreError, ViewWrite,
+    Dependent, DependentsPage, Edges, ExpiryRepair, Generation, Generations, InstanceKey, ServicePartition,
+    ServiceState, StoreError, ViewGroups, ViewWrite, Views,
 };
 use crate::view::{ResolvedItem, ServiceView, ViewGroup};
 
@@ -91,7 +92,7 @@ impl MemoryCatalog {
 }
 
 #[async_trait]
-impl Registry for MemoryCatalog {
+impl Generations for MemoryCatalog {
     async fn bump_generation(&self, service: &str) -> Result<Generation, StoreError> {
         self.call().await;
         let mut state = lock(&self.fanout);
@@ -100,6 +101,21 @@ impl Registry for MemoryCatalog {
         Ok(Generation { value: g.0, grouped: g.1 })
     }
 
+    async fn mark_grouped(&self, service: &str, generation: u64) -> Result<bool, StoreError> {
+        self.call().await;
+        let mut state = lock(&self.fanout);
+        match state.generations.get_mut(service) {
+            Some(g) if g.0 == generation => {
+                g.1 = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+#[async_trait]
+impl ServiceState for MemoryCatalog {
     async fn read_service(&self, service: &str) -> Result<ServicePartition, StoreError> {
         self.call().await;
         Ok(self.partition(service, true))
@@ -109,26 +125,10 @@ impl Registry for MemoryCatalog {
         self.call().await;
         Ok(self.partition(service, false))
     }
+}
 
-    async fn dependents(&self, service: &str, after: Option<&str>, limit: usize) -> Result<DependentsPage, StoreError> {
-        self.call().await;
-        let state = lock(&self.fanout);
-        let limit = limit.max(1);
-        let page: Vec<Dependent> = state
-            .edges
-            .get(service)
-            .into_iter()
-            .flatten()
-            .filter(|(c, _)| after.is_none_or(|a| c.as_str() > a))
-            .take(limit)
-            .map(|(c, r)| Dependent { consumer: c.clone(), requirements: r.clone() })
-            .collect();
-        // As DynamoDB: a page that reached its limit carries its last key,
-        // even when nothing follows.
-        let next = (page.len() == limit).then(|| page.last().map(|d| d.consumer.clone())).flatten();
-        Ok(DependentsPage { dependents: page, next })
-    }
-
+#[async_trait]
+impl ViewGroups for MemoryCatalog {
     async fn claim_group(&self, service: &str, group: &ViewGroup) -> Result<bool, StoreError> {
         self.call().await;
         if self.generation(service) != Some(group.view.generation) {
@@ -162,19 +162,50 @@ impl Registry for MemoryCatalog {
         }
         Ok(true)
     }
+}
 
-    async fn mark_grouped(&self, service: &str, generation: u64) -> Result<bool, StoreError> {
+#[async_trait]
+impl Edges for MemoryCatalog {
+    async fn dependents(&self, service: &str, after: Option<&str>, limit: usize) -> Result<DependentsPage, StoreError> {
         self.call().await;
-        let mut state = lock(&self.fanout);
-        match state.generations.get_mut(service) {
-            Some(g) if g.0 == generation => {
-                g.1 = true;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        let state = lock(&self.fanout);
+        let limit = limit.max(1);
+        let page: Vec<Dependent> = state
+            .edges
+            .get(service)
+            .into_iter()
+            .flatten()
+            .filter(|(c, _)| after.is_none_or(|a| c.as_str() > a))
+            .take(limit)
+            .map(|(c, r)| Dependent { consumer: c.clone(), requirements: r.clone() })
+            .collect();
+        // As DynamoDB: a page that reached its limit carries its last key,
+        // even when nothing follows.
+        let next = (page.len() == limit).then(|| page.last().map(|d| d.consumer.clone())).flatten();
+        Ok(DependentsPage { dependents: page, next })
     }
 
+    async fn put_edge(&self, service: &str, consumer: &str, requirements: &[String]) -> Result<(), StoreError> {
+        self.call().await;
+        lock(&self.fanout)
+            .edges
+            .entry(service.to_owned())
+            .or_default()
+            .insert(consumer.to_owned(), requirements.to_vec());
+        Ok(())
+    }
+
+    async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError> {
+        self.call().await;
+        if let Some(e) = lock(&self.fanout).edges.get_mut(service) {
+            e.remove(consumer);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Views for MemoryCatalog {
     async fn write_view(
         &self,
         consumer: &str,
@@ -249,25 +280,10 @@ impl Registry for MemoryCatalog {
         self.call().await;
         Ok(lock(&self.resolved).get(consumer).cloned())
     }
+}
 
-    async fn put_edge(&self, service: &str, consumer: &str, requirements: &[String]) -> Result<(), StoreError> {
-        self.call().await;
-        lock(&self.fanout)
-            .edges
-            .entry(service.to_owned())
-            .or_default()
-            .insert(consumer.to_owned(), requirements.to_vec());
-        Ok(())
-    }
-
-    async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError> {
-        self.call().await;
-        if let Some(e) = lock(&self.fanout).edges.get_mut(service) {
-            e.remove(consumer);
-        }
-        Ok(())
-    }
-
+#[async_trait]
+impl ExpiryRepair for MemoryCatalog {
     async fn repair_expiry_shard(&self, repair: &ShardRepair) -> Result<bool, StoreError> {
         self.call().await;
         let Some(key) = instance_key(&repair.pk, &repair.sk) else { return Ok(false) };

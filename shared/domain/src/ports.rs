@@ -166,13 +166,21 @@ pub enum ViewWrite {
     NotNeeded,
 }
 
-/// The registry, as the fan-out and tools use it.
+/// A service's generation: the count every refresh bumps first, and its `grouped` mark (docs/architecture.md, "Convergence under races").
 #[async_trait]
-pub trait Registry: Send + Sync {
+pub trait Generations: Send + Sync {
     /// Atomically adds one to the service's generation and returns the new
     /// value (docs/architecture.md, "Convergence under races": bump, then read, then write).
     async fn bump_generation(&self, service: &str) -> Result<Generation, StoreError>;
 
+    /// Records that the service's dependents are in view groups, if its
+    /// generation is still `generation`.
+    async fn mark_grouped(&self, service: &str, generation: u64) -> Result<bool, StoreError>;
+}
+
+/// Consistent reads of a service: its registrations with its edges or with its view groups.
+#[async_trait]
+pub trait ServiceState: Send + Sync {
     /// Reads the service's whole partition (edges too) with a consistent
     /// Query.
     async fn read_service(&self, service: &str) -> Result<ServicePartition, StoreError>;
@@ -180,11 +188,11 @@ pub trait Registry: Send + Sync {
     /// Reads the service's registrations and view groups, not its edges,
     /// with one consistent Query: its cost does not grow with dependents.
     async fn read_state(&self, service: &str) -> Result<ServicePartition, StoreError>;
+}
 
-    /// Reads up to `limit` dependency edges after consumer `after`
-    /// (consistent).
-    async fn dependents(&self, service: &str, after: Option<&str>, limit: usize) -> Result<DependentsPage, StoreError>;
-
+/// View-group claims, each conditional on the service's generation (docs/architecture.md, "View groups").
+#[async_trait]
+pub trait ViewGroups: Send + Sync {
     /// Stores `group` (its view's generation is the claim's) as pending,
     /// only if the service's generation is still that one: false when a
     /// newer refresh has begun, which then owns the group.
@@ -197,11 +205,25 @@ pub trait Registry: Send + Sync {
     /// Deletes a view group that has no members, only if the service's
     /// generation is still `generation` (a consumer joining since bumped it).
     async fn drop_group(&self, service: &str, group: &str, generation: u64) -> Result<bool, StoreError>;
+}
 
-    /// Records that the service's dependents are in view groups, if its
-    /// generation is still `generation`.
-    async fn mark_grouped(&self, service: &str, generation: u64) -> Result<bool, StoreError>;
+/// Dependency edges: which consumers need a service, with what requirements.
+#[async_trait]
+pub trait Edges: Send + Sync {
+    /// Reads up to `limit` dependency edges after consumer `after`
+    /// (consistent).
+    async fn dependents(&self, service: &str, after: Option<&str>, limit: usize) -> Result<DependentsPage, StoreError>;
 
+    /// Writes the dependency edge `service → consumer`.
+    async fn put_edge(&self, service: &str, consumer: &str, requirements: &[String]) -> Result<(), StoreError>;
+
+    /// Deletes the dependency edge `service → consumer`.
+    async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError>;
+}
+
+/// Consumers' resolved items: conditional view writes, the header, the revision.
+#[async_trait]
+pub trait Views: Send + Sync {
     /// Writes `view` for `service` into `consumer`'s resolved item, only if
     /// the stored generation is older and the consumer still needs the
     /// service. When `change_id` is given and the view changed, `revision` is
@@ -233,18 +255,24 @@ pub trait Registry: Send + Sync {
 
     /// Reads a consumer's resolved item (consistent).
     async fn get_resolved(&self, consumer: &str) -> Result<Option<ResolvedItem>, StoreError>;
+}
 
-    /// Writes the dependency edge `service → consumer`.
-    async fn put_edge(&self, service: &str, consumer: &str, requirements: &[String]) -> Result<(), StoreError>;
-
-    /// Deletes the dependency edge `service → consumer`.
-    async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError>;
-
+/// The fan-out's repair of a registration's expiry (docs/architecture.md, "The fan-out, batch by batch").
+#[async_trait]
+pub trait ExpiryRepair: Send + Sync {
     /// Puts a registration into the expiry index (sets its `expiry_shard`),
     /// only if it still has the `expires_at` the record saw; false when a
     /// later write or a delete got there first (its own record decides).
     async fn repair_expiry_shard(&self, repair: &ShardRepair) -> Result<bool, StoreError>;
 }
+
+/// Everything the fan-out (the stream path and the refresh function) reads
+/// and writes in the table, one concern per trait, so a fake or a fault
+/// wrapper names the concerns it needs. Implemented for every type that
+/// implements all of them.
+pub trait FanOutStore: Generations + ServiceState + ViewGroups + Edges + Views + ExpiryRepair {}
+
+impl<T: Generations + ServiceState + ViewGroups + Edges + Views + ExpiryRepair> FanOutStore for T {}
 
 /// One registration's identity: service, version (normalised text) and
 /// instance id.

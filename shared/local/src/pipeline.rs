@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
-use beacon_domain::ports::{Catalog, Components, ExpiryIndex, Publisher, RefreshQueue, Registry};
+use beacon_domain::ports::{Catalog, Components, ExpiryIndex, FanOutStore, Publisher, RefreshQueue};
 use beacon_fanout::{BatchReport, FanOut, PagesReport};
 use beacon_registrar::{RunOutcome, ServiceProperties, run_once};
 use tokio::sync::watch;
@@ -153,7 +153,7 @@ pub fn fanout_handler<R, P, Q>(
     observe: impl Fn(BatchSeen<'_>) + Send + Sync + 'static,
 ) -> Handler
 where
-    R: Registry + 'static,
+    R: FanOutStore + 'static,
     P: Publisher + 'static,
     Q: RefreshQueue + 'static,
 {
@@ -184,7 +184,7 @@ pub fn pages_handler<R, P, Q>(
     observe: impl Fn(PagesSeen<'_>) + Send + Sync + 'static,
 ) -> QueueHandler
 where
-    R: Registry + 'static,
+    R: FanOutStore + 'static,
     P: Publisher + 'static,
     Q: RefreshQueue + 'static,
 {

@@ -14,17 +14,17 @@ use beacon_domain::ports::{
 use beacon_domain::registration::{Registration, Status, expires_after};
 use beacon_domain::view::{Needs, ResolvedItem};
 
-use super::{DynamoRegistry, n, s, store_error};
+use super::{DynamoTable, n, s, store_error};
 use crate::item::{decode_needs, decode_registration, encode_needs, encode_registration, from_sdk, item_key, to_sdk};
 
 fn instance_key(key: &InstanceKey) -> HashMap<String, AttributeValue> {
-    DynamoRegistry::key(keys::service_pk(&key.service), &keys::instance_sk(&key.version, &key.instance_id))
+    DynamoTable::key(keys::service_pk(&key.service), &keys::instance_sk(&key.version, &key.instance_id))
 }
 
 /// A page of scanned items, and where to continue.
 type ScannedPage = (Vec<HashMap<String, AttributeValue>>, Option<PageToken>);
 
-impl DynamoRegistry {
+impl DynamoTable {
     /// One page of a Scan filtered to items whose `key` (`pk` or `sk`)
     /// begins with `prefix`. A page may hold fewer than `limit` items:
     /// DynamoDB applies the limit before the filter.
@@ -82,7 +82,7 @@ impl DynamoRegistry {
 }
 
 #[async_trait]
-impl Catalog for DynamoRegistry {
+impl Catalog for DynamoTable {
     async fn put(&self, r: &Registration) -> Result<(), StoreError> {
         self.write();
         self.client
@@ -196,7 +196,7 @@ impl Catalog for DynamoRegistry {
     }
 
     async fn resolved(&self, consumer: &str) -> Result<Option<ResolvedItem>, StoreError> {
-        beacon_domain::ports::Registry::get_resolved(self, consumer).await
+        beacon_domain::ports::Views::get_resolved(self, consumer).await
     }
 
     async fn consumers(&self, limit: u32, start: Option<PageToken>) -> Result<ConsumerPage, StoreError> {

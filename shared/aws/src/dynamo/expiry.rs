@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use beacon_domain::keys;
 use beacon_domain::ports::{DueKey, ExpiryIndex, StoreError};
 
-use super::{DynamoRegistry, n, s};
+use super::{DynamoTable, n, s};
 use crate::item::{from_sdk, item_key};
 
 #[async_trait]
-impl ExpiryIndex for DynamoRegistry {
+impl ExpiryIndex for DynamoTable {
     async fn due(&self, shard: u32, now: i64) -> Result<Vec<DueKey>, StoreError> {
         let query = self
             .client

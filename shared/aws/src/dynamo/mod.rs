@@ -57,7 +57,7 @@ impl RequestCounts {
 
 /// The table, through the AWS SDK.
 #[derive(Debug, Clone)]
-pub struct DynamoRegistry {
+pub struct DynamoTable {
     client: Client,
     table: String,
     counts: Arc<RequestCounts>,
@@ -122,7 +122,7 @@ pub(crate) fn is_conditional<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -
     err.code() == Some("ConditionalCheckFailedException")
 }
 
-impl DynamoRegistry {
+impl DynamoTable {
     /// A conditional write's outcome: `true` when written, `false` when its
     /// condition refused it (counted: a refused write is billed like one),
     /// any other failure as a [`StoreError`] for `operation`.
@@ -219,7 +219,7 @@ pub(crate) fn internal_error(operation: String, e: impl std::fmt::Display) -> St
     StoreError { operation, message: e.to_string(), retryable: false, bad_item: false, source: None }
 }
 
-impl DynamoRegistry {
+impl DynamoTable {
     /// An adapter over `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into(), counts: Arc::default() }

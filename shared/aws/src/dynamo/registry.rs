@@ -11,10 +11,13 @@ use aws_sdk_dynamodb::types::{
 };
 use beacon_domain::change::ShardRepair;
 use beacon_domain::keys;
-use beacon_domain::ports::{Dependent, DependentsPage, Generation, Registry, ServicePartition, StoreError, ViewWrite};
+use beacon_domain::ports::{
+    Dependent, DependentsPage, Edges, ExpiryRepair, Generation, Generations, ServicePartition, ServiceState,
+    StoreError, ViewGroups, ViewWrite, Views,
+};
 use beacon_domain::view::{ResolvedItem, ServiceView, ViewGroup};
 
-use super::{DynamoRegistry, internal_error, is_conditional, n, s, store_error};
+use super::{DynamoTable, internal_error, is_conditional, n, s, store_error};
 use crate::item::{decode_registration, from_sdk, item_key, to_attribute};
 
 /// The attribute on `GENERATION` that says the service's dependents are in
@@ -82,7 +85,7 @@ fn strings(item: &serde_dynamo::Item, name: &str) -> Vec<String> {
 }
 
 #[async_trait]
-impl Registry for DynamoRegistry {
+impl Generations for DynamoTable {
     async fn bump_generation(&self, service: &str) -> Result<Generation, StoreError> {
         let attributes = self.bump(service).await?;
         if attributes.contains_key(LAYOUT) {
@@ -96,6 +99,26 @@ impl Registry for DynamoRegistry {
         generation_of(service, &self.bump(service).await?)
     }
 
+    async fn mark_grouped(&self, service: &str, generation: u64) -> Result<bool, StoreError> {
+        self.write();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::fanout_pk(service), keys::generation_sk())))
+            .update_expression("SET #grouped = :yes")
+            .condition_expression("generation = :g")
+            .expression_attribute_names("#grouped", GROUPED)
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":g", n(generation))
+            .send()
+            .await;
+        self.conditional(result, || format!("UpdateItem grouped {service}"))
+    }
+}
+
+#[async_trait]
+impl ServiceState for DynamoTable {
     async fn read_service(&self, service: &str) -> Result<ServicePartition, StoreError> {
         let mut partition = ServicePartition::default();
         for item in self.query_instances(service).await? {
@@ -126,40 +149,10 @@ impl Registry for DynamoRegistry {
         }
         Ok(partition)
     }
+}
 
-    async fn dependents(&self, service: &str, after: Option<&str>, limit: usize) -> Result<DependentsPage, StoreError> {
-        let pk = keys::fanout_pk(service);
-        let start = after.map(|consumer| Self::key(pk.clone(), &keys::dependent_sk(consumer)));
-        self.read();
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :edge)")
-            .expression_attribute_values(":pk", s(pk.clone()))
-            .expression_attribute_values(":edge", s(keys::dependent_sk_prefix()))
-            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| store_error(format!("Query {pk} edges"), e))?;
-        let mut partition = ServicePartition::default();
-        for item in out.items.unwrap_or_default() {
-            add_to_partition(&mut partition, item);
-        }
-        // DynamoDB may return a last key with a full page that happens to
-        // be the end; the next Query then returns nothing, which is fine.
-        let next = out
-            .last_evaluated_key
-            .as_ref()
-            .and_then(|k| k.get(keys::SK))
-            .and_then(|v| v.as_s().ok())
-            .and_then(|sk| keys::dependent_of(sk))
-            .map(str::to_owned);
-        Ok(DependentsPage { dependents: partition.dependents, next })
-    }
-
+#[async_trait]
+impl ViewGroups for DynamoTable {
     async fn claim_group(&self, service: &str, group: &ViewGroup) -> Result<bool, StoreError> {
         let pk = keys::fanout_pk(service);
         let view = to_attribute(&group.view).map_err(|e| internal_error(format!("view group of {service}"), e))?;
@@ -202,24 +195,66 @@ impl Registry for DynamoRegistry {
             .map(|d| TransactWriteItem::builder().delete(d).build());
         self.transact_at(&pk, generation, delete, format!("drop {service}/{group}")).await
     }
+}
 
-    async fn mark_grouped(&self, service: &str, generation: u64) -> Result<bool, StoreError> {
-        self.write();
-        let result = self
+#[async_trait]
+impl Edges for DynamoTable {
+    async fn dependents(&self, service: &str, after: Option<&str>, limit: usize) -> Result<DependentsPage, StoreError> {
+        let pk = keys::fanout_pk(service);
+        let start = after.map(|consumer| Self::key(pk.clone(), &keys::dependent_sk(consumer)));
+        self.read();
+        let out = self
             .client
-            .update_item()
+            .query()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::fanout_pk(service), keys::generation_sk())))
-            .update_expression("SET #grouped = :yes")
-            .condition_expression("generation = :g")
-            .expression_attribute_names("#grouped", GROUPED)
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .expression_attribute_values(":g", n(generation))
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :edge)")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .expression_attribute_values(":edge", s(keys::dependent_sk_prefix()))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
             .send()
-            .await;
-        self.conditional(result, || format!("UpdateItem grouped {service}"))
+            .await
+            .map_err(|e| store_error(format!("Query {pk} edges"), e))?;
+        let mut partition = ServicePartition::default();
+        for item in out.items.unwrap_or_default() {
+            add_to_partition(&mut partition, item);
+        }
+        // DynamoDB may return a last key with a full page that happens to
+        // be the end; the next Query then returns nothing, which is fine.
+        let next = out
+            .last_evaluated_key
+            .as_ref()
+            .and_then(|k| k.get(keys::SK))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|sk| keys::dependent_of(sk))
+            .map(str::to_owned);
+        Ok(DependentsPage { dependents: partition.dependents, next })
     }
 
+    async fn put_edge(&self, service: &str, consumer: &str, requirements: &[String]) -> Result<(), StoreError> {
+        self.write();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(keys::PK, s(keys::fanout_pk(service)))
+            .item(keys::SK, s(keys::dependent_sk(consumer)))
+            .item("consumer", s(consumer))
+            .item("requirements", AttributeValue::L(requirements.iter().map(s).collect()))
+            .send()
+            .await
+            .map_err(|e| store_error(format!("PutItem edge {service}->{consumer}"), e))?;
+        Ok(())
+    }
+
+    async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError> {
+        self.delete_key(keys::fanout_pk(service), &keys::dependent_sk(consumer), format!("edge {service}->{consumer}"))
+            .await
+    }
+}
+
+#[async_trait]
+impl Views for DynamoTable {
     async fn write_view(
         &self,
         consumer: &str,
@@ -394,27 +429,10 @@ impl Registry for DynamoRegistry {
             .await?;
         item.map(|item| self.resolved_from(consumer, item)).transpose()
     }
+}
 
-    async fn put_edge(&self, service: &str, consumer: &str, requirements: &[String]) -> Result<(), StoreError> {
-        self.write();
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(keys::PK, s(keys::fanout_pk(service)))
-            .item(keys::SK, s(keys::dependent_sk(consumer)))
-            .item("consumer", s(consumer))
-            .item("requirements", AttributeValue::L(requirements.iter().map(s).collect()))
-            .send()
-            .await
-            .map_err(|e| store_error(format!("PutItem edge {service}->{consumer}"), e))?;
-        Ok(())
-    }
-
-    async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError> {
-        self.delete_key(keys::fanout_pk(service), &keys::dependent_sk(consumer), format!("edge {service}->{consumer}"))
-            .await
-    }
-
+#[async_trait]
+impl ExpiryRepair for DynamoTable {
     async fn repair_expiry_shard(&self, repair: &ShardRepair) -> Result<bool, StoreError> {
         self.write();
         let result = self
@@ -435,7 +453,7 @@ impl Registry for DynamoRegistry {
     }
 }
 
-impl DynamoRegistry {
+impl DynamoTable {
     /// `ADD 1` to the service's generation; the item after.
     async fn bump(&self, service: &str) -> Result<HashMap<String, AttributeValue>, StoreError> {
         self.write();

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use beacon_domain::keys::{self, KeyKind};
 use beacon_domain::ports::StoreError;
 
-use super::{DynamoRegistry, is_conditional, n, s, store_error};
+use super::{DynamoTable, is_conditional, n, s, store_error};
 use crate::item::{decode_needs, from_sdk};
 
 /// The attribute that marks an edge this command wrote: a later run may
@@ -44,7 +44,7 @@ pub struct UpgradeReport {
     pub old_items_deleted: usize,
 }
 
-impl DynamoRegistry {
+impl DynamoTable {
     /// Rebuilds every dependency edge under `FANOUT#<s>` from the consumers'
     /// `NEEDS` items, marks each service that gained an edge for a regroup
     /// at its next change, and with `remove_old` deletes what the layout

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use beacon_domain::event::Event;
-use beacon_domain::ports::{Dependent, Publisher, RefreshPage, RefreshQueue, Registry, StoreError, ViewWrite};
+use beacon_domain::ports::{Dependent, FanOutStore, Publisher, RefreshPage, RefreshQueue, StoreError, ViewWrite};
 use beacon_domain::view::{ServiceView, ViewCache, ViewGroup, group_id};
 use futures::{StreamExt, TryStreamExt};
 use tracing::{debug, error, warn};
@@ -113,7 +113,7 @@ impl Change<'_> {
     }
 }
 
-impl<R: Registry, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
+impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     /// Refreshes every view group of `service` whose view moved.
     pub(crate) async fn refresh(
         &self,
