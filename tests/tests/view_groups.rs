@@ -70,8 +70,17 @@ async fn a_change_that_moves_no_view_writes_no_dependent() {
     consumers(&p, N).await;
     p.registry.put(&orders(Status::Healthy, "a")).await.unwrap();
     all_resolved(&p, N, true, Duration::from_secs(30)).await;
-    // Let every earlier batch finish before counting.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every earlier batch finished before counting: each consumer's needs
+    // change published its `resolved`, and i-1's refresh its `registered`
+    // (a batch publishes after its writes, so the views alone can be seen
+    // first).
+    let _ = q
+        .receive_until(Duration::from_secs(30), |e| {
+            let consumers: BTreeSet<&str> =
+                of_kind(e, "resolved").iter().filter_map(|r| r["consumer"].as_str()).collect();
+            consumers.len() == N && !of_kind(e, "registered").is_empty()
+        })
+        .await;
     let _ = q.receive_for(Duration::from_millis(500)).await;
 
     // An attribute edit: a real change (one `updated` event), no view moves.
