@@ -143,7 +143,7 @@ pub(crate) fn deployed(name: &str) -> Yaml {
 
 /// Every policy of a function's deployed role: its inline policies, and the
 /// managed ones it carries (only AWSLambdaBasicExecutionRole may be one;
-/// tests/tests/template.rs checks every role of both templates).
+/// tests/tests/template/roles.rs checks every role of both templates).
 pub(crate) fn function_policies(t: &Yaml, function: &str, env: &BTreeMap<&str, Value>) -> Vec<Value> {
     let role_ref = &t["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"];
     let role_id = role_ref[0].as_str().unwrap_or_else(|| panic!("{function} has no role of the stack"));

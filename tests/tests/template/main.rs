@@ -1,0 +1,97 @@
+//! The SAM templates, read as data: least privilege per function, as AWS
+//! deploys it (each role read from the template AWS's SAM translator
+//! produces, `tests/iam/sam_transform.py`, managed policies included), and
+//! the event source mapping's filter equal to the local poller's. (cfn-lint
+//! validates them in ./scripts/test.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
+// The deployed roles' grants (roles.rs) and the API's definition (api.rs);
+// the resources the code depends on are checked here.
+mod api;
+mod roles;
+
+use std::path::Path;
+
+use serde_yaml::Value;
+
+fn template(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra").join(name);
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn as_list(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Sequence(s) => s.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+/// The root of the project.
+fn root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The fan-out's stream mapping is a plain resource, not a SAM event, with
+/// the settings the pipeline depends on.
+#[test]
+fn the_fan_out_stream_mapping_is_a_plain_resource() {
+    let t = template("template.yaml");
+    let r = &t["Resources"];
+    assert!(r["FanoutFunction"]["Properties"]["Events"].is_null(), "a DynamoDB event would attach SAM's broad policy");
+    assert_eq!(r["FanoutStream"]["Type"].as_str(), Some("AWS::Lambda::EventSourceMapping"));
+    let m = &r["FanoutStream"]["Properties"];
+    assert_eq!(m["StartingPosition"].as_str(), Some("TRIM_HORIZON"));
+    assert_eq!(m["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    assert_eq!(m["MaximumRecordAgeInSeconds"].as_u64(), Some(86400));
+    assert_eq!(as_list(&m["FunctionResponseTypes"]), vec![Value::from("ReportBatchItemFailures")]);
+    assert!(!m["DestinationConfig"]["OnFailure"]["Destination"].is_null());
+}
+
+/// SAM attaches AWS's broad execution-role policies to a function with an
+/// SQS event (AWSLambdaSQSQueueExecutionRole: every queue in the account):
+/// the refresh queue's mapping is declared as a plain resource instead.
+#[test]
+fn the_refresh_queue_is_fifo_with_a_dead_letter_queue_and_a_plain_mapping() {
+    let t = template("template.yaml");
+    let r = &t["Resources"];
+    let q = &r["RefreshQueue"]["Properties"];
+    assert_eq!(q["FifoQueue"], Value::Bool(true));
+    assert_eq!(
+        q["RedrivePolicy"]["maxReceiveCount"].as_u64(),
+        Some(u64::from(beacon_local::setup::REFRESH_MAX_RECEIVES))
+    );
+    assert_eq!(r["RefreshDeadLetterQueue"]["Properties"]["FifoQueue"], Value::Bool(true));
+    assert!(r["RefreshFunction"]["Properties"]["Events"].is_null(), "an SQS event would attach SAM's broad policy");
+    let mapping = &r["RefreshPages"]["Properties"];
+    assert_eq!(r["RefreshPages"]["Type"].as_str(), Some("AWS::Lambda::EventSourceMapping"));
+    assert_eq!(mapping["BatchSize"].as_u64(), Some(1));
+    assert_eq!(as_list(&mapping["FunctionResponseTypes"]), vec![Value::from("ReportBatchItemFailures")]);
+    // The visibility timeout covers several runs of the function, so a page
+    // being written is not delivered again.
+    let timeout =
+        r["RefreshFunction"]["Properties"]["Timeout"].as_u64().or(t["Globals"]["Function"]["Timeout"].as_u64());
+    assert!(q["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout.unwrap());
+}
+
+#[test]
+fn the_mapping_filter_equals_the_local_pollers() {
+    let t = template("template.yaml");
+    let filters = &t["Resources"]["FanoutStream"]["Properties"]["FilterCriteria"]["Filters"];
+    let from_template: Vec<serde_json::Value> =
+        as_list(filters).iter().map(|f| serde_json::from_str(f["Pattern"].as_str().unwrap()).unwrap()).collect();
+    let local = beacon_local::filter::FilterCriteria::beacon();
+    assert_eq!(from_template, local.patterns());
+}
+
+#[test]
+fn the_table_is_what_the_code_expects() {
+    let t = template("template.yaml");
+    let table = &t["Resources"]["Table"]["Properties"];
+    assert_eq!(table["StreamSpecification"]["StreamViewType"].as_str(), Some("NEW_AND_OLD_IMAGES"));
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(beacon_domain::keys::EXPIRES_AT));
+    let index = &as_list(&table["GlobalSecondaryIndexes"])[0];
+    assert_eq!(index["IndexName"].as_str(), Some(beacon_domain::keys::EXPIRY_INDEX));
+    assert_eq!(table["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
+    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
+}
