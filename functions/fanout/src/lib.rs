@@ -8,7 +8,7 @@
 //!    and are never retried), and repair expiry: a registration outside the
 //!    sweeper's index, or set to expire after its own TTL, gets its shard
 //!    and that bound (one conditional write, nothing published);
-//! 2. apply needs changes in stream order: dependency edges first, then each
+//! 2. apply needs changes in stream order (`needs`): dependency edges first, then each
 //!    needed service's view;
 //! 3. refresh each changed service once per batch — bump its generation,
 //!    read its registrations and view groups, resolve each distinct
@@ -27,15 +27,18 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use beacon_aws::stream::{sequence_number, stream_change};
 use beacon_domain::change::{Classified, NeedsChange, StreamChange};
 use beacon_domain::event::Event;
-use beacon_domain::ports::{FanOutStore, Publisher, RefreshQueue, StoreError, ViewWrite};
+use beacon_domain::ports::{FanOutStore, Publisher, RefreshQueue};
 use beacon_domain::{ShardRepair, classify, shard_repair};
 use futures::StreamExt;
 use tracing::{Instrument, debug, error, info_span, warn};
 
+mod needs;
 mod pages;
+mod report;
 mod view_groups;
 
 pub use pages::PagesReport;
+pub use report::BatchReport;
 pub use view_groups::Limits;
 use view_groups::{Budget, Change, VIEW_WRITE_CONCURRENCY};
 
@@ -78,67 +81,6 @@ pub const REFRESH_IAM_ACTIONS: &[&str] = &[
 
 /// How many services are refreshed at once within one batch.
 const SERVICE_CONCURRENCY: usize = 8;
-
-/// What one batch did, for logs, metrics and benchmarks.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct BatchReport {
-    /// Records in the batch.
-    pub records: usize,
-    /// Events published, by kind.
-    pub published: BTreeMap<&'static str, usize>,
-    /// Malformed records reported.
-    pub invalid: usize,
-    /// Heartbeat-only records (nothing published).
-    pub heartbeats: usize,
-    /// Resolved items whose view changed.
-    pub views_changed: usize,
-    /// Registrations put into the expiry index (written without, or with a
-    /// wrong, `expiry_shard`).
-    pub shards_repaired: usize,
-    /// View groups whose view moved (claimed for rewriting).
-    pub groups_claimed: usize,
-    /// Pages of dependents handed to the refresh queue.
-    pub pages_queued: usize,
-    /// Records reported for retry.
-    pub failed: usize,
-    /// Records, and dependents' views, that failed because of what a
-    /// stored item holds (no retry can fix it): reported once, named in
-    /// the logs, and not retried, so nothing behind them waits.
-    pub bad_items: usize,
-    /// The oldest record's approximate creation time (epoch seconds), for
-    /// the propagation-lag metric.
-    pub oldest_record_at: Option<i64>,
-}
-
-impl BatchReport {
-    /// The batch's metrics as EMF documents at `now_ms`: totals, and events
-    /// published per kind.
-    pub fn metrics(&self, now_ms: i64) -> Vec<serde_json::Value> {
-        use beacon_aws::metrics::{Metric, document};
-        let count = |name, v: usize| Metric { name, value: v as f64, unit: "Count" };
-        let mut totals = vec![
-            count("Records", self.records),
-            count("InvalidRecords", self.invalid),
-            count("ResolvedRefreshed", self.views_changed),
-            count("ExpiryShardsRepaired", self.shards_repaired),
-            count("ViewGroupsClaimed", self.groups_claimed),
-            count("RefreshPagesQueued", self.pages_queued),
-            count("BatchFailures", self.failed),
-            count("BadItemsSkipped", self.bad_items),
-        ];
-        if let Some(oldest) = self.oldest_record_at {
-            // The stream's creation time has one-second (locally one-minute)
-            // granularity: the lag is accurate to that.
-            let lag = (now_ms - oldest * 1000).max(0);
-            totals.push(Metric { name: "PropagationLag", value: lag as f64, unit: "Milliseconds" });
-        }
-        let mut docs = vec![document(&[("Function", "fanout")], &totals, now_ms)];
-        for (kind, n) in &self.published {
-            docs.push(document(&[("Function", "fanout"), ("Kind", kind)], &[count("EventsPublished", *n)], now_ms));
-        }
-        docs
-    }
-}
 
 /// One stream record, decoded: the change and the identifier a partial
 /// batch response names it by (its sequence number).
@@ -394,107 +336,5 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
 
         report.failed = failed.len();
         (failed.into_iter().map(|i| refs[i].item_identifier.clone()).collect(), report)
-    }
-
-    /// Applies a needs change: edges, header, each needed service's view,
-    /// then one revision bump and one `resolved` event if anything changed.
-    async fn apply_needs(
-        &self,
-        change: &NeedsChange,
-        record_id: &str,
-        created_at: i64,
-        now: i64,
-        budget: &Budget,
-    ) -> Result<(Vec<Event>, usize, usize), StoreError> {
-        let consumer = change.consumer.as_str();
-        let existing = self.registry.get_resolved(consumer).await?;
-        let mut old_services: BTreeSet<String> =
-            existing.as_ref().map(|r| r.needed_services.iter().cloned().collect()).unwrap_or_default();
-        old_services.extend(change.before.iter().flat_map(|b| b.services()));
-
-        let Some(after) = &change.after else {
-            for service in &old_services {
-                self.registry.delete_edge(service, consumer).await?;
-            }
-            self.registry.delete_resolved(consumer).await?;
-            return Ok((Vec::new(), 0, 0));
-        };
-        let services = after.services();
-        let dropped: Vec<String> = old_services.iter().filter(|s| !services.contains(s)).cloned().collect();
-        let needs_text: Vec<String> = after.needs.iter().map(ToString::to_string).collect();
-        let header_changed = existing.as_ref().is_none_or(|r| r.needs != needs_text) || !dropped.is_empty();
-        self.registry.set_needs_header(consumer, &needs_text, &services, &dropped).await?;
-        for service in &dropped {
-            self.registry.delete_edge(service, consumer).await?;
-        }
-        // Edges before reads: a change to a service after this point finds
-        // the consumer as a dependent; one before it is seen by our read.
-        for service in &services {
-            self.registry.put_edge(service, consumer, &after.requirements_on(service)).await?;
-        }
-        let ids = [record_id];
-        let change = Change { ids: &ids, created_at };
-        let mut jobs = Vec::with_capacity(services.len());
-        for service in &services {
-            jobs.push(async move {
-                self.join(service, consumer, &after.requirements_on(service), change, now, budget).await
-            });
-        }
-        let results: Vec<Result<(ViewWrite, view_groups::Refreshed), StoreError>> =
-            futures::stream::iter(jobs).buffer_unordered(VIEW_WRITE_CONCURRENCY).collect().await;
-        let mut writes = Vec::with_capacity(results.len());
-        let mut bad = 0;
-        for result in results {
-            match result {
-                Ok(w) => writes.push(w),
-                // One needed service that cannot be refreshed (the
-                // consumer's own item no write fixes) must not cost the
-                // consumer its other views, nor the group members their
-                // events: skipped, reported once.
-                Err(e) if e.is_bad_item() => {
-                    error!(%consumer, error = %e, "one needed service's view cannot be written: skipped, not retried");
-                    bad += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let views_changed = writes.iter().any(|(w, _)| matches!(w, ViewWrite::Changed(_)));
-        // Other members of a group this consumer found stale.
-        let mut events: Vec<Event> = Vec::new();
-        let mut changed = 0;
-        for (_, others) in writes {
-            changed += others.views_changed;
-            bad += others.bad_items;
-            events.extend(others.events);
-        }
-        if header_changed || views_changed {
-            let item = self.registry.bump_revision(consumer, record_id).await?;
-            events.push(Event::resolved(record_id, None, &item, created_at));
-            return Ok((events, changed + 1, bad));
-        }
-        // Retried record whose bump landed but whose event may not have.
-        if let Some(item) = existing.filter(|r| r.last_change_id.as_deref() == Some(record_id)) {
-            events.push(Event::resolved(record_id, None, &item, created_at));
-        }
-        Ok((events, changed, bad))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_batch_reports_its_metrics_in_emf() {
-        let mut report =
-            BatchReport { records: 3, invalid: 1, failed: 1, oldest_record_at: Some(100), ..Default::default() };
-        report.published.insert("registered", 2);
-        let docs = report.metrics(100_250);
-        assert_eq!(docs.len(), 2);
-        assert_eq!(docs[0]["InvalidRecords"], 1.0);
-        assert_eq!(docs[0]["BatchFailures"], 1.0);
-        assert_eq!(docs[0]["PropagationLag"], 250.0);
-        assert_eq!(docs[1]["Kind"], "registered");
-        assert_eq!(docs[1]["EventsPublished"], 2.0);
     }
 }

@@ -1,8 +1,10 @@
 //! The DynamoDB adapter: one table, one module per port it implements.
 //!
-//! - [`registry`] — [`beacon_domain::ports::Registry`], the fan-out's: generations,
-//!   consistent partition reads, conditional view writes (docs/architecture.md,
+//! - `registry` — the fan-out's store ([`beacon_domain::ports::FanOutStore`]):
+//!   generations, consistent partition reads, view-group claims, edges, the
+//!   expiry repair; `views` — its conditional view writes (docs/architecture.md,
 //!   "Convergence under races");
+//! - `upgrade` — `beacon upgrade`: edges rebuilt from the consumers' needs;
 //! - [`catalog`] — [`beacon_domain::ports::Catalog`], the clients': registrations,
 //!   heartbeats, status, needs, views;
 //! - [`expiry`] — [`beacon_domain::ports::ExpiryIndex`], the sweeper's.
@@ -28,6 +30,7 @@ mod catalog;
 mod expiry;
 mod registry;
 mod upgrade;
+mod views;
 
 pub use upgrade::{UPGRADE_ORIGIN, UpgradeReport};
 
