@@ -15,8 +15,8 @@ use crate::change::ShardRepair;
 use crate::keys;
 use crate::memory::{MemoryCatalog, lock};
 use crate::ports::{
-    Dependent, DependentsPage, Edges, ExpiryRepair, Generation, Generations, InstanceKey, ServicePartition,
-    ServiceState, StoreError, ViewGroups, ViewWrite, Views,
+    Conditional, Dependent, DependentsPage, Edges, ExpiryRepair, Generation, Generations, InstanceKey,
+    ServicePartition, ServiceState, StoreError, ViewGroups, Views,
 };
 use crate::view::{ResolvedItem, ServiceView, ViewGroup};
 
@@ -206,33 +206,47 @@ impl Edges for MemoryCatalog {
 
 #[async_trait]
 impl Views for MemoryCatalog {
-    async fn write_view(
+    async fn put_view_if_moved(
         &self,
         consumer: &str,
         service: &str,
         view: &ServiceView,
         change_id: Option<&str>,
-    ) -> Result<ViewWrite, StoreError> {
+    ) -> Result<Conditional<ResolvedItem>, StoreError> {
+        self.call().await;
+        let mut all = lock(&self.resolved);
+        let Some(item) = all.get_mut(consumer) else { return Ok(Conditional::Refused(None)) };
+        let needed = item.needed_services.iter().any(|s| s == service);
+        let moved =
+            item.services.get(service).is_none_or(|s| s.generation < view.generation && s.digest != view.digest);
+        if !(needed && moved) {
+            return Ok(Conditional::Refused(Some(item.clone())));
+        }
+        item.services.insert(service.to_owned(), view.clone());
+        if let Some(id) = change_id {
+            item.revision += 1;
+            item.last_change_id = Some(id.to_owned());
+        }
+        Ok(Conditional::Written(item.clone()))
+    }
+
+    async fn raise_view_generation(
+        &self,
+        consumer: &str,
+        service: &str,
+        generation: u64,
+    ) -> Result<Option<ResolvedItem>, StoreError> {
         self.call().await;
         let mut all = lock(&self.resolved);
         let Some(item) = all.get_mut(consumer).filter(|i| i.needed_services.iter().any(|s| s == service)) else {
-            return Ok(ViewWrite::NotNeeded);
+            return Ok(None);
         };
         match item.services.get_mut(service) {
-            Some(stored) if stored.generation >= view.generation => Ok(ViewWrite::Stale),
-            // Same view, older generation: only the generation moves.
-            Some(stored) if stored.digest == view.digest => {
-                stored.generation = view.generation;
-                Ok(ViewWrite::Unchanged(Box::new(item.clone())))
+            Some(stored) if stored.generation < generation => {
+                stored.generation = generation;
+                Ok(Some(item.clone()))
             }
-            _ => {
-                item.services.insert(service.to_owned(), view.clone());
-                if let Some(id) = change_id {
-                    item.revision += 1;
-                    item.last_change_id = Some(id.to_owned());
-                }
-                Ok(ViewWrite::Changed(Box::new(item.clone())))
-            }
+            _ => Ok(None),
         }
     }
 

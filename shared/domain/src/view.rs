@@ -192,9 +192,51 @@ impl ResolvedItem {
     }
 }
 
+/// Why a view write was refused, from the resolved item as it was (see
+/// `ports::Views::write_view`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// No item, or it no longer lists the service.
+    NotNeeded,
+    /// The stored view is as new or newer: a later read won.
+    Stale,
+    /// The stored view is this one, under an older generation.
+    SameViewOlder,
+}
+
+/// Why writing `view` of `service` was refused, given the item as it was.
+pub fn why_refused(old: Option<&ResolvedItem>, service: &str, view: &ServiceView) -> Refused {
+    let stored = old.filter(|o| o.needed_services.iter().any(|n| n == service)).and_then(|o| o.services.get(service));
+    match stored {
+        None => Refused::NotNeeded,
+        Some(s) if s.generation >= view.generation => Refused::Stale,
+        Some(_) => Refused::SameViewOlder,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_view_write_says_why_from_the_item_as_it_was() {
+        let view =
+            |generation: u64, digest: &str| ServiceView { generation, digest: digest.into(), requirements: Vec::new() };
+        let item = |needed: bool, stored: Option<ServiceView>| ResolvedItem {
+            consumer: "web".into(),
+            revision: 1,
+            needs: vec!["orders".into()],
+            needed_services: if needed { vec!["orders".into()] } else { Vec::new() },
+            services: stored.into_iter().map(|v| ("orders".to_owned(), v)).collect(),
+            last_change_id: None,
+        };
+        let new = view(5, "a");
+        assert_eq!(why_refused(None, "orders", &new), Refused::NotNeeded, "no item");
+        assert_eq!(why_refused(Some(&item(false, Some(view(1, "a")))), "orders", &new), Refused::NotNeeded);
+        assert_eq!(why_refused(Some(&item(true, Some(view(5, "b")))), "orders", &new), Refused::Stale, "as new");
+        assert_eq!(why_refused(Some(&item(true, Some(view(9, "b")))), "orders", &new), Refused::Stale, "newer");
+        assert_eq!(why_refused(Some(&item(true, Some(view(4, "a")))), "orders", &new), Refused::SameViewOlder);
+    }
 
     #[test]
     fn group_ids_follow_the_requirement_list_and_its_order() {

@@ -8,8 +8,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use beacon_aws::DynamoTable;
 use beacon_domain::ports::{
-    DependentsPage, Edges, ExpiryRepair, Generation, Generations, ServicePartition, ServiceState, StoreError,
-    ViewGroups, ViewWrite, Views,
+    Conditional, DependentsPage, Edges, ExpiryRepair, Generation, Generations, ServicePartition, ServiceState,
+    StoreError, ViewGroups, Views,
 };
 use beacon_domain::view::{ResolvedItem, ServiceView, ViewGroup};
 
@@ -138,15 +138,25 @@ impl Edges for FaultyRegistry {
 
 #[async_trait]
 impl Views for FaultyRegistry {
-    async fn write_view(
+    async fn put_view_if_moved(
         &self,
         consumer: &str,
         service: &str,
         view: &ServiceView,
         change_id: Option<&str>,
-    ) -> Result<ViewWrite, StoreError> {
+    ) -> Result<Conditional<ResolvedItem>, StoreError> {
         self.faults.check("UpdateItem view")?;
-        self.inner.write_view(consumer, service, view, change_id).await
+        self.inner.put_view_if_moved(consumer, service, view, change_id).await
+    }
+
+    async fn raise_view_generation(
+        &self,
+        consumer: &str,
+        service: &str,
+        generation: u64,
+    ) -> Result<Option<ResolvedItem>, StoreError> {
+        self.faults.check("UpdateItem view generation")?;
+        self.inner.raise_view_generation(consumer, service, generation).await
     }
 
     async fn set_needs_header(

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use beacon_domain::keys;
-use beacon_domain::ports::{StoreError, ViewWrite, Views};
+use beacon_domain::ports::{Conditional, StoreError, Views};
 use beacon_domain::view::{ResolvedItem, ServiceView};
 
 use super::{DynamoTable, internal_error, is_conditional, n, s, store_error};
@@ -16,24 +16,20 @@ use crate::item::to_attribute;
 
 #[async_trait]
 impl Views for DynamoTable {
-    async fn write_view(
+    async fn put_view_if_moved(
         &self,
         consumer: &str,
         service: &str,
         view: &ServiceView,
         change_id: Option<&str>,
-    ) -> Result<ViewWrite, StoreError> {
+    ) -> Result<Conditional<ResolvedItem>, StoreError> {
         let key = Self::key(keys::consumer_pk(consumer), keys::resolved_sk());
         let view_av = to_attribute(view).map_err(|e| internal_error(format!("view of {consumer}"), e))?;
-        let op = format!("UpdateItem resolved {consumer}/{service}");
-        // The write that records a changed view. Its condition: the consumer
-        // still needs the service, and the stored view is older and
-        // different (or absent).
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key.clone()))
+            .set_key(Some(key))
             .condition_expression(
                 "attribute_exists(pk) AND contains(needed_services, :sname) AND \
                  (attribute_not_exists(services.#s) OR (services.#s.generation < :g AND services.#s.digest <> :d))",
@@ -53,12 +49,8 @@ impl Views for DynamoTable {
             None => update.update_expression("SET services.#s = :v"),
         };
         self.write();
-        let old = match update.send().await {
-            Ok(out) => {
-                return Ok(ViewWrite::Changed(Box::new(
-                    self.resolved_from(consumer, out.attributes.unwrap_or_default())?,
-                )));
-            }
+        match update.send().await {
+            Ok(out) => Ok(Conditional::Written(self.resolved_from(consumer, out.attributes.unwrap_or_default())?)),
             Err(e) if is_conditional(&e) => {
                 self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
                 let item = e.as_service_error().and_then(|se| match se {
@@ -67,48 +59,41 @@ impl Views for DynamoTable {
                     }
                     _ => None,
                 });
-                match item {
-                    Some(item) => self.resolved_from(consumer, item)?,
-                    None => return Ok(ViewWrite::NotNeeded),
-                }
+                Ok(Conditional::Refused(item.map(|i| self.resolved_from(consumer, i)).transpose()?))
             }
-            Err(e) => return Err(store_error(op, e)),
-        };
-        // Why did the condition fail? Decide from the item as it was.
-        let stored = old.services.get(service).filter(|_| old.needed_services.iter().any(|n| n == service));
-        let Some(stored) = stored else {
-            return Ok(ViewWrite::NotNeeded);
-        };
-        if stored.generation >= view.generation {
-            return Ok(ViewWrite::Stale);
+            Err(e) => Err(store_error(format!("UpdateItem resolved {consumer}/{service}"), e)),
         }
-        // Same view, older generation: record the generation so a slower
-        // writer holding an older read cannot overwrite this view later.
+    }
+
+    async fn raise_view_generation(
+        &self,
+        consumer: &str,
+        service: &str,
+        generation: u64,
+    ) -> Result<Option<ResolvedItem>, StoreError> {
         self.write();
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key))
+            .set_key(Some(Self::key(keys::consumer_pk(consumer), keys::resolved_sk())))
             .update_expression("SET services.#s.generation = :g")
             .condition_expression(
                 "attribute_exists(pk) AND contains(needed_services, :sname) AND services.#s.generation < :g",
             )
             .expression_attribute_names("#s", service)
             .expression_attribute_values(":sname", s(service))
-            .expression_attribute_values(":g", n(view.generation))
+            .expression_attribute_values(":g", n(generation))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match out {
-            Ok(out) => {
-                Ok(ViewWrite::Unchanged(Box::new(self.resolved_from(consumer, out.attributes.unwrap_or_default())?)))
-            }
+            Ok(out) => Ok(Some(self.resolved_from(consumer, out.attributes.unwrap_or_default())?)),
             Err(e) if is_conditional(&e) => {
                 self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
-                Ok(ViewWrite::Stale)
+                Ok(None)
             }
-            Err(e) => Err(store_error(op, e)),
+            Err(e) => Err(store_error(format!("UpdateItem generation of {consumer}/{service}"), e)),
         }
     }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::StoreError;
 use crate::change::ShardRepair;
 use crate::registration::Registration;
-use crate::view::{ResolvedItem, ServiceView, ViewGroup};
+use crate::view::{Refused, ResolvedItem, ServiceView, ViewGroup};
 
 /// A consumer that depends on a service, from its dependency edge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +157,16 @@ pub trait Edges: Send + Sync {
     async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError>;
 }
 
+/// What a conditional write did: written (the item after), or refused (the
+/// item as it was, if there was one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conditional<T> {
+    /// The condition held.
+    Written(T),
+    /// The condition refused the write.
+    Refused(Option<T>),
+}
+
 /// Consumers' resolved items: conditional view writes, the header, the revision.
 #[async_trait]
 pub trait Views: Send + Sync {
@@ -164,13 +174,57 @@ pub trait Views: Send + Sync {
     /// the stored generation is older and the consumer still needs the
     /// service. When `change_id` is given and the view changed, `revision` is
     /// bumped and `last_change_id` set in the same write.
+    ///
+    /// The protocol is decided here, once, for every adapter: one
+    /// conditional write of a view that moved; when it is refused, the item
+    /// as it was says why ([`crate::view::why_refused`]); a view that is the
+    /// same but older has only its generation raised (so a slower writer
+    /// holding an older read cannot overwrite it later). Adapters implement
+    /// the two conditional writes only.
     async fn write_view(
         &self,
         consumer: &str,
         service: &str,
         view: &ServiceView,
         change_id: Option<&str>,
-    ) -> Result<ViewWrite, StoreError>;
+    ) -> Result<ViewWrite, StoreError> {
+        let old = match self.put_view_if_moved(consumer, service, view, change_id).await? {
+            Conditional::Written(item) => return Ok(ViewWrite::Changed(Box::new(item))),
+            Conditional::Refused(old) => old,
+        };
+        match crate::view::why_refused(old.as_ref(), service, view) {
+            Refused::NotNeeded => Ok(ViewWrite::NotNeeded),
+            Refused::Stale => Ok(ViewWrite::Stale),
+            Refused::SameViewOlder => match self.raise_view_generation(consumer, service, view.generation).await? {
+                Some(item) => Ok(ViewWrite::Unchanged(Box::new(item))),
+                // Raised by a newer writer in between.
+                None => Ok(ViewWrite::Stale),
+            },
+        }
+    }
+
+    /// Sets `services.<service>` to `view` (and, with `change_id`, bumps
+    /// `revision` and sets `last_change_id`) only if the item exists, lists
+    /// `service` in `needed_services`, and holds no view of it or one that
+    /// is older *and* different. Returns the item after, or the item as it
+    /// was when the condition refused (`None`: no item).
+    async fn put_view_if_moved(
+        &self,
+        consumer: &str,
+        service: &str,
+        view: &ServiceView,
+        change_id: Option<&str>,
+    ) -> Result<Conditional<ResolvedItem>, StoreError>;
+
+    /// Sets only `services.<service>.generation` to `generation`, if the
+    /// consumer still needs the service and the stored one is older.
+    /// Returns the item after, `None` when refused.
+    async fn raise_view_generation(
+        &self,
+        consumer: &str,
+        service: &str,
+        generation: u64,
+    ) -> Result<Option<ResolvedItem>, StoreError>;
 
     /// Creates or updates a consumer's resolved item header: its needs and
     /// needed services; drops views of services no longer needed. Returns

@@ -22,8 +22,8 @@ use crate::view::{Needs, ResolvedItem};
 mod fanout;
 
 pub use fanout::{
-    Dependent, DependentsPage, Edges, ExpiryRepair, FanOutStore, Generation, Generations, RefreshPage, RefreshQueue,
-    ServicePartition, ServiceState, ViewGroups, ViewWrite, Views,
+    Conditional, Dependent, DependentsPage, Edges, ExpiryRepair, FanOutStore, Generation, Generations, RefreshPage,
+    RefreshQueue, ServicePartition, ServiceState, ViewGroups, ViewWrite, Views,
 };
 
 /// Why a registry call failed: which call, whether a retry can help, and
