@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use beacon_aws::DynamoTable;
 use beacon_aws::viewer::EventQueue;
-use beacon_domain::ports::{Catalog, InstanceKey};
+use beacon_domain::ports::{InstanceKey, NeedsDeclarations, Registrations, ResolvedViews};
 use beacon_domain::registration::DEFAULT_INSTANCE_ID;
 use beacon_domain::view::{Needs, Outcome, ResolvedItem};
 use beacon_domain::{Registration, Status, parse_needs};

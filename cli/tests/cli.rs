@@ -357,7 +357,7 @@ async fn dev_up_passes_every_flag_to_the_runner() {
     )
     .unwrap();
     r.expires_at = now + 2;
-    beacon_domain::ports::Catalog::put(&catalog, &r).await.unwrap();
+    beacon_domain::ports::Registrations::put(&catalog, &r).await.unwrap();
     let listed = |out: Output| serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap_or_default().len();
     assert_eq!(listed(with_env(&["list", "--json"])), 1, "the registration was written");
     let start = Instant::now();

@@ -15,7 +15,8 @@
 use async_trait::async_trait;
 use beacon_catalog_api::{ApiConfig, ApiRequest, handle};
 use beacon_domain::ports::{
-    Catalog, ConsumerPage, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
+    ConsumerPage, Created, Existing, InstanceKey, NeedsDeclarations, PageToken, RegistrationPage, Registrations,
+    ResolvedViews, ServiceInstances, StoreError,
 };
 use beacon_domain::view::{Needs, ResolvedItem};
 use beacon_domain::{Registration, Status};
@@ -23,43 +24,61 @@ use beacon_domain::{Registration, Status};
 struct Empty;
 
 #[async_trait]
-impl Catalog for Empty {
+impl Registrations for Empty {
     async fn put(&self, _: &Registration) -> Result<(), StoreError> {
         Ok(())
     }
+
     async fn create(&self, _: &Registration) -> Result<Created, StoreError> {
         Ok(Created::Created)
     }
+
     async fn heartbeat(&self, _: &InstanceKey, _: u64, _: i64) -> Result<Existing, StoreError> {
         Ok(Existing::NotRegistered)
     }
+
     async fn set_status(&self, _: &InstanceKey, _: Status, _: i64) -> Result<Existing, StoreError> {
         Ok(Existing::NotRegistered)
     }
+
     async fn delete(&self, _: &InstanceKey) -> Result<Existing, StoreError> {
         Ok(Existing::NotRegistered)
     }
+
     async fn instances(&self, _: &str) -> Result<ServiceInstances, StoreError> {
         Ok(ServiceInstances::default())
     }
+
     async fn list(&self, _: u32, _: Option<PageToken>) -> Result<RegistrationPage, StoreError> {
         Ok(RegistrationPage::default())
     }
+}
+
+#[async_trait]
+impl NeedsDeclarations for Empty {
     async fn needs(&self, _: &str) -> Result<Option<Vec<String>>, StoreError> {
         Ok(None)
     }
+
     async fn put_needs(&self, _: &Needs, _: i64) -> Result<(), StoreError> {
         Ok(())
     }
+
     async fn delete_needs(&self, _: &str) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+#[async_trait]
+impl ResolvedViews for Empty {
     async fn revision(&self, _: &str) -> Result<Option<u64>, StoreError> {
         Ok(None)
     }
+
     async fn resolved(&self, _: &str) -> Result<Option<ResolvedItem>, StoreError> {
         Ok(None)
     }
+
     async fn consumers(&self, _: u32, _: Option<PageToken>) -> Result<ConsumerPage, StoreError> {
         Ok(ConsumerPage::default())
     }

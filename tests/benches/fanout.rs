@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use beacon_aws::item::to_attribute;
-use beacon_domain::ports::{Catalog, Views};
+use beacon_domain::ports::{Registrations, Views};
 use beacon_domain::view::ViewCache;
 use beacon_domain::{Registration, Status, keys};
 use beacon_tests::{now, sdk_config};

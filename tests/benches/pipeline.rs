@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use beacon_aws::viewer::subscribe_queue;
 use beacon_aws::{DynamoTable, SnsPublisher};
-use beacon_domain::ports::{Catalog, ServiceState, Views};
+use beacon_domain::ports::{NeedsDeclarations, Registrations, ServiceState, Views};
 use beacon_domain::view::Needs;
 use beacon_domain::{Registration, Status, parse_needs};
 use beacon_fanout::FanOut;

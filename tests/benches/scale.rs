@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use beacon_aws::{DynamoTable, SnsPublisher};
-use beacon_domain::ports::{Catalog, ServiceState};
+use beacon_domain::ports::{Registrations, ServiceState};
 use beacon_domain::{Registration, Status};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::MappingConfig;

@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon_domain::ports::Catalog;
+use beacon_domain::ports::{NeedsDeclarations, Registrations};
 use beacon_domain::view::Needs;
 use beacon_domain::{Registration, Status, keys, parse_needs};
 use beacon_tests::{TestPipeline, now, of_kind};

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use beacon_domain::parse_needs;
-use beacon_domain::ports::Catalog;
+use beacon_domain::ports::NeedsDeclarations;
 use beacon_domain::view::Needs;
 use beacon_tests::{TestPipeline, now};
 use futures::StreamExt;

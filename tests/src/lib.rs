@@ -54,7 +54,7 @@ pub fn now() -> i64 {
 /// services (`s0`, `s1`, …), 16 writes in flight: the load the benchmarks
 /// put on a table.
 pub async fn put_instances(catalog: &DynamoTable, n: usize, services: usize) {
-    use beacon_domain::ports::Catalog as _;
+    use beacon_domain::ports::Registrations as _;
     use futures::StreamExt as _;
     futures::stream::iter(0..n)
         .map(|i| async move {

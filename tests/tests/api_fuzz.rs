@@ -22,7 +22,7 @@ use std::process::Command;
 
 use beacon_aws::DynamoTable;
 use beacon_catalog_api::ApiConfig;
-use beacon_domain::ports::Catalog;
+use beacon_domain::ports::Registrations;
 use beacon_local::pipeline::{self, Clients, Names};
 use beacon_local::setup::LOCAL_SECRET_KEY;
 use beacon_tests::api::LocalApi;

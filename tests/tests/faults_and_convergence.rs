@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use beacon_domain::ports::{Catalog, InstanceKey};
+use beacon_domain::ports::{InstanceKey, NeedsDeclarations, Registrations};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use beacon_domain::keys;
-use beacon_domain::ports::Catalog;
+use beacon_domain::ports::{NeedsDeclarations, Registrations};
 use beacon_domain::view::{Needs, Outcome};
 use beacon_domain::{Registration, Status, parse_needs};
 use beacon_tests::{TestPipeline, now, of_kind};

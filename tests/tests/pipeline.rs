@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use beacon_domain::ports::{Catalog, Existing, InstanceKey};
+use beacon_domain::ports::{Existing, InstanceKey, NeedsDeclarations, Registrations};
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use beacon_domain::ports::{Catalog, Existing, InstanceKey};
+use beacon_domain::ports::{Existing, InstanceKey, Registrations};
 
 use beacon_domain::ports::ExpiryIndex;
 use beacon_domain::ports::ServiceState;

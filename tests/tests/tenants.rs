@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use beacon_aws::item::{encode_registration, to_sdk};
-use beacon_domain::ports::{Catalog, Edges};
+use beacon_domain::ports::{Edges, NeedsDeclarations, Registrations};
 use beacon_domain::view::{Needs, Outcome};
 use beacon_domain::{MAX_CLOCK_SKEW_SECONDS, Registration, Status, keys, parse_needs};
 use beacon_tests::{TestPipeline, now, of_kind};

@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use beacon_domain::ports::Catalog as _;
+use beacon_domain::ports::Registrations as _;
 use beacon_domain::{Registration, Status};
 use beacon_tests::stack::OwnStack;
 use beacon_tests::{Options, TestPipeline, now, of_kind};

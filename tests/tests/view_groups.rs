@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use beacon_domain::ports::Catalog;
+use beacon_domain::ports::{NeedsDeclarations, Registrations};
 use beacon_domain::view::{Needs, Outcome};
 use beacon_domain::{Registration, Status, parse_needs};
 use beacon_fanout::Limits;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use beacon_aws::DynamoTable;
 use beacon_aws::config::{ATTEMPT_TIMEOUT, INITIAL_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF};
-use beacon_domain::ports::{Catalog, InstanceKey};
+use beacon_domain::ports::{InstanceKey, NeedsDeclarations, Registrations};
 use beacon_domain::view::Needs;
 use beacon_domain::{Registration, Status, parse_needs};
 use beacon_local::pipeline::Clients;

@@ -1,7 +1,7 @@
 //! `beacon deregister`: removes a registration (`deregistered`).
 
 use anyhow::Result;
-use beacon_domain::ports::Catalog;
+use beacon_domain::ports::Registrations;
 
 use super::InstanceArgs;
 

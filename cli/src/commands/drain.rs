@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use beacon_domain::Status;
-use beacon_domain::ports::{Catalog, Existing};
+use beacon_domain::ports::{Existing, Registrations};
 
 use super::InstanceArgs;
 use crate::context::{EXIT_NOT_FOUND, Exit, now};

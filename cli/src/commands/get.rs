@@ -1,7 +1,7 @@
 //! `beacon get`: resolves a requirement now.
 
 use anyhow::Result;
-use beacon_domain::ports::Catalog;
+use beacon_domain::ports::Registrations;
 use beacon_domain::view::Outcome;
 use beacon_domain::{Requirement, resolve};
 use clap::Args;

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use beacon_domain::Registration;
-use beacon_domain::ports::Catalog;
+use beacon_domain::ports::Registrations;
 use clap::Args;
 
 use crate::context::{Common, now, print_table};

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use beacon_domain::parse_needs;
-use beacon_domain::ports::Catalog;
+use beacon_domain::ports::NeedsDeclarations;
 use beacon_domain::view::Needs;
 use clap::Args;
 

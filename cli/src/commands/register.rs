@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use beacon_domain::ports::{Catalog, Existing, InstanceKey};
+use beacon_domain::ports::{Existing, InstanceKey, Registrations};
 use beacon_domain::registration::DEFAULT_INSTANCE_ID;
 use beacon_domain::{Registration, Status};
 use clap::Args;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use beacon_domain::ports::Catalog;
+use beacon_domain::ports::ResolvedViews;
 use beacon_domain::view::{Outcome, ResolvedItem};
 use clap::Args;
 use serde_json::json;

@@ -52,6 +52,7 @@ pub async fn read(catalog: &impl Catalog, now: i64) -> Result<Value, StoreError>
 #[cfg(test)]
 mod tests {
     use beacon_domain::memory::MemoryCatalog;
+    use beacon_domain::ports::{NeedsDeclarations, Registrations};
     use beacon_domain::view::{Needs, Outcome, RequirementView, ResolvedItem, ServiceView};
     use beacon_domain::{Registration, Status, parse_needs};
 

@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use beacon_aws::config::{MissingEnv, require_env, table_from_env};
-use beacon_domain::ports::{Catalog, StoreError};
+use beacon_domain::ports::{NeedsDeclarations, ResolvedViews, StoreError};
 use beacon_domain::requirement::{Requirement, format_needs, parse_needs};
 use beacon_domain::services_file::{DEFAULT_PATH, ServicesFile};
 use beacon_domain::view::{Needs, ResolvedItem};
@@ -134,7 +134,9 @@ impl Config {
 /// watcher, read by every request without waiting on the registry.
 pub type SharedView = Arc<RwLock<Option<Arc<ServicesFile>>>>;
 
-/// Keeps the file (and the shared view) current, over any [`Catalog`].
+/// Keeps the file (and the shared view) current, over anything that
+/// holds needs and resolved items (no registration calls: a fake of the
+/// extension implements two small traits).
 #[derive(Debug)]
 pub struct Watcher<C> {
     catalog: C,
@@ -145,7 +147,7 @@ pub struct Watcher<C> {
     view: SharedView,
 }
 
-impl<C: Catalog> Watcher<C> {
+impl<C: NeedsDeclarations + ResolvedViews> Watcher<C> {
     /// A watcher over the registry.
     pub fn new(catalog: C, config: Config) -> Self {
         Self { catalog, config, last_check: None, revision: None, in_outage: false, view: SharedView::default() }

@@ -15,11 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use beacon_domain::ports::{
-    Catalog, ConsumerPage, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
-};
+use beacon_domain::parse_needs;
+use beacon_domain::ports::{ConsumerPage, NeedsDeclarations, PageToken, ResolvedViews, StoreError};
 use beacon_domain::view::{Needs, ResolvedItem};
-use beacon_domain::{Registration, Status, parse_needs};
 use beacon_extension::{Config, Watcher};
 
 #[derive(Default)]
@@ -77,51 +75,38 @@ fn view(needs: &[&str], revision: u64) -> ResolvedItem {
 }
 
 #[async_trait]
-impl Catalog for &Memory {
-    async fn put(&self, _: &Registration) -> Result<(), StoreError> {
-        unreachable!("the extension never registers")
-    }
-    async fn create(&self, _: &Registration) -> Result<Created, StoreError> {
-        unreachable!("the extension never registers")
-    }
-    async fn heartbeat(&self, _: &InstanceKey, _: u64, _: i64) -> Result<Existing, StoreError> {
-        unreachable!("the extension never heartbeats")
-    }
-    async fn set_status(&self, _: &InstanceKey, _: Status, _: i64) -> Result<Existing, StoreError> {
-        unreachable!("the extension never sets a status")
-    }
-    async fn delete(&self, _: &InstanceKey) -> Result<Existing, StoreError> {
-        unreachable!("the extension never deregisters")
-    }
-    async fn instances(&self, _: &str) -> Result<ServiceInstances, StoreError> {
-        unreachable!("the extension reads its resolved item, not partitions")
-    }
-    async fn list(&self, _: u32, _: Option<PageToken>) -> Result<RegistrationPage, StoreError> {
-        unreachable!("the extension never lists")
-    }
+impl NeedsDeclarations for &Memory {
     async fn needs(&self, _: &str) -> Result<Option<Vec<String>>, StoreError> {
         self.check("needs")?;
         Ok(self.needs.lock().unwrap().clone())
     }
+
     async fn put_needs(&self, needs: &Needs, _: i64) -> Result<(), StoreError> {
         self.check("put_needs")?;
         self.needs_writes.fetch_add(1, Ordering::SeqCst);
         *self.needs.lock().unwrap() = Some(needs.needs.iter().map(ToString::to_string).collect());
         Ok(())
     }
+
     async fn delete_needs(&self, _: &str) -> Result<(), StoreError> {
         unreachable!("the extension never removes its needs")
     }
+}
+
+#[async_trait]
+impl ResolvedViews for &Memory {
     async fn revision(&self, _: &str) -> Result<Option<u64>, StoreError> {
         self.check("revision")?;
         self.revision_reads.fetch_add(1, Ordering::SeqCst);
         Ok(self.item.lock().unwrap().as_ref().map(|i| i.revision))
     }
+
     async fn resolved(&self, _: &str) -> Result<Option<ResolvedItem>, StoreError> {
         self.check("resolved")?;
         self.item_reads.fetch_add(1, Ordering::SeqCst);
         Ok(self.item.lock().unwrap().clone())
     }
+
     async fn consumers(&self, _: u32, _: Option<PageToken>) -> Result<ConsumerPage, StoreError> {
         unreachable!("the extension reads only its own view")
     }

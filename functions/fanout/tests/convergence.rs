@@ -21,7 +21,8 @@ use beacon_domain::event::Event;
 use beacon_domain::keys;
 use beacon_domain::memory::MemoryCatalog;
 use beacon_domain::ports::{
-    Catalog, InstanceKey, PublishError, Publisher, RefreshPage, RefreshQueue, StoreError, Views,
+    InstanceKey, NeedsDeclarations, PublishError, Publisher, RefreshPage, RefreshQueue, Registrations, StoreError,
+    Views,
 };
 use beacon_domain::view::{Needs, ViewCache};
 use beacon_domain::{Registration, Status, parse_needs};

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use beacon_domain::Status;
 use beacon_domain::memory::MemoryCatalog;
-use beacon_domain::ports::{Catalog, CheckError, Components};
+use beacon_domain::ports::{CheckError, Components, Registrations};
 use beacon_registrar::{RunError, RunOutcome, ServiceProperties, run_once};
 
 /// The parts that exist, what the registrar removed, and a part whose

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use beacon_domain::memory::MemoryCatalog;
-use beacon_domain::ports::{Catalog, DueKey, ExpiryIndex, InstanceKey, StoreError};
+use beacon_domain::ports::{DueKey, ExpiryIndex, InstanceKey, Registrations, StoreError};
 use beacon_domain::{Registration, Status};
 
 const T0: i64 = 1_700_000_000;

@@ -17,8 +17,8 @@ use async_trait::async_trait;
 
 use crate::keys;
 use crate::ports::{
-    Catalog, ConsumerPage, Created, DueKey, Existing, ExpiryIndex, InstanceKey, PageToken, RegistrationPage,
-    ServiceInstances, StoreError,
+    ConsumerPage, Created, DueKey, Existing, ExpiryIndex, InstanceKey, NeedsDeclarations, PageToken, RegistrationPage,
+    Registrations, ResolvedViews, ServiceInstances, StoreError,
 };
 use crate::registration::{Registration, Status, expires_after};
 use crate::view::{Needs, ResolvedItem};
@@ -109,7 +109,7 @@ impl ExpiryIndex for MemoryCatalog {
 }
 
 #[async_trait]
-impl Catalog for MemoryCatalog {
+impl Registrations for MemoryCatalog {
     async fn put(&self, r: &Registration) -> Result<(), StoreError> {
         lock(&self.registrations).insert(key_of(&InstanceKey::of(r)), r.clone());
         Ok(())
@@ -162,7 +162,10 @@ impl Catalog for MemoryCatalog {
             more.then(|| page.last().map(|((pk, sk), _)| PageToken { pk: pk.clone(), sk: sk.clone() })).flatten();
         Ok(RegistrationPage { registrations: page.into_iter().map(|(_, r)| r.clone()).collect(), invalid: 0, next })
     }
+}
 
+#[async_trait]
+impl NeedsDeclarations for MemoryCatalog {
     async fn needs(&self, consumer: &str) -> Result<Option<Vec<String>>, StoreError> {
         Ok(lock(&self.needs).get(consumer).cloned())
     }
@@ -176,7 +179,10 @@ impl Catalog for MemoryCatalog {
         lock(&self.needs).remove(consumer);
         Ok(())
     }
+}
 
+#[async_trait]
+impl ResolvedViews for MemoryCatalog {
     async fn revision(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
         Ok(lock(&self.resolved).get(consumer).map(|i| i.revision))
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::{AttributeValue as Av, PutRequest, WriteRequest};
 use beacon_aws::item::to_attribute;
 use beacon_aws::{DynamoTable, SnsPublisher};
-use beacon_domain::ports::Catalog;
+use beacon_domain::ports::ResolvedViews;
 use beacon_domain::view::{ResolvedItem, ServiceView, group_id};
 use beacon_domain::{Registration, Status, keys};
 use beacon_fanout::{FanOut, Limits};

@@ -1,7 +1,7 @@
 //! The soak's writers: each owns its slots, writes at random, and records
 //! the event each write must produce.
 
-use beacon_domain::ports::{Catalog, InstanceKey};
+use beacon_domain::ports::{InstanceKey, NeedsDeclarations, Registrations};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

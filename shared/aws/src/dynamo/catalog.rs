@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use beacon_domain::keys;
 use beacon_domain::ports::{
-    Catalog, ConsumerPage, Created, Existing, InstanceKey, PageToken, RegistrationPage, ServiceInstances, StoreError,
+    ConsumerPage, Created, Existing, InstanceKey, NeedsDeclarations, PageToken, RegistrationPage, Registrations,
+    ResolvedViews, ServiceInstances, StoreError,
 };
 use beacon_domain::registration::{Registration, Status, expires_after};
 use beacon_domain::view::{Needs, ResolvedItem};
@@ -82,7 +83,7 @@ impl DynamoTable {
 }
 
 #[async_trait]
-impl Catalog for DynamoTable {
+impl Registrations for DynamoTable {
     async fn put(&self, r: &Registration) -> Result<(), StoreError> {
         self.write();
         self.client
@@ -157,7 +158,10 @@ impl Catalog for DynamoTable {
         }
         Ok(page)
     }
+}
 
+#[async_trait]
+impl NeedsDeclarations for DynamoTable {
     async fn needs(&self, consumer: &str) -> Result<Option<Vec<String>>, StoreError> {
         let item = self
             .get_consistent(keys::consumer_pk(consumer), keys::needs_sk(), None, format!("needs {consumer}"))
@@ -182,7 +186,10 @@ impl Catalog for DynamoTable {
     async fn delete_needs(&self, consumer: &str) -> Result<(), StoreError> {
         self.delete_key(keys::consumer_pk(consumer), keys::needs_sk(), format!("needs {consumer}")).await
     }
+}
 
+#[async_trait]
+impl ResolvedViews for DynamoTable {
     async fn revision(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
         let item = self
             .get_consistent(

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | [`FanOutStore`] ([`Generations`], [`ServiceState`], [`ViewGroups`], [`Edges`], [`Views`], [`ExpiryRepair`]; in `fanout`) | the fan-out | generations, partition reads, view-group claims, edges, conditional view writes, expiry repair |
 //! | [`RefreshQueue`] | the fan-out | pages of large refreshes |
-//! | [`Catalog`] | the catalog API, registrar, extension, CLI | a client's writes and reads of registrations, needs and views |
+//! | [`Catalog`] ([`Registrations`], [`NeedsDeclarations`], [`ResolvedViews`]) | the catalog API, registrar, extension, CLI | a client's writes and reads of registrations, needs and views |
 //! | [`ExpiryIndex`] | the sweeper | what is due, and a delete that a heartbeat wins |
 //! | [`Publisher`] | the fan-out | publishing events, one result per event |
 //! | [`Components`] | the registrar | whether a service's functions and APIs exist; removing the registrar |
@@ -158,10 +158,18 @@ pub struct PageToken {
 }
 
 /// What clients do with the registry: the catalog API, the registrar, the
-/// extension and the CLI all go through this, never through a raw client.
+/// extension and the CLI all go through these, never through a raw client.
 /// Time is an argument, so every caller can be tested with a fixed clock.
+/// One concern per trait; `Catalog` is all three, implemented for whatever
+/// implements them (the extension, say, needs only [`NeedsDeclarations`]
+/// and [`ResolvedViews`]).
+pub trait Catalog: Registrations + NeedsDeclarations + ResolvedViews {}
+
+impl<T: Registrations + NeedsDeclarations + ResolvedViews> Catalog for T {}
+
+/// A client's registrations: writes, heartbeats, status, lookups and listing.
 #[async_trait]
-pub trait Catalog: Send + Sync {
+pub trait Registrations: Send + Sync {
     /// Writes (creates or replaces) a registration.
     async fn put(&self, r: &Registration) -> Result<(), StoreError>;
     /// Writes a registration only if that instance is not registered.
@@ -177,12 +185,22 @@ pub trait Catalog: Send + Sync {
     async fn instances(&self, service: &str) -> Result<ServiceInstances, StoreError>;
     /// One page of every registration. A page may be short.
     async fn list(&self, limit: u32, start: Option<PageToken>) -> Result<RegistrationPage, StoreError>;
+}
+
+/// What consumers declare they need.
+#[async_trait]
+pub trait NeedsDeclarations: Send + Sync {
     /// A consumer's declared needs, as text.
     async fn needs(&self, consumer: &str) -> Result<Option<Vec<String>>, StoreError>;
     /// Declares a consumer's needs.
     async fn put_needs(&self, needs: &Needs, now: i64) -> Result<(), StoreError>;
     /// Removes a consumer's needs (the fan-out then removes its view).
     async fn delete_needs(&self, consumer: &str) -> Result<(), StoreError>;
+}
+
+/// Consumers' resolved items as clients read them.
+#[async_trait]
+pub trait ResolvedViews: Send + Sync {
     /// Only a consumer's resolved `revision`: the cheap "did anything move?".
     async fn revision(&self, consumer: &str) -> Result<Option<u64>, StoreError>;
     /// A consumer's resolved item.
