@@ -18,7 +18,8 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-use crate::{ApiConfig, ApiError, ApiRequest, FieldError, catalog_path};
+use crate::routes::Route;
+use crate::{ApiConfig, ApiError, ApiRequest, FieldError};
 
 /// The definition as written.
 pub const OPENAPI_YAML: &str = include_str!("../../../infra/openapi.yaml");
@@ -116,6 +117,8 @@ enum Segment {
 
 struct Operation {
     method: String,
+    /// The path template as the document writes it (a route's `template`).
+    template: String,
     segments: Vec<Segment>,
     parameters: Vec<Parameter>,
     body: Option<(bool, jsonschema::Validator)>,
@@ -176,6 +179,7 @@ impl Definition {
                 };
                 operations.push(Operation {
                     method: method.to_uppercase(),
+                    template: template.clone(),
                     segments: segments.clone(),
                     parameters,
                     body,
@@ -197,37 +201,29 @@ impl Definition {
         })
     }
 
-    /// The operation a request is for: the method and every literal
-    /// segment match, the most literal segments winning.
-    fn operation(&self, method: &str, segments: &[&str]) -> Option<&Operation> {
-        self.operations
-            .iter()
-            .filter(|o| o.method == method && o.segments.len() == segments.len())
-            .filter(|o| {
-                o.segments.iter().zip(segments).all(|(t, s)| match t {
-                    Segment::Literal(l) => l == s,
-                    Segment::Parameter(_) => true,
-                })
-            })
-            .max_by_key(|o| o.segments.iter().filter(|t| matches!(t, Segment::Literal(_))).count())
+    /// The operations, as (method, template): what the route table must
+    /// hold for this rendering.
+    pub fn operations(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.operations.iter().map(|o| (o.method.as_str(), o.template.as_str()))
     }
 
-    /// Checks a request against its operation. A request no operation
-    /// describes passes: the router answers it (404, 405).
-    pub fn check(&self, req: &ApiRequest) -> Result<(), ApiError> {
-        let (path, _) = catalog_path(&req.path);
-        let decoded: Vec<String> =
-            path.trim_start_matches('/').trim_end_matches('/').split('/').map(crate::percent_decode).collect();
-        let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
-        let Some(operation) = self.operation(&req.method, &segments) else { return Ok(()) };
+    /// Checks a request against its route's operation; `segments` are the
+    /// path's (decoded), as the route matched them. A route the rendering
+    /// does not describe (an unscoped write turned off) passes: the router
+    /// answers it.
+    pub fn check(&self, route: &Route, segments: &[String], req: &ApiRequest) -> Result<(), ApiError> {
+        let Some(operation) = self.operations.iter().find(|o| o.method == route.method && o.template == route.template)
+        else {
+            return Ok(());
+        };
         let mut errors = Vec::new();
         for p in &operation.parameters {
             let value = match p.place {
                 Place::Path => operation
                     .segments
                     .iter()
-                    .zip(&segments)
-                    .find_map(|(t, s)| (*t == Segment::Parameter(p.name.clone())).then(|| (*s).to_owned())),
+                    .zip(segments)
+                    .find_map(|(t, s)| (*t == Segment::Parameter(p.name.clone())).then(|| s.clone())),
                 Place::Query => req.query.get(&p.name).cloned(),
                 Place::Header if p.name.eq_ignore_ascii_case("if-none-match") => req.if_none_match.clone(),
                 Place::Header => None,
@@ -326,6 +322,18 @@ fn field_of(e: &jsonschema::ValidationError<'_>) -> String {
 mod tests {
     use super::*;
 
+    /// Checks `req` as the handler does: through its route.
+    fn check(d: &Definition, req: &ApiRequest) -> Result<(), ApiError> {
+        match crate::routes::find(&req.method, &req.path) {
+            crate::routes::Found::Route(route, segments) => d.check(route, &segments, req),
+            _ => Ok(()),
+        }
+    }
+
+    fn has(d: &Definition, method: &str, template: &str) -> bool {
+        d.operations().any(|o| o == (method, template))
+    }
+
     fn request(method: &str, path: &str, body: &str) -> ApiRequest {
         ApiRequest { method: method.into(), path: path.into(), body: body.as_bytes().to_vec(), ..ApiRequest::default() }
     }
@@ -334,19 +342,20 @@ mod tests {
     fn the_definition_renders_and_compiles_for_both_settings() {
         for unscoped in [true, false] {
             let d = Definition::compile(&rendered(ApiConfig { unscoped_writes: unscoped }, false)).unwrap();
-            let seed_route = d.operation("POST", &["catalog", "register"]).is_some();
-            assert_eq!(seed_route, unscoped);
-            assert!(d.operation("POST", &["catalog", "services", "orders", "register"]).is_some());
-            assert!(d.operation("GET", &["catalog", "orders", "1.0.0"]).is_some());
+            assert_eq!(has(&d, "POST", "/catalog/register"), unscoped);
+            assert!(has(&d, "POST", "/catalog/services/{name}/register"));
+            assert!(has(&d, "GET", "/catalog/{name}/{version}"));
         }
     }
 
     #[test]
     fn a_request_the_definition_rejects_names_each_field() {
         let d = Definition::for_config(ApiConfig::default());
-        let err = d
-            .check(&request("POST", "/catalog/register", r#"{"service_name": "9bad", "ttl": true, "endpoint_url": 7}"#))
-            .unwrap_err();
+        let err = check(
+            d,
+            &request("POST", "/catalog/register", r#"{"service_name": "9bad", "ttl": true, "endpoint_url": 7}"#),
+        )
+        .unwrap_err();
         let ApiError::BadRequest(fields) = err else { panic!("{err:?}") };
         let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
         for name in ["service_name", "ttl", "endpoint_url", "service_version"] {
@@ -354,7 +363,7 @@ mod tests {
         }
         let mut list = request("GET", "/catalog", "");
         list.query.insert("limit".into(), "zero".into());
-        let err = d.check(&list).unwrap_err();
+        let err = check(d, &list).unwrap_err();
         let ApiError::BadRequest(fields) = err else { panic!("{err:?}") };
         assert_eq!(fields[0].field, "limit");
     }
@@ -364,8 +373,8 @@ mod tests {
         let d = Definition::for_config(ApiConfig::default());
         let body =
             r#"{"service": "orders", "version": "1.2.0", "endpoint_url": "https://o.example", "ttl_seconds": 60}"#;
-        d.check(&request("POST", "/dev/catalog/register", body)).unwrap();
-        d.check(&request("GET", "/catalog/orders/1.2.0", "")).unwrap();
-        d.check(&request("DELETE", "/catalog/anything", "")).unwrap();
+        check(d, &request("POST", "/dev/catalog/register", body)).unwrap();
+        check(d, &request("GET", "/catalog/orders/1.2.0", "")).unwrap();
+        check(d, &request("DELETE", "/catalog/anything", "")).unwrap();
     }
 }

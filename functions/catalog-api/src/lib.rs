@@ -26,6 +26,7 @@ use serde_json::Value;
 pub mod definition;
 mod error;
 pub mod reads;
+pub mod routes;
 pub mod writes;
 
 pub use error::{ApiError, FieldError};
@@ -104,12 +105,9 @@ pub async fn handle(catalog: &impl Catalog, config: ApiConfig, request: &ApiRequ
 }
 
 /// Whether a request is for a write route (API Gateway puts IAM auth on
-/// these): a POST to `/catalog/register`, `/catalog/deregister` or
-/// `/catalog/services/{name}/register|deregister`.
+/// these): the route table's `write` column ([`routes::ROUTES`]).
 pub fn is_write(method: &str, path: &str) -> bool {
-    let (_, parts) = catalog_path(path);
-    method == "POST"
-        && matches!(parts.as_slice(), ["register" | "deregister"] | ["services", _, "register" | "deregister"])
+    matches!(routes::find(method, path), routes::Found::Route(route, _) if route.write)
 }
 
 /// The `Allow` header a response carries: a 405 names the methods its
@@ -156,41 +154,30 @@ async fn route(
     if req.body.len() > MAX_BODY {
         return Err(ApiError::TooLarge);
     }
-    definition::Definition::for_config(config).check(req)?;
-    let (path, raw) = catalog_path(&req.path);
-    let decoded: Vec<String> = raw.iter().map(|s| percent_decode(s)).collect();
-    let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let method = req.method.as_str();
-    let unscoped = || {
-        if config.unscoped_writes {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(
-                "the unscoped write routes are turned off here; use POST /catalog/services/{name}/register or /deregister"
-                    .into(),
-            ))
+    let (route, segments) = match routes::find(method, &req.path) {
+        routes::Found::Route(route, segments) => (route, segments),
+        routes::Found::MethodNotAllowed { allow } => {
+            return Err(ApiError::MethodNotAllowed { method: method.into(), allow });
         }
+        routes::Found::NotFound => return Err(ApiError::NotFound(format!("no route for {method} {}", req.path))),
     };
-    match (method, parts.as_slice()) {
-        ("POST", ["services", name, "register"]) => writes::register(catalog, req, Some(name), now).await,
-        ("POST", ["services", name, "deregister"]) => writes::deregister(catalog, req, Some(name)).await,
-        ("POST", ["register"]) => {
-            unscoped()?;
-            writes::register(catalog, req, None, now).await
+    if route.unscoped && !config.unscoped_writes {
+        return Err(ApiError::Forbidden(
+            "the unscoped write routes are turned off here; use POST /catalog/services/{name}/register or /deregister"
+                .into(),
+        ));
+    }
+    definition::Definition::for_config(config).check(route, &segments, req)?;
+    let name = route.parameter("name", &segments);
+    match route.action {
+        routes::Action::Register => writes::register(catalog, req, name, now).await,
+        routes::Action::Deregister => writes::deregister(catalog, req, name).await,
+        routes::Action::List => reads::list(catalog, req).await,
+        routes::Action::Resolve => reads::resolve_route(catalog, name.unwrap_or_default(), req, now).await,
+        routes::Action::Lookup => {
+            let version = route.parameter("version", &segments).unwrap_or_default();
+            reads::lookup(catalog, name.unwrap_or_default(), version, now).await
         }
-        ("POST", ["deregister"]) => {
-            unscoped()?;
-            writes::deregister(catalog, req, None).await
-        }
-        ("GET", []) if path.starts_with("/catalog") => reads::list(catalog, req).await,
-        ("GET", [name]) => reads::resolve_route(catalog, name, req, now).await,
-        ("GET", [name, version]) => reads::lookup(catalog, name, version, now).await,
-        (_, ["register" | "deregister"] | ["services", _, "register" | "deregister"]) => {
-            Err(ApiError::MethodNotAllowed { method: method.into(), allow: "POST" })
-        }
-        (_, [] | [_] | [_, _]) if path.starts_with("/catalog") => {
-            Err(ApiError::MethodNotAllowed { method: method.into(), allow: "GET" })
-        }
-        _ => Err(ApiError::NotFound(format!("no route for {method} {}", req.path))),
     }
 }
