@@ -14,16 +14,12 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use beacon_domain::change::{Image, StreamChange};
-use beacon_domain::event::Event;
 use beacon_domain::keys;
 use beacon_domain::memory::MemoryCatalog;
-use beacon_domain::ports::{
-    InstanceKey, NeedsDeclarations, PublishError, Publisher, RefreshPage, RefreshQueue, Registrations, StoreError,
-    Views,
-};
+use beacon_domain::memory_ports::{MemoryBus, MemoryRefreshQueue};
+use beacon_domain::ports::{InstanceKey, NeedsDeclarations, RefreshPage, Registrations, Views};
 use beacon_domain::view::{Needs, ViewCache};
 use beacon_domain::{Registration, Status, parse_needs};
 use beacon_fanout::{FanOut, Limits, Record};
@@ -35,30 +31,6 @@ const VERSIONS: [&str; 3] = ["1.0.0", "1.2.0", "2.0.0"];
 const STATUSES: [Status; 3] = [Status::Healthy, Status::Healthy, Status::Draining];
 const REQUIREMENTS: [&str; 6] = ["auth", "auth^1", "orders>=1.2", "orders", "pay==1.0.0", "pay^2"];
 const CONSUMERS: usize = 5;
-
-/// Events published, in order.
-#[derive(Default)]
-struct Bus(Mutex<Vec<Event>>);
-
-#[async_trait]
-impl Publisher for Bus {
-    async fn publish(&self, events: &[Event]) -> Vec<Result<(), PublishError>> {
-        self.0.lock().unwrap().extend(events.iter().cloned());
-        events.iter().map(|_| Ok(())).collect()
-    }
-}
-
-/// The refresh queue: pages in the order sent.
-#[derive(Default)]
-struct Pages(Mutex<VecDeque<RefreshPage>>);
-
-#[async_trait]
-impl RefreshQueue for Pages {
-    async fn send(&self, page: &RefreshPage) -> Result<(), StoreError> {
-        self.0.lock().unwrap().push_back(page.clone());
-        Ok(())
-    }
-}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -89,7 +61,7 @@ impl Dice {
     }
 }
 
-type Fan = FanOut<MemoryCatalog, Bus, Pages>;
+type Fan = FanOut<MemoryCatalog, MemoryBus, MemoryRefreshQueue>;
 
 /// Applies `op` to the table as a client would and returns its stream
 /// record, if the table changed.
@@ -197,11 +169,11 @@ async fn batch(fan: &Fan, shard: &Mutex<VecDeque<Record>>, size: usize, redelive
 }
 
 /// Runs the next refresh page, if any; a failed one is sent again.
-async fn page(fan: &Fan, pages: &Pages, n: usize) {
-    let Some(next) = pages.0.lock().unwrap().pop_front() else { return };
+async fn page(fan: &Fan, pages: &MemoryRefreshQueue, n: usize) {
+    let Some(next) = pages.pop() else { return };
     let (response, _) = fan.handle_pages(&page_event(&next, n)).await;
     if !response.batch_item_failures.is_empty() {
-        pages.0.lock().unwrap().push_back(next);
+        pages.push_back(next);
     }
 }
 
@@ -256,14 +228,15 @@ impl std::future::Future for Later {
 
 async fn run(ops: Vec<Op>, shards: usize, limits: Limits, seed: u64) -> Result<(), String> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-    let fan = FanOut::new(MemoryCatalog::interleaving(seed), Bus::default(), Pages::default()).with_limits(limits);
+    let fan = FanOut::new(MemoryCatalog::interleaving(seed), MemoryBus::default(), MemoryRefreshQueue::default())
+        .with_limits(limits);
     let queues: Vec<Mutex<VecDeque<Record>>> = (0..shards).map(|_| Mutex::new(VecDeque::new())).collect();
     let (writing, busy, seq) = (AtomicBool::new(true), AtomicUsize::new(0), AtomicUsize::new(0));
     let idle = || {
         !writing.load(SeqCst)
             && busy.load(SeqCst) == 0
             && queues.iter().all(|q| q.lock().unwrap().is_empty())
-            && fan.queue().0.lock().unwrap().is_empty()
+            && fan.queue().is_empty()
     };
     // The clients: each write lands a few registry calls after the last,
     // while the pollers below work; its record goes to its item's shard.
@@ -304,7 +277,7 @@ async fn run(ops: Vec<Op>, shards: usize, limits: Limits, seed: u64) -> Result<(
         async move {
             let mut dice = Dice(seed.wrapping_mul(31).wrapping_add(i as u64));
             while !idle() {
-                if fan.queue().0.lock().unwrap().is_empty() {
+                if fan.queue().is_empty() {
                     Later(1).await;
                     continue;
                 }

@@ -257,44 +257,7 @@ mod tests {
         );
     }
 
-    /// An in-memory topic and queues: what the port saw and did.
-    #[derive(Default)]
-    struct Memory {
-        subscriptions: std::sync::Mutex<Vec<TopicSubscription>>,
-        queues: std::sync::Mutex<Vec<ViewerQueue>>,
-        /// Queues that exist but are missing from the listing (it lags).
-        unlisted: Vec<String>,
-        /// Subscriptions whose Unsubscribe fails.
-        refuse: Vec<String>,
-    }
-
-    fn failed(operation: &str) -> StoreError {
-        StoreError::shape(operation, std::io::Error::other("refused"))
-    }
-
-    #[async_trait::async_trait]
-    impl Subscribers for Memory {
-        async fn subscriptions(&self) -> Result<Vec<TopicSubscription>, StoreError> {
-            Ok(self.subscriptions.lock().unwrap().clone())
-        }
-        async fn viewer_queues(&self) -> Result<Vec<ViewerQueue>, StoreError> {
-            Ok(self.queues.lock().unwrap().clone())
-        }
-        async fn queue_exists(&self, name: &str) -> Result<bool, StoreError> {
-            Ok(self.unlisted.iter().any(|n| n == name) || self.queues.lock().unwrap().iter().any(|q| q.name == name))
-        }
-        async fn unsubscribe(&self, arn: &str) -> Result<(), StoreError> {
-            if self.refuse.iter().any(|r| r == arn) {
-                return Err(failed("Unsubscribe"));
-            }
-            self.subscriptions.lock().unwrap().retain(|s| s.arn != arn);
-            Ok(())
-        }
-        async fn delete_queue(&self, url: &str) -> Result<(), StoreError> {
-            self.queues.lock().unwrap().retain(|q| q.url != url);
-            Ok(())
-        }
-    }
+    use beacon_domain::memory_ports::MemorySubscribers as Memory;
 
     #[tokio::test]
     async fn a_queue_missing_from_the_listing_but_there_keeps_its_subscription() {

@@ -18,7 +18,10 @@
 //! - [`event`] — the published event documents and their SNS attributes;
 //! - [`ports`] — the traits the adapters implement (registry, catalog,
 //!   expiry index, publisher);
-//! - `memory` (feature `memory`) — an in-memory catalog port for unit tests;
+//! - `memory` (feature `memory`) — the table in memory (`MemoryCatalog`: the
+//!   catalog, the fan-out's store, the expiry index) for unit tests;
+//! - `memory_ports` (feature `memory`) — the other ports in memory: the
+//!   topic, the refresh queue, a service's parts, the topic's subscribers;
 //! - [`sweep`] — the sweeper's logic over the expiry index port;
 //! - [`services_file`] — the file the Lambda extension writes, and a reader;
 //! - [`clock`] — the wall clock, read only at the edges (binaries).
@@ -30,6 +33,8 @@ pub mod event;
 pub mod keys;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "memory")]
+pub mod memory_ports;
 #[cfg(feature = "memory")]
 mod memory_registry;
 pub mod ports;
