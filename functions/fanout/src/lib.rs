@@ -22,9 +22,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_lambda_events::event::dynamodb::Event as StreamEvent;
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use beacon_aws::stream::{sequence_number, stream_change};
 use beacon_domain::change::{Classified, NeedsChange, StreamChange};
 use beacon_domain::event::Event;
 use beacon_domain::ports::{FanOutStore, Publisher, RefreshQueue};
@@ -32,11 +29,13 @@ use beacon_domain::{ShardRepair, classify, shard_repair};
 use futures::StreamExt;
 use tracing::{Instrument, debug, error, info_span, warn};
 
+mod lambda;
 mod needs;
 mod pages;
 mod report;
 mod view_groups;
 
+pub use lambda::decode;
 pub use pages::PagesReport;
 pub use report::BatchReport;
 pub use view_groups::Limits;
@@ -90,19 +89,6 @@ pub struct Record {
     pub change: StreamChange,
     /// Its sequence number (the record's event id when it has none).
     pub item_identifier: String,
-}
-
-/// Decodes a Lambda DynamoDB stream event (the only place the handler
-/// meets the Lambda type).
-pub fn decode(event: &StreamEvent) -> Vec<Record> {
-    event
-        .records
-        .iter()
-        .map(|r| Record {
-            change: stream_change(r),
-            item_identifier: sequence_number(r).unwrap_or(&r.event_id).to_owned(),
-        })
-        .collect()
 }
 
 /// The fan-out handler, generic over its ports so tests can inject faults
@@ -164,22 +150,6 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     /// pages it was sent.
     pub fn queue(&self) -> &Q {
         &self.queue
-    }
-
-    /// Handles one stream batch at `now` (epoch seconds).
-    pub async fn handle(&self, event: &StreamEvent, now: i64) -> (DynamoDbEventResponse, BatchReport) {
-        let records = decode(event);
-        let (failed, report) = self.handle_records(&records, now).await;
-        let mut response = DynamoDbEventResponse::default();
-        response.batch_item_failures = failed
-            .into_iter()
-            .map(|id| {
-                let mut f = DynamoDbBatchItemFailure::default();
-                f.item_identifier = Some(id);
-                f
-            })
-            .collect();
-        (response, report)
     }
 
     /// Handles one batch of decoded records at `now` (epoch seconds), in
