@@ -138,11 +138,25 @@ impl DynamoTable {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + Send + Sync + 'static,
     {
+        self.conditional_output(result, operation).map(|written| written.is_some())
+    }
+
+    /// [`Self::conditional`], keeping what the write returned: `Some` when
+    /// written, `None` when its condition refused it (counted).
+    pub(crate) fn conditional_output<T, E, R>(
+        &self,
+        result: Result<T, SdkError<E, R>>,
+        operation: impl FnOnce() -> String,
+    ) -> Result<Option<T>, StoreError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
         match result {
-            Ok(_) => Ok(true),
+            Ok(out) => Ok(Some(out)),
             Err(e) if is_conditional(&e) => {
                 self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
-                Ok(false)
+                Ok(None)
             }
             Err(e) => Err(store_error(operation(), e)),
         }

@@ -5,7 +5,6 @@
 //! "Convergence under races").
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValue, TransactWriteItem, Update};
@@ -17,12 +16,12 @@ use beacon_domain::ports::{
 };
 use beacon_domain::view::ViewGroup;
 
-use super::{DynamoTable, internal_error, is_conditional, n, s, store_error};
+use super::{DynamoTable, internal_error, n, s, store_error};
 use crate::item::{decode_registration, from_sdk, item_key, to_attribute};
 
 /// The attribute on `GENERATION` that says the service's dependents are in
 /// view groups.
-const GROUPED: &str = "grouped";
+pub(crate) const GROUPED: &str = "grouped";
 
 use beacon_domain::keys::{LAYOUT, LAYOUT_FANOUT_PARTITION};
 /// The generation a service starts from in this layout: above any count an
@@ -68,6 +67,17 @@ fn add_to_partition(partition: &mut ServicePartition, item: HashMap<String, Attr
             });
         }
     }
+}
+
+/// The dependency edge `service → consumer` as an item (the fan-out's, and
+/// `beacon upgrade`'s).
+pub(crate) fn edge_item(service: &str, consumer: &str, requirements: &[String]) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (keys::PK.to_owned(), s(keys::fanout_pk(service))),
+        (keys::SK.to_owned(), s(keys::dependent_sk(consumer))),
+        ("consumer".to_owned(), s(consumer)),
+        ("requirements".to_owned(), AttributeValue::L(requirements.iter().map(s).collect())),
+    ])
 }
 
 /// A list-of-strings attribute (other members skipped).
@@ -237,10 +247,7 @@ impl Edges for DynamoTable {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item(keys::PK, s(keys::fanout_pk(service)))
-            .item(keys::SK, s(keys::dependent_sk(consumer)))
-            .item("consumer", s(consumer))
-            .item("requirements", AttributeValue::L(requirements.iter().map(s).collect()))
+            .set_item(Some(edge_item(service, consumer, requirements)))
             .send()
             .await
             .map_err(|e| store_error(format!("PutItem edge {service}->{consumer}"), e))?;
@@ -336,13 +343,7 @@ impl DynamoTable {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
-            Err(e) if is_conditional(&e) => {
-                self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
-                Ok(None)
-            }
-            Err(e) => Err(store_error(format!("UpdateItem layout {service}"), e)),
-        }
+        let marked = self.conditional_output(result, || format!("UpdateItem layout {service}"))?;
+        Ok(marked.map(|out| out.attributes.unwrap_or_default()))
     }
 }

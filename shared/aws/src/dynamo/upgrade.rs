@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use beacon_domain::keys::{self, KeyKind};
 use beacon_domain::ports::StoreError;
 
-use super::{DynamoTable, is_conditional, n, s, store_error};
+use super::{DynamoTable, n, s, store_error};
 use crate::item::{decode_needs, from_sdk};
 
 /// The attribute that marks an edge this command wrote: a later run may
@@ -149,16 +149,14 @@ impl DynamoTable {
                 return Ok(false);
             }
         }
+        let mut item = super::registry::edge_item(service, consumer, requirements);
+        item.insert(UPGRADE_ORIGIN.to_owned(), s(UPGRADE_ORIGIN_VALUE));
         self.write();
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(keys::PK, s(pk))
-            .item(keys::SK, s(sk))
-            .item("consumer", s(consumer))
-            .item("requirements", AttributeValue::L(requirements.iter().map(s).collect()))
-            .item(UPGRADE_ORIGIN, s(UPGRADE_ORIGIN_VALUE))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk) OR #origin = :upgrade")
             .expression_attribute_names("#origin", UPGRADE_ORIGIN)
             .expression_attribute_values(":upgrade", s(UPGRADE_ORIGIN_VALUE))
@@ -179,15 +177,12 @@ impl DynamoTable {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(keys::fanout_pk(service), keys::generation_sk())))
-            .update_expression("ADD generation :one REMOVE grouped")
+            .update_expression("ADD generation :one REMOVE #grouped")
             .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#grouped", super::registry::GROUPED)
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(store_error(format!("UpdateItem regroup {service}"), e)),
-        }
+        self.conditional(result, || format!("UpdateItem regroup {service}"))
     }
 }

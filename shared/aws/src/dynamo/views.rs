@@ -87,14 +87,8 @@ impl Views for DynamoTable {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match out {
-            Ok(out) => Ok(Some(self.resolved_from(consumer, out.attributes.unwrap_or_default())?)),
-            Err(e) if is_conditional(&e) => {
-                self.counts.conditional_failures.fetch_add(1, Ordering::Relaxed);
-                Ok(None)
-            }
-            Err(e) => Err(store_error(format!("UpdateItem generation of {consumer}/{service}"), e)),
-        }
+        let raised = self.conditional_output(out, || format!("UpdateItem generation of {consumer}/{service}"))?;
+        raised.map(|out| self.resolved_from(consumer, out.attributes.unwrap_or_default())).transpose()
     }
 
     async fn set_needs_header(
