@@ -77,9 +77,14 @@ pub struct DevOpts {
     /// `UnscopedWriteRoutes` parameter decides in AWS.
     #[arg(long, default_value = "on", value_parser = ["on", "off"], global = true)]
     pub unscoped_writes: String,
-    /// How often the sweeper runs (AWS: every minute).
+    /// How often the sweeper is invoked, and its janitor runs (AWS: every
+    /// minute).
     #[arg(long, default_value_t = 60, global = true)]
     pub sweep_every_seconds: u64,
+    /// Between two sweeps of the expiry index within an invocation (the
+    /// template's `SweepIntervalMs`: a second).
+    #[arg(long, default_value_t = 1000, global = true, value_parser = clap::value_parser!(u64).range(100..))]
+    pub sweep_interval_ms: u64,
     /// Puts the fault proxy (beacon_local::proxy) between everything `dev`
     /// runs (fan-out, sweeper, catalog API, registrars, the page) and the
     /// engines: this percentage of requests, for each kind, gets a throttle

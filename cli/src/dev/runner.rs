@@ -77,6 +77,7 @@ async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoin
     tasks.push(pipeline::spawn_sweeper(
         registry(),
         Duration::from_secs(opts.sweep_every_seconds.max(1)),
+        Duration::from_millis(opts.sweep_interval_ms),
         stop_rx.clone(),
     ));
     // The sweeper's janitor, on the same schedule (one Lambda in AWS).
@@ -212,8 +213,9 @@ pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
     eprintln!("beacon dev: `source {}` points the AWS CLI, boto3 and beacon at it", env_path.display());
     if let Some(url) = &running.api_url {
         eprintln!(
-            "beacon dev: the pipeline is running (stream poller at 4 polls/s per shard → fan-out → SNS; sweeper every {} s)",
-            opts.sweep_every_seconds.max(1)
+            "beacon dev: the pipeline is running (stream poller at 4 polls/s per shard → fan-out → SNS; sweeper every {} s, each run sweeping every {} ms)",
+            opts.sweep_every_seconds.max(1),
+            opts.sweep_interval_ms
         );
         eprintln!("beacon dev: catalog API at {url}/catalog (writes need SigV4 with the local credentials)");
         if let Some(ui) = &running.ui {

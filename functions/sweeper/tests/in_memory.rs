@@ -68,3 +68,127 @@ async fn a_heartbeat_between_the_read_and_the_delete_keeps_the_instance() {
     let r = racing.0.instances("orders").await.unwrap().registrations.remove(0);
     assert_eq!(r.expires_at, T0 + 20, "the heartbeat's expiry stands");
 }
+
+/// The table, noting the paused clock's time of every delete that landed
+/// and failing the index reads it is told to (an observer and a fault
+/// injector: the in-memory table has neither).
+struct Observed {
+    table: MemoryCatalog,
+    clock: Clock,
+    deleted: std::sync::Mutex<Vec<(String, i64)>>,
+    sweeps: std::sync::atomic::AtomicUsize,
+    fail_sweeps: Vec<usize>,
+}
+
+/// Epoch milliseconds on tokio's clock: paused in these tests, so a
+/// window of a minute runs in no time and every instant is exact.
+#[derive(Clone, Copy)]
+struct Clock {
+    origin: tokio::time::Instant,
+    at: i64,
+}
+
+impl Clock {
+    fn now(self) -> i64 {
+        self.at + i64::try_from(self.origin.elapsed().as_millis()).unwrap()
+    }
+}
+
+#[async_trait]
+impl ExpiryIndex for Observed {
+    async fn due(&self, shard: u32, now: i64) -> Result<Vec<DueKey>, StoreError> {
+        if shard == 0 {
+            let n = self.sweeps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.fail_sweeps.contains(&n) {
+                return Err(StoreError::transient("Query expiry", "injected"));
+            }
+        }
+        self.table.due(shard, now).await
+    }
+    async fn delete_if_expired(&self, key: &DueKey, now: i64) -> Result<bool, StoreError> {
+        let gone = self.table.delete_if_expired(key, now).await?;
+        if gone {
+            self.deleted.lock().unwrap().push((key.sk.clone(), self.clock.now()));
+        }
+        Ok(gone)
+    }
+}
+
+/// A registration that expires `after` seconds past T0 (written 10 s
+/// before that, the shortest TTL).
+fn expiring(id: &str, after: i64) -> Registration {
+    Registration::new_at("orders", "1.0.0", id, "https://o.example", Status::Healthy, 10, T0 + after - 10).unwrap()
+}
+
+fn observed(at: i64, fail_sweeps: Vec<usize>) -> Observed {
+    let clock = Clock { origin: tokio::time::Instant::now(), at };
+    Observed {
+        table: MemoryCatalog::new(),
+        clock,
+        deleted: Default::default(),
+        sweeps: Default::default(),
+        fail_sweeps,
+    }
+}
+
+fn minute(clock: Clock, interval_ms: u64) -> beacon_sweeper::Window {
+    use std::time::Duration;
+    beacon_sweeper::Window::for_schedule(
+        clock.at,
+        Duration::from_secs(60),
+        Duration::from_secs(10),
+        Duration::from_millis(interval_ms),
+        i64::MAX,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_window_expires_each_registration_within_a_second_of_its_expiry() {
+    // The invocation starts 300 ms into a second, as a real one would.
+    let o = observed(T0 * 1000 + 300, vec![]);
+    // 200 registrations, their expiries spread over the window's 70 s.
+    for i in 0..200u64 {
+        let after = 1 + i64::try_from((i * 7) % 69).unwrap();
+        o.table.put(&expiring(&format!("i-{i}"), after)).await.unwrap();
+    }
+    let window = minute(o.clock, 1000);
+    let (report, failed) = beacon_sweeper::sweep_window(&o, || o.clock.now(), window).await.unwrap();
+    assert_eq!((report.expired, failed), (200, 0));
+    // 71 sweeps: at once, then at each second plus 50 ms up to 70 s in.
+    assert_eq!(o.sweeps.load(std::sync::atomic::Ordering::SeqCst), 71);
+    for (sk, at) in o.deleted.lock().unwrap().iter() {
+        let i: u64 = sk.rsplit("i-").next().unwrap().parse().unwrap();
+        let due = (T0 + i64::try_from(1 + (i * 7) % 69).unwrap()) * 1000;
+        assert!(*at >= due, "{sk} deleted at {at}, before it was due at {due}");
+        assert!(*at - due <= 50, "{sk} deleted {} ms after it was due", *at - due);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_sweep_is_retried_by_the_next_and_only_a_failed_last_sweep_fails_the_window() {
+    let o = observed(T0 * 1000, vec![1, 2]);
+    o.table.put(&expiring("gone", 1)).await.unwrap();
+    let window = minute(o.clock, 1000);
+    let (report, failed) = beacon_sweeper::sweep_window(&o, || o.clock.now(), window).await.unwrap();
+    assert_eq!((report.expired, failed), (1, 2));
+    // Due at 1 s, missed by the sweeps at 1 s and 2 s, taken at 3 s.
+    let deleted = o.deleted.lock().unwrap().clone();
+    assert_eq!(deleted, [("INSTANCE#1.0.0#gone".to_owned(), T0 * 1000 + 3050)]);
+
+    let last = observed(T0 * 1000, vec![69]);
+    let err = beacon_sweeper::sweep_window(&last, || last.clock.now(), minute(last.clock, 1000)).await.unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interval_of_a_minute_sweeps_once_and_a_deadline_ends_the_window() {
+    let o = observed(T0 * 1000, vec![]);
+    beacon_sweeper::sweep_window(&o, || o.clock.now(), minute(o.clock, 60_000)).await.unwrap();
+    assert_eq!(o.sweeps.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let o = observed(T0 * 1000, vec![]);
+    let window = beacon_sweeper::Window { until_millis: T0 * 1000 + 5_000, ..minute(o.clock, 1000) };
+    beacon_sweeper::sweep_window(&o, || o.clock.now(), window).await.unwrap();
+    // At 0, then 1.05 s to 4.05 s: the sweep at 5.05 s would begin past the end.
+    assert_eq!(o.sweeps.load(std::sync::atomic::Ordering::SeqCst), 5);
+}

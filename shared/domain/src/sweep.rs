@@ -1,12 +1,24 @@
-//! The sweeper: expires registrations whose heartbeats stopped, within a
-//! minute, instead of waiting for DynamoDB's TTL (which deletes "within a few
-//! days"). It reads only the sparse expiry index — what is due — never the
-//! table, and deletes each item under the condition that it is still
+//! The sweeper: expires registrations whose heartbeats stopped, within
+//! seconds, instead of waiting for DynamoDB's TTL (which deletes "within a
+//! few days"). It reads only the sparse expiry index — what is due — never
+//! the table, and deletes each item under the condition that it is still
 //! expired, so a heartbeat that lands between the read and the delete wins.
 //! The deletes reach the stream and become `expired` events.
+//!
+//! One sweep reads every shard at once and deletes what is due
+//! [`DELETE_CONCURRENCY`] at a time: a thousand registrations that expire in
+//! the same second are gone in a few round trips' time, not a thousand. How
+//! often a sweep runs is the caller's (the sweeper Lambda sweeps every
+//! second through its one-minute invocation; docs/architecture.md,
+//! "Expiry").
+
+use futures::{StreamExt, TryStreamExt};
 
 use crate::keys::EXPIRY_SHARDS;
 use crate::ports::{ExpiryIndex, StoreError};
+
+/// How many conditional deletes one sweep has in flight.
+pub const DELETE_CONCURRENCY: usize = 32;
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -19,21 +31,37 @@ pub struct SweepReport {
     pub refreshed: usize,
 }
 
+impl SweepReport {
+    /// Adds another sweep's counts (an invocation's sweeps, summed).
+    pub fn add(&mut self, other: &SweepReport) {
+        self.due += other.due;
+        self.expired += other.expired;
+        self.refreshed += other.refreshed;
+    }
+}
+
 /// Sweeps every expiry shard at `now` (injected, so tests fix the clock).
 pub async fn sweep(index: &impl ExpiryIndex, now: i64) -> Result<SweepReport, StoreError> {
-    let mut report = SweepReport::default();
+    // Futures collected before they are polled (not a lazy map over an
+    // iterator): the sweep's future stays `Send` for the callers' spawns.
+    let mut reads = Vec::new();
     for shard in 0..EXPIRY_SHARDS {
-        for key in index.due(shard, now).await? {
-            report.due += 1;
-            if index.delete_if_expired(&key, now).await? {
-                tracing::info!(pk = %key.pk, sk = %key.sk, "expired");
-                report.expired += 1;
-            } else {
-                report.refreshed += 1;
-            }
-        }
+        reads.push(index.due(shard, now));
     }
-    Ok(report)
+    let due: Vec<_> = futures::future::try_join_all(reads).await?.into_iter().flatten().collect();
+    let mut deletes = Vec::new();
+    for key in &due {
+        deletes.push(async move {
+            let gone = index.delete_if_expired(key, now).await?;
+            if gone {
+                tracing::info!(pk = %key.pk, sk = %key.sk, "expired");
+            }
+            Ok::<_, StoreError>(gone)
+        });
+    }
+    let deleted: Vec<bool> = futures::stream::iter(deletes).buffer_unordered(DELETE_CONCURRENCY).try_collect().await?;
+    let expired = deleted.iter().filter(|gone| **gone).count();
+    Ok(SweepReport { due: due.len(), expired, refreshed: due.len() - expired })
 }
 
 #[cfg(test)]
@@ -100,7 +128,9 @@ mod tests {
         }
         let report = sweep(&index, 150).await.unwrap();
         assert_eq!(report, SweepReport { due: 20, expired: 20, refreshed: 0 });
-        assert_eq!(*index.calls.lock().unwrap(), (0..EXPIRY_SHARDS).collect::<Vec<_>>());
+        let mut calls = index.calls.lock().unwrap().clone();
+        calls.sort_unstable();
+        assert_eq!(calls, (0..EXPIRY_SHARDS).collect::<Vec<_>>());
         let left = index.items.lock().unwrap();
         assert_eq!(left.len(), 20);
         assert!(left.values().all(|exp| *exp == 200));

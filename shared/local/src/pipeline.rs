@@ -324,24 +324,41 @@ where
     }
 }
 
-/// The sweeper's schedule (AWS: `rate(1 minute)`).
+/// The sweeper's schedule, as in AWS: an invocation every `period`
+/// (`rate(1 minute)`), each sweeping every `interval` through its period
+/// (`beacon_sweeper::sweep_window`, `SweepIntervalMs`), the next one
+/// starting as it ends.
 pub fn spawn_sweeper<I: ExpiryIndex + 'static>(
     index: I,
     period: Duration,
-    shutdown: watch::Receiver<bool>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let index = Arc::new(index);
-    tokio::spawn(every(period, shutdown, false, move || {
-        let index = index.clone();
-        async move {
-            match beacon_domain::sweep::sweep(index.as_ref(), beacon_domain::clock::now_seconds()).await {
-                Ok(r) if r.due > 0 => tracing::info!(expired = r.expired, refreshed = r.refreshed, "sweep"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "sweep failed; the next one retries"),
+    tokio::spawn(async move {
+        loop {
+            let now = beacon_domain::clock::now_millis();
+            let window = beacon_sweeper::Window::for_schedule(now, period, Duration::ZERO, interval, i64::MAX);
+            let sweeps = beacon_sweeper::sweep_window(&index, beacon_domain::clock::now_millis, window);
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                result = sweeps => match result {
+                    Ok((r, _)) if r.due > 0 => tracing::info!(expired = r.expired, refreshed = r.refreshed, "sweeps"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "the last sweep failed; the next one retries"),
+                },
             }
-            true
+            // A window that sweeps once (an interval of a period or more)
+            // waits out the rest of its period.
+            let left = window.until_millis.max(now + i64::try_from(period.as_millis()).unwrap_or(0))
+                - beacon_domain::clock::now_millis();
+            if left > 0 {
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                    _ = tokio::time::sleep(Duration::from_millis(u64::try_from(left).unwrap_or(0))) => {}
+                }
+            }
         }
-    }))
+    })
 }
 
 /// A registrar's schedule: it runs at once, then every `period`, until its

@@ -1,8 +1,6 @@
 //! [`ExpiryIndex`] over DynamoDB: the sparse expiry index, and a delete
 //! conditional on the item still being expired (a heartbeat wins).
 
-use std::sync::atomic::Ordering;
-
 use async_trait::async_trait;
 use beacon_domain::keys;
 use beacon_domain::ports::{DueKey, ExpiryIndex, StoreError};
@@ -24,7 +22,6 @@ impl ExpiryIndex for DynamoTable {
             .expression_attribute_values(":shard", s(shard.to_string()))
             .expression_attribute_values(":now", n(now));
         let items = self.query_all(query, format!("{} shard {shard}", keys::EXPIRY_INDEX)).await?;
-        self.counts.items_read.fetch_add(items.len() as u64, Ordering::Relaxed);
         Ok(items.into_iter().filter_map(|item| item_key(&from_sdk(item))).map(|(pk, sk)| DueKey { pk, sk }).collect())
     }
 

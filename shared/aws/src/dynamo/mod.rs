@@ -43,7 +43,7 @@ pub struct RequestCounts {
     pub writes: AtomicU64,
     /// Writes refused by their condition (they still cost a write unit).
     pub conditional_failures: AtomicU64,
-    /// Items returned by index queries (what the sweeper read).
+    /// Items returned by Queries, every page (what a read cost grows with).
     pub items_read: AtomicU64,
 }
 
@@ -315,7 +315,9 @@ impl DynamoTable {
                 .send()
                 .await
                 .map_err(|e| store_error(format!("Query {what}"), e))?;
-            items.extend(out.items.unwrap_or_default());
+            let page = out.items.unwrap_or_default();
+            self.counts.items_read.fetch_add(page.len() as u64, Ordering::Relaxed);
+            items.extend(page);
             start = out.last_evaluated_key;
             if start.is_none() {
                 return Ok(items);

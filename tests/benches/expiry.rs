@@ -1,0 +1,185 @@
+//! Expiry benchmark against the local stack (run it with ./scripts/bench):
+//! N registrations (`BENCH_EXPIRIES`, default 1,000) whose heartbeats stop
+//! so that they all expire in the same second, then the delay from that
+//! second to each one's `expired` event at an SQS subscriber, through the
+//! whole pipeline: the sweeper's delete, the stream, the fan-out, SNS, SQS.
+//!
+//! Run twice in one process, each on a fresh table and topic: with the
+//! sweeper sweeping every second (the template's default `SweepIntervalMs`)
+//! and once a minute (`SweepIntervalMs=60000`, the design before). Also
+//! counts the sweeper's requests per minute, for the cost model.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use beacon_aws::viewer::subscribe_queue;
+use beacon_aws::{DynamoTable, SnsPublisher};
+use beacon_domain::clock::now_millis;
+use beacon_domain::ports::Registrations;
+use beacon_domain::{Registration, Status};
+use beacon_fanout::FanOut;
+use beacon_local::mapping::MappingConfig;
+use beacon_local::pipeline::{self, Clients, Mapping, Names};
+use beacon_tests::{sdk_config, unique};
+use futures::StreamExt;
+use tokio::sync::{Mutex, watch};
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Run {
+    interval_ms: u64,
+    expired: usize,
+    delays_ms: Vec<f64>,
+    sweeps_per_minute: f64,
+    queries_per_minute: f64,
+}
+
+async fn run(clients: &Clients, n: usize, interval_ms: u64) -> Run {
+    let table = unique("bench-exp");
+    let names = Names { on_failure_queue: None, ..Names::for_table(&table) };
+    let resources = pipeline::create(clients, &names).await.expect("table and topic");
+    let fanout = Arc::new(FanOut::new(
+        DynamoTable::new(clients.dynamodb.clone(), &table),
+        SnsPublisher::new(clients.sns.clone(), &resources.topic_arn),
+        resources.refresh_queue(clients),
+    ));
+    let handler = pipeline::fanout_handler(fanout, |_| {});
+    let mapping = Mapping::start(clients, &resources, MappingConfig::default(), handler);
+    let queue_url = subscribe_queue(
+        &clients.sqs,
+        &clients.sns,
+        &resources.topic_arn,
+        &unique("bench-exp-q"),
+        Some(r#"{"kind":["expired"]}"#),
+    )
+    .await
+    .expect("subscribing the queue")
+    .url;
+
+    // Every registration expires in second `due`, far enough ahead for the
+    // writes (16 at a time) to land first.
+    let writer = DynamoTable::new(clients.dynamodb.clone(), &table);
+    let now = now_millis() / 1000;
+    let due = now + 20 + (n as i64 / 100);
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let writer = &writer;
+            async move {
+                let r = Registration::new_at(
+                    &format!("svc{}", i % 10),
+                    "1.0.0",
+                    &format!("i-{i}"),
+                    "https://x.example",
+                    Status::Healthy,
+                    u64::try_from(due - now).unwrap(),
+                    now,
+                )
+                .unwrap();
+                writer.put(&r).await.expect("a registration");
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    // The registrations' own events drain before the sweeper starts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // A schedule's phase is unrelated to when heartbeats stop: a sweeper
+    // of one sweep a minute starts at a random point of the minute before
+    // the expiry (one sample; over many, the delay is uniform in 0-60 s).
+    if interval_ms >= 60_000 {
+        let phase = i64::from(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 60_000,
+        );
+        let start = due * 1000 - phase;
+        if start > now_millis() {
+            tokio::time::sleep(Duration::from_millis(u64::try_from(start - now_millis()).unwrap_or(0))).await;
+        }
+    }
+    let sweeper_table = DynamoTable::new(clients.dynamodb.clone(), &table);
+    let counts = sweeper_table.clone();
+    let (stop, stop_rx) = watch::channel(false);
+    let started = now_millis();
+    let sweeper = pipeline::spawn_sweeper(
+        sweeper_table,
+        Duration::from_secs(60),
+        Duration::from_millis(interval_ms),
+        stop_rx.clone(),
+    );
+
+    let received: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
+    let deadline = due * 1000 + 130_000;
+    while received.lock().await.len() < n && now_millis() < deadline {
+        let Ok(out) = clients
+            .sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let at = now_millis();
+        for m in out.messages.unwrap_or_default() {
+            if let Some(h) = &m.receipt_handle {
+                let _ = clients.sqs.delete_message().queue_url(&queue_url).receipt_handle(h).send().await;
+            }
+            let v: serde_json::Value = serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or_default();
+            if let Some(id) = v["instance_id"].as_str() {
+                received.lock().await.entry(id.to_owned()).or_insert(at);
+            }
+        }
+    }
+    let minutes = (now_millis() - started) as f64 / 60_000.0;
+    stop.send(true).unwrap();
+    sweeper.await.unwrap();
+    mapping.stop().await;
+    let (reads, _, _) = counts.counts().snapshot();
+    let queries_per_minute = reads as f64 / minutes;
+    let received = received.lock().await;
+    let mut delays_ms: Vec<f64> = received.values().map(|at| (at - due * 1000) as f64).collect();
+    delays_ms.sort_by(f64::total_cmp);
+    Run {
+        interval_ms,
+        expired: received.len(),
+        delays_ms,
+        sweeps_per_minute: queries_per_minute / f64::from(beacon_domain::keys::EXPIRY_SHARDS),
+        queries_per_minute,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("BENCH_EXPIRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let clients = Clients::from_config(&sdk_config().await);
+    println!("\n## Expiry (`benches/expiry.rs`, {n} registrations expiring in the same second)\n");
+    println!(
+        "| sweep interval | expired events | delay p50 (s) | p90 | p99 | max | sweeps / min | expiry-index Queries / min |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for interval_ms in [1_000, 60_000] {
+        let r = run(&clients, n, interval_ms).await;
+        let s = |p| percentile(&r.delays_ms, p) / 1000.0;
+        println!(
+            "| {} ms | {} of {n} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.0} |",
+            r.interval_ms,
+            r.expired,
+            s(0.5),
+            s(0.9),
+            s(0.99),
+            r.delays_ms.last().copied().unwrap_or(f64::NAN) / 1000.0,
+            r.sweeps_per_minute,
+            r.queries_per_minute,
+        );
+    }
+}
