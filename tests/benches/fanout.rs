@@ -35,6 +35,7 @@ use beacon_aws::item::to_attribute;
 use beacon_domain::ports::{Registrations, Views};
 use beacon_domain::view::ViewCache;
 use beacon_domain::{Registration, Status, keys};
+use beacon_fanout::Limits;
 use beacon_tests::{now, sdk_config};
 use futures::StreamExt;
 
@@ -59,7 +60,7 @@ async fn main() {
     // service's view in a resolved item and returning the item.
     let instance = auth(Status::Unhealthy, "z");
     let view = ViewCache::new(std::slice::from_ref(&instance), 2, now()).view(&[REQUIREMENT.to_owned()]);
-    load(&ceiling, seed_items(n, &view)).await;
+    load(&ceiling, seed_items(n, &view, true)).await;
     let view_av: Av = to_attribute(&view).expect("view").into();
     let started = Instant::now();
     futures::stream::iter(0..n)
@@ -106,11 +107,26 @@ async fn main() {
 
     let mut costs = Vec::new();
     let mut delays = Vec::new();
-    for dependents in sizes {
+    let mut lookups = Vec::new();
+    // Changes are measured up to this size; larger sizes measure lookups only.
+    let change_max: usize =
+        std::env::var("BENCH_FANOUT_CHANGE_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+    // Each size under today's design (a service with at most
+    // `Limits::direct` dependents refreshed directly) and, where that
+    // differs, under view groups alone (the design before, `direct: 0`).
+    let mut runs = Vec::new();
+    for &dependents in &sizes {
+        let direct = dependents <= Limits::default().direct;
+        runs.push((dependents, Limits::default(), if direct { "direct" } else { "view groups" }));
+        if direct && dependents > 0 {
+            runs.push((dependents, Limits { direct: 0, ..Limits::default() }, "view groups (before)"));
+        }
+    }
+    for (dependents, limits, design) in runs {
         let mut rig = rig(&config).await;
         let instance = auth(Status::Healthy, "a");
         let view = ViewCache::new(std::slice::from_ref(&instance), 1, now()).view(&[REQUIREMENT.to_owned()]);
-        let items = seed_items(dependents, &view);
+        let items = seed_items(dependents, &view, limits.direct < dependents);
         let seeded = items.len() as u64;
         let load_started = Instant::now();
         switch_stream(&mut rig, false).await;
@@ -121,7 +137,13 @@ async fn main() {
             load_started.elapsed().as_secs_f64()
         );
         rig.writer.put(&instance).await.expect("write");
-        let (mut mapping, queue) = start(&rig);
+        if design != "view groups (before)" {
+            lookups.push(lookup_row(&rig, dependents).await);
+        }
+        if dependents > change_max {
+            continue;
+        }
+        let (mut mapping, queue) = start(&rig, limits);
         let pause_stream = std::env::var("BENCH_PAUSE_STREAM").is_ok_and(|v| v == "1");
         wait("the service's first registration", Duration::from_secs(60), || {
             rig.seen.records.load(Ordering::Relaxed) >= 1
@@ -167,7 +189,7 @@ async fn main() {
             let after = rig.fan.counts().snapshot();
             let written = seen.views.load(Ordering::Relaxed) - views;
             costs.push(format!(
-                "| {dependents} | {what} | {} | {} ({}) | {} | {} | {:.0} ms / {:.0} ms | {:.2} s | {} | {} |",
+                "| {dependents} | {design} | {what} | {} | {} ({}) | {} | {} | {:.0} ms / {:.0} ms | {:.2} s | {} | {} |",
                 after.0 - before.0,
                 after.1 - before.1,
                 after.2 - before.2,
@@ -211,10 +233,18 @@ async fn main() {
          conditional on generation and digest, bumping the revision).\n"
     );
     println!(
-        "| dependents | change | DynamoDB reads | DynamoDB writes (refused) | events published | refresh pages | longest invocation: stream / page | converged in | view writes/s | raw PutItems/s just before (ratio) |"
+        "| dependents | design | change | DynamoDB reads | DynamoDB writes (refused) | events published | refresh pages | longest invocation: stream / page | converged in | view writes/s | raw PutItems/s just before (ratio) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for row in costs {
+        println!("{row}");
+    }
+    println!("\n### Lookups by number of dependents\n");
+    println!(
+        "| dependents | `GET /catalog/auth` (resolve): median, p90 | its DynamoDB reads, items read | `GET /catalog/auth/1.4.0` (lookup): median, p90 | its reads, items read |"
+    );
+    println!("|---|---|---|---|---|");
+    for row in lookups {
         println!("{row}");
     }
     println!("\n### An unrelated change behind a refresh\n");
@@ -223,4 +253,30 @@ async fn main() {
     for row in delays {
         println!("{row}");
     }
+}
+
+/// 50 resolves and 50 lookups of `auth` through the local catalog API, over
+/// an adapter of their own: latency (median, p90) and the DynamoDB reads and
+/// items read per request.
+async fn lookup_row(rig: &rig::Rig, dependents: usize) -> String {
+    let table = beacon_aws::DynamoTable::new(rig.clients.dynamodb.clone(), &rig.table);
+    let api = beacon_tests::api::LocalApi::start(table.clone(), "unused").await;
+    let mut cells = Vec::new();
+    for path in ["/catalog/auth", "/catalog/auth/1.4.0"] {
+        let before = table.counts().snapshot();
+        let items_before = table.counts().items_read.load(Ordering::Relaxed);
+        let mut ms = Vec::new();
+        for _ in 0..50 {
+            let started = Instant::now();
+            let (status, _) = api.call("GET", path, Vec::new(), None, &[]).await;
+            ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(status, 200, "bench: {path} at {dependents} dependents");
+        }
+        ms.sort_by(f64::total_cmp);
+        let reads = (table.counts().snapshot().0 - before.0) as f64 / 50.0;
+        let items = (table.counts().items_read.load(Ordering::Relaxed) - items_before) as f64 / 50.0;
+        cells.push(format!("{:.1} ms, {:.1} ms | {reads:.1}, {items:.1}", ms[24], ms[44]));
+    }
+    api.stop().await;
+    format!("| {dependents} | {} | {} |", cells[0], cells[1])
 }

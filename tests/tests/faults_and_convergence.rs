@@ -93,7 +93,7 @@ async fn concurrent_random_writes_converge_to_a_fresh_resolution() {
 /// each other, newer refreshes and needs changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_random_writes_converge_through_the_refresh_queue() {
-    let limits = beacon_fanout::Limits { inline_dependents: 1, page: 2 };
+    let limits = beacon_fanout::Limits { inline_dependents: 1, page: 2, direct: 1 };
     converge(TestPipeline::start_with("convq", Options::new().limits(limits)).await).await;
 }
 

@@ -115,7 +115,7 @@ async fn a_change_that_moves_no_view_writes_no_dependent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_fan_out_is_paged_through_the_refresh_queue_and_converges() {
     const N: usize = 40;
-    let limits = Limits { inline_dependents: 5, page: 7 };
+    let limits = Limits { inline_dependents: 5, page: 7, direct: 0 };
     let p = TestPipeline::start_with("paged", Options::new().limits(limits)).await;
     consumers(&p, N).await;
     p.registry.put(&orders(Status::Healthy, "a")).await.unwrap();
@@ -161,8 +161,9 @@ async fn a_page_that_fails_is_delivered_again_and_no_view_is_lost() {
     *faults.only.lock().unwrap() = Some("Query edges");
     let f = faults.clone();
     // Nothing inline: every dependent goes through the queue.
-    let options =
-        Options::new().limits(Limits { inline_dependents: 0, page: 5 }).registry(move |r| FaultyRegistry::new(r, f));
+    let options = Options::new()
+        .limits(Limits { inline_dependents: 0, page: 5, direct: 0 })
+        .registry(move |r| FaultyRegistry::new(r, f));
     let p = TestPipeline::start_with("pagefail", options).await;
     consumers(&p, N).await;
     p.registry.put(&orders(Status::Healthy, "a")).await.unwrap();
@@ -175,4 +176,51 @@ async fn a_page_that_fails_is_delivered_again_and_no_view_is_lost() {
     assert!(p.pages.failed.load(Ordering::Relaxed) >= 1, "the failed page was not reported");
     assert_eq!(p.refresh_dead.receive_for(Duration::from_millis(500)).await.len(), 0);
     p.stop().await;
+}
+
+/// A service with few dependents is refreshed directly (issue 27): a
+/// change that moves the views costs the bump and one write per dependent
+/// (a lone dependent: 2, where view groups cost 7), one that moves none
+/// costs the bump and no dependent write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_fan_out_costs_the_bump_and_a_write_per_moved_view() {
+    for n in [1usize, 10] {
+        let p = TestPipeline::start(&format!("direct{n}")).await;
+        let q = p.subscribe(None).await;
+        consumers(&p, n).await;
+        p.registry.put(&orders(Status::Healthy, "a")).await.unwrap();
+        all_resolved(&p, n, true, Duration::from_secs(30)).await;
+        let _ = q
+            .receive_until(Duration::from_secs(30), |e| {
+                let consumers: BTreeSet<&str> =
+                    of_kind(e, "resolved").iter().filter_map(|r| r["consumer"].as_str()).collect();
+                consumers.len() == n && !of_kind(e, "registered").is_empty()
+            })
+            .await;
+        let _ = q.receive_for(Duration::from_millis(500)).await;
+
+        // Moves every view: the bump, then a write per dependent; reads: the
+        // edges, the registrations, the state, each dependent's item, and
+        // the generation after the writes.
+        let before = p.fan_registry.counts().snapshot();
+        p.registry.put(&orders(Status::Unhealthy, "a")).await.unwrap();
+        all_resolved(&p, n, false, Duration::from_secs(30)).await;
+        let events = q.receive_until(Duration::from_secs(20), |e| resolved_for(e).len() == n).await;
+        let (reads, writes, refused) = p.fan_registry.counts().snapshot();
+        assert_eq!(resolved_for(&events).len(), n, "{n} dependents");
+        assert_eq!(writes - before.1, 1 + n as u64, "{n} dependents: the bump and one write each");
+        assert_eq!(reads - before.0, 4 + n as u64, "{n} dependents");
+        assert_eq!(refused - before.2, 0);
+
+        // Moves none: the bump only; each dependent's item is read, none written.
+        let before = p.fan_registry.counts().snapshot();
+        p.registry.put(&orders(Status::Unhealthy, "b")).await.unwrap();
+        let events = q.receive_until(Duration::from_secs(20), |e| !of_kind(e, "updated").is_empty()).await;
+        let events = [events, q.receive_for(Duration::from_secs(1)).await].concat();
+        let (reads, writes, _) = p.fan_registry.counts().snapshot();
+        assert!(resolved_for(&events).is_empty(), "a view that did not move was published: {events:#?}");
+        assert_eq!(writes - before.1, 1, "{n} dependents: the bump only");
+        assert_eq!(reads - before.0, 3 + n as u64, "{n} dependents: no check after writing nothing");
+        p.stop().await;
+    }
 }

@@ -11,7 +11,9 @@
 //! 2. apply needs changes in stream order (`needs`): dependency edges first, then each
 //!    needed service's view;
 //! 3. refresh each changed service once per batch — bump its generation,
-//!    read its registrations and view groups, resolve each distinct
+//!    then, for a service with at most 16 dependents, read each one's
+//!    resolved item and write the views that moved (`direct`); for a larger
+//!    one, read its registrations and view groups, resolve each distinct
 //!    requirement once, and write only the groups whose view moved
 //!    (`view_groups`): here if they fit in the batch's 100 dependents, else all
 //!    through the refresh queue (`pages`) — because a view is recomputed from the
@@ -29,17 +31,19 @@ use beacon_domain::{ShardRepair, classify, shard_repair};
 use futures::StreamExt;
 use tracing::{Instrument, debug, error, info_span, warn};
 
+mod direct;
 mod lambda;
 mod needs;
 mod pages;
 mod report;
 mod view_groups;
+mod work;
 
 pub use lambda::decode;
 pub use pages::PagesReport;
 pub use report::BatchReport;
-pub use view_groups::Limits;
-use view_groups::{Budget, Change, VIEW_WRITE_CONCURRENCY};
+pub use work::Limits;
+use work::{Budget, Change, VIEW_WRITE_CONCURRENCY};
 
 /// Every IAM action this function's code (and its event source mapping)
 /// needs; `infra/template.yaml` must grant exactly these (a test checks).

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use tracing::error;
 
 use crate::FanOut;
-use crate::view_groups::{self, Budget, Change, VIEW_WRITE_CONCURRENCY};
+use crate::work::{self, Budget, Change, VIEW_WRITE_CONCURRENCY};
 
 impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     /// Applies a needs change: edges, header, each needed service's view,
@@ -58,7 +58,7 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                 self.join(service, consumer, &after.requirements_on(service), change, now, budget).await
             });
         }
-        let results: Vec<Result<(ViewWrite, view_groups::Refreshed), StoreError>> =
+        let results: Vec<Result<(ViewWrite, work::Refreshed), StoreError>> =
             futures::stream::iter(jobs).buffer_unordered(VIEW_WRITE_CONCURRENCY).collect().await;
         let mut writes = Vec::with_capacity(results.len());
         let mut bad = 0;

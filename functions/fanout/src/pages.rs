@@ -17,7 +17,7 @@ use futures::StreamExt;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::FanOut;
-use crate::view_groups::{Change, Refreshed};
+use crate::work::{Change, Refreshed};
 
 /// Pages handled at once within one invocation (the template sends one).
 const PAGE_CONCURRENCY: usize = 4;

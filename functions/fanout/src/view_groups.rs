@@ -14,7 +14,6 @@
 //! refresh even if its view is the same (its writer may have failed).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use beacon_domain::event::Event;
 use beacon_domain::ports::{Dependent, FanOutStore, Publisher, RefreshPage, RefreshQueue, StoreError, ViewWrite};
@@ -23,96 +22,11 @@ use futures::{StreamExt, TryStreamExt};
 use tracing::{debug, error, warn};
 
 use crate::FanOut;
+use crate::work::{Budget, Change, Refreshed, VIEW_WRITE_CONCURRENCY};
 
 /// How many times a refresh starts over when a newer one claimed first,
 /// before its record is retried by the stream instead.
 const ATTEMPTS: usize = 5;
-/// How many dependents' views are written at once.
-pub(crate) const VIEW_WRITE_CONCURRENCY: usize = 16;
-
-/// How much of a refresh one invocation does (docs/architecture.md, "Large
-/// fan-outs").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Dependents a stream batch writes itself, over all its services; a
-    /// refresh with more dependents than the batch has left goes to the
-    /// refresh queue whole. Small, because every other change on the shard
-    /// waits for the batch.
-    pub inline_dependents: usize,
-    /// Dependents one refresh-queue page covers.
-    pub page: usize,
-}
-
-impl Default for Limits {
-    /// 100 dependents inline and 500 a page: at 16 writes in flight and
-    /// DynamoDB's usual 5-10 ms a write, about 50 ms and 300 ms of writes.
-    fn default() -> Self {
-        Self { inline_dependents: 100, page: 500 }
-    }
-}
-
-/// What a refresh wrote and published.
-#[derive(Debug, Default)]
-pub(crate) struct Refreshed {
-    pub events: Vec<Event>,
-    pub views_changed: usize,
-    pub groups_claimed: usize,
-    pub pages_queued: usize,
-    /// Dependents whose resolved item no write can fix (see
-    /// [`StoreError::bad_item`]): skipped, so the others still get theirs.
-    pub bad_items: usize,
-}
-
-impl Refreshed {
-    fn add(&mut self, other: Refreshed) {
-        self.events.extend(other.events);
-        self.views_changed += other.views_changed;
-        self.groups_claimed += other.groups_claimed;
-        self.pages_queued += other.pages_queued;
-        self.bad_items += other.bad_items;
-    }
-}
-
-/// The stream batch's share of inline writes, taken by its refreshes.
-#[derive(Debug)]
-pub(crate) struct Budget(AtomicUsize);
-
-impl Budget {
-    pub fn new(n: usize) -> Self {
-        Self(AtomicUsize::new(n))
-    }
-
-    /// Takes up to `want`, returning what was taken.
-    fn take(&self, want: usize) -> usize {
-        let mut taken = 0;
-        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-            taken = left.min(want);
-            Some(left - taken)
-        });
-        taken
-    }
-
-    /// Returns what a refresh took and did not write.
-    fn give_back(&self, n: usize) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
-/// A change's identity, carried to the events of the views it moves.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Change<'a> {
-    /// The batch's records for the service, in order; the last names the
-    /// events.
-    pub ids: &'a [&'a str],
-    pub created_at: i64,
-}
-
-impl Change<'_> {
-    fn id(&self) -> &str {
-        self.ids.last().copied().unwrap_or_default()
-    }
-}
-
 impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     /// Refreshes every view group of `service` whose view moved.
     pub(crate) async fn refresh(
@@ -125,6 +39,17 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         for _ in 0..ATTEMPTS {
             let generation = self.registry.bump_generation(service).await?;
             if !generation.grouped {
+                // Few dependents: no groups (one more than the limit is
+                // asked for, to tell "exactly the limit" from "more").
+                let limit = self.limits.direct;
+                let page =
+                    if limit == 0 { None } else { Some(self.registry.dependents(service, None, limit + 1).await?) };
+                if let Some(page) = page.filter(|p| p.next.is_none() && p.dependents.len() <= limit) {
+                    match self.refresh_directly(service, generation.value, &page.dependents, change, now).await? {
+                        Some(done) => return Ok(done),
+                        None => continue,
+                    }
+                }
                 match self.regroup(service, generation.value, change, now, budget).await? {
                     Some(done) => return Ok(done),
                     None => continue,
@@ -171,6 +96,8 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         now: i64,
         budget: &Budget,
     ) -> Result<(ViewWrite, Refreshed), StoreError> {
+        // A write of an attempt that then starts over still moved the view.
+        let mut moved = None;
         for _ in 0..ATTEMPTS {
             let generation = self.registry.bump_generation(service).await?;
             let state = self.registry.read_state(service).await?;
@@ -184,6 +111,21 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
             // retried.
             if !generation.grouped || stored.is_some_and(|g| g.view.digest == view.digest) {
                 let write = self.registry.write_view(consumer, service, &view, None).await?;
+                // Not grouped: a direct refresh may have skipped this
+                // consumer after this read, so a write is checked as a
+                // direct refresh's is (docs/architecture.md, "Small fan-outs").
+                if !generation.grouped
+                    && matches!(write, ViewWrite::Changed(_))
+                    && self.registry.current_generation(service).await? != generation.value
+                {
+                    moved = Some(write);
+                    continue;
+                }
+                let write = match (write, moved) {
+                    (ViewWrite::Changed(item), _) => ViewWrite::Changed(item),
+                    (_, Some(earlier)) => earlier,
+                    (write, None) => write,
+                };
                 return Ok((write, Refreshed::default()));
             }
             if !self.claim(service, &id, requirements, &view).await? {

@@ -304,9 +304,13 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..40),
         shards in 1..=3usize,
         paged in any::<bool>(),
+        // Services refreshed directly up to 0 (never), 1, 2 or 16
+        // dependents: with 5 consumers, services move between the two ways
+        // as needs come and go.
+        direct in prop_oneof![Just(0usize), Just(1), Just(2), Just(16)],
         seed in any::<u64>(),
     ) {
-        let limits = if paged { Limits { inline_dependents: 1, page: 2 } } else { Limits::default() };
+        let limits = if paged { Limits { inline_dependents: 1, page: 2, direct } } else { Limits { direct, ..Limits::default() } };
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let result = runtime.block_on(run(ops, shards, limits, seed));
         prop_assert!(result.is_ok(), "{}", result.unwrap_err());

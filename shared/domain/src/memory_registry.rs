@@ -112,6 +112,11 @@ impl Generations for MemoryCatalog {
             _ => Ok(false),
         }
     }
+
+    async fn current_generation(&self, service: &str) -> Result<u64, StoreError> {
+        self.call().await;
+        Ok(lock(&self.fanout).generations.get(service).map_or(0, |g| g.0))
+    }
 }
 
 #[async_trait]

@@ -72,11 +72,10 @@ pub(crate) async fn rig(config: &aws_config::SdkConfig) -> Rig {
     }
 }
 
-pub(crate) fn start(rig: &Rig) -> (Mapping, QueueMapping) {
+pub(crate) fn start(rig: &Rig, limits: Limits) -> (Mapping, QueueMapping) {
     let publisher = SnsPublisher::new(rig.clients.sns.clone(), &rig.resources.topic_arn);
     let fanout = Arc::new(
-        FanOut::new(rig.fan.clone(), publisher, rig.resources.refresh_queue(&rig.clients))
-            .with_limits(Limits::default()),
+        FanOut::new(rig.fan.clone(), publisher, rig.resources.refresh_queue(&rig.clients)).with_limits(limits),
     );
     let seen = rig.seen.clone();
     let stream = pipeline::fanout_handler(fanout.clone(), move |b| {
@@ -113,19 +112,23 @@ pub(crate) fn s(v: impl Into<String>) -> Av {
 }
 
 /// The items the fan-out would have left for `dependents` consumers of
-/// `auth^1` at generation 1: the service's generation (grouped), the view
-/// group, and per consumer its edge and resolved item.
-pub(crate) fn seed_items(dependents: usize, view: &ServiceView) -> Vec<HashMap<String, Av>> {
+/// `auth^1` at generation 1: the service's generation, its view group when
+/// `grouped` (else none: a service refreshed directly), and per consumer its
+/// edge and resolved item.
+pub(crate) fn seed_items(dependents: usize, view: &ServiceView, grouped: bool) -> Vec<HashMap<String, Av>> {
     let requirements = vec![REQUIREMENT.to_owned()];
     let view_av: Av = to_attribute(view).expect("view").into();
-    let mut items = vec![HashMap::from([
+    let mut generation = HashMap::from([
         (keys::PK.to_owned(), s(keys::fanout_pk("auth"))),
         (keys::SK.to_owned(), s(keys::generation_sk())),
         ("generation".to_owned(), Av::N("1".into())),
-        ("grouped".to_owned(), Av::Bool(true)),
         (keys::LAYOUT.to_owned(), Av::N(keys::LAYOUT_FANOUT_PARTITION.to_string())),
-    ])];
-    if dependents > 0 {
+    ]);
+    if grouped {
+        generation.insert("grouped".to_owned(), Av::Bool(true));
+    }
+    let mut items = vec![generation];
+    if dependents > 0 && grouped {
         items.push(HashMap::from([
             (keys::PK.to_owned(), s(keys::fanout_pk("auth"))),
             (keys::SK.to_owned(), s(keys::view_sk(&group_id(&requirements)))),

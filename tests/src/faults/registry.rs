@@ -85,6 +85,11 @@ impl Generations for FaultyRegistry {
         self.faults.check("UpdateItem grouped")?;
         self.inner.mark_grouped(service, generation).await
     }
+
+    async fn current_generation(&self, service: &str) -> Result<u64, StoreError> {
+        self.faults.check("GetItem generation")?;
+        self.inner.current_generation(service).await
+    }
 }
 
 #[async_trait]

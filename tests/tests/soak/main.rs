@@ -103,7 +103,7 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
         Options::new()
             // Small pages: most refreshes go through the refresh queue, and
             // its pages meet the same faults.
-            .limits(beacon_fanout::Limits { inline_dependents: 1, page: 2 })
+            .limits(beacon_fanout::Limits { inline_dependents: 1, page: 2, direct: 1 })
             .registry(move |r| FaultyRegistry::new(r, f))
             .publisher(move |inner| ChaosPublisher::new(inner, 10, seed.rotate_left(17), pf))
             .fanout_clients(wire_clients.clone())

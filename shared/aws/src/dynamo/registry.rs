@@ -125,6 +125,16 @@ impl Generations for DynamoTable {
             .await;
         self.conditional(result, || format!("UpdateItem grouped {service}"))
     }
+
+    async fn current_generation(&self, service: &str) -> Result<u64, StoreError> {
+        let what = format!("generation {service}");
+        let item =
+            self.get_consistent(keys::fanout_pk(service), keys::generation_sk(), Some("generation"), what).await?;
+        match item {
+            None => Ok(0),
+            Some(item) => generation_of(service, &item).map(|g| g.value),
+        }
+    }
 }
 
 #[async_trait]

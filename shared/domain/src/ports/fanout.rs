@@ -112,6 +112,11 @@ pub trait Generations: Send + Sync {
     /// Records that the service's dependents are in view groups, if its
     /// generation is still `generation`.
     async fn mark_grouped(&self, service: &str, generation: u64) -> Result<bool, StoreError>;
+
+    /// The service's generation now (a consistent read; 0 before any
+    /// bump): a direct refresh's check that no newer one began while it
+    /// wrote (docs/architecture.md, "Small fan-outs").
+    async fn current_generation(&self, service: &str) -> Result<u64, StoreError>;
 }
 
 /// Consistent reads of a service: its registrations with its edges or with its view groups.
