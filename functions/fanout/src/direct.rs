@@ -29,7 +29,7 @@ use futures::{StreamExt, TryStreamExt};
 use tracing::debug;
 
 use crate::FanOut;
-use crate::work::{Change, Refreshed, VIEW_WRITE_CONCURRENCY};
+use crate::work::{Budget, Change, Refreshed, VIEW_WRITE_CONCURRENCY};
 
 impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     /// Refreshes `dependents` (all of `service`'s) at `generation`, already
@@ -42,6 +42,7 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         dependents: &[Dependent],
         change: Change<'_>,
         now: i64,
+        budget: &Budget,
     ) -> Result<Option<Refreshed>, StoreError> {
         let state = self.registry.read_state(service).await?;
         let mut views = ViewCache::new(&state.instances, generation, now);
@@ -49,16 +50,28 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         for dependent in dependents {
             claimed.entry(group_id(&dependent.requirements)).or_insert_with(|| views.view(&dependent.requirements));
         }
+        // View groups left from a regroup whose mark a newer refresh
+        // refused, or from `beacon upgrade`: their claimers (and their
+        // queued pages) do not check the generation after writing, so
+        // nothing is skipped: every dependent is written at this generation,
+        // which refuses their older writes, and then the groups go.
+        let fence = !state.groups.is_empty();
         // Each dependent's item, read consistently: whose view moved.
         let mut reads = Vec::new();
-        for dependent in dependents {
+        for dependent in dependents.iter().filter(|_| !fence) {
             reads.push(async move {
-                let item = self.registry.get_resolved(&dependent.consumer).await?;
-                Ok::<_, StoreError>((dependent, item))
+                match self.registry.get_resolved(&dependent.consumer).await {
+                    Ok(item) => Ok((dependent, item)),
+                    // An item no read can decode is left to the write,
+                    // which skips it and counts it (the others still get
+                    // their views).
+                    Err(e) if e.is_bad_item() => Ok((dependent, None)),
+                    Err(e) => Err(e),
+                }
             });
         }
         let items: Vec<_> = futures::stream::iter(reads).buffered(VIEW_WRITE_CONCURRENCY).try_collect().await?;
-        let mut moved = Vec::new();
+        let mut moved = if fence { dependents.to_vec() } else { Vec::new() };
         let mut done = Refreshed::default();
         for (dependent, item) in items {
             let view = &claimed[&group_id(&dependent.requirements)];
@@ -76,15 +89,25 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                 _ => moved.push(dependent.clone()),
             }
         }
-        debug!(%service, dependents = dependents.len(), moved = moved.len(), "direct refresh compared");
+        debug!(%service, dependents = dependents.len(), moved = moved.len(), fence, "direct refresh compared");
         if moved.is_empty() {
             return Ok(Some(done));
         }
+        // The batch's inline budget is shared with its other refreshes.
+        let _ = budget.take(moved.len());
         let mut members = BTreeMap::new();
         done.add(self.write_members(service, &claimed, &moved, change, &mut members).await?);
-        if self.registry.current_generation(service).await? != generation {
+        // Only a view that changed can hide a newer refresh's skip; a
+        // refused write or a raised generation cannot.
+        if done.views_changed > 0 && self.registry.current_generation(service).await? != generation {
             debug!(%service, generation, "a newer refresh began while this one wrote: starting over");
             return Ok(None);
+        }
+        if fence {
+            for group in &state.groups {
+                // Refused when a newer refresh began: it drops them instead.
+                self.registry.drop_group(service, &group.id, generation).await?;
+            }
         }
         Ok(Some(done))
     }

@@ -45,7 +45,10 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                 let page =
                     if limit == 0 { None } else { Some(self.registry.dependents(service, None, limit + 1).await?) };
                 if let Some(page) = page.filter(|p| p.next.is_none() && p.dependents.len() <= limit) {
-                    match self.refresh_directly(service, generation.value, &page.dependents, change, now).await? {
+                    match self
+                        .refresh_directly(service, generation.value, &page.dependents, change, now, budget)
+                        .await?
+                    {
                         Some(done) => return Ok(done),
                         None => continue,
                     }
@@ -121,12 +124,7 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                     moved = Some(write);
                     continue;
                 }
-                let write = match (write, moved) {
-                    (ViewWrite::Changed(item), _) => ViewWrite::Changed(item),
-                    (_, Some(earlier)) => earlier,
-                    (write, None) => write,
-                };
-                return Ok((write, Refreshed::default()));
+                return Ok((changed_first(write, moved), Refreshed::default()));
             }
             if !self.claim(service, &id, requirements, &view).await? {
                 continue;
@@ -147,7 +145,7 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                     others = self.fan_out(service, generation.value, &claimed, change, budget).await?;
                 }
             }
-            return Ok((write, others));
+            return Ok((changed_first(write, moved), others));
         }
         Err(lost_too_often(service))
     }
@@ -319,6 +317,16 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
             warn!(%service, "a newer refresh began while regrouping; the next one regroups again");
         }
         Ok(Some(done))
+    }
+}
+
+/// This attempt's write, or an earlier attempt's that changed the view (a
+/// write that landed before its attempt started over still moved it).
+fn changed_first(write: ViewWrite, earlier: Option<ViewWrite>) -> ViewWrite {
+    match (write, earlier) {
+        (ViewWrite::Changed(item), _) => ViewWrite::Changed(item),
+        (_, Some(earlier)) => earlier,
+        (write, None) => write,
     }
 }
 

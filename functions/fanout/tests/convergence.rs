@@ -316,3 +316,47 @@ proptest! {
         prop_assert!(result.is_ok(), "{}", result.unwrap_err());
     }
 }
+
+/// A regroup that claimed its group and was then overtaken (its `grouped`
+/// mark refused), a dependent leaving, and a direct refresh of the service
+/// that now has few enough: the direct refresh must not skip anyone while
+/// groups are left, or the slow regroup's older view lands afterwards and
+/// stays (found by review; random interleavings rarely reach it).
+#[tokio::test]
+async fn a_direct_refresh_fences_off_an_overtaken_regroup() {
+    use beacon_domain::ports::{Generations, ViewGroups, ViewWrite};
+    use beacon_domain::view::{ViewGroup, group_id};
+    let fan = FanOut::new(MemoryCatalog::new(), MemoryBus::default(), MemoryRefreshQueue::default())
+        .with_limits(Limits { direct: 2, ..Limits::default() });
+    let mut n = 0;
+    let mut deliver = async |op: Op, id: Option<&str>| {
+        n += 1;
+        let mut change = apply(&fan, &op, 1).await.unwrap();
+        change.event_id = id.map_or_else(|| format!("e{n}"), str::to_owned);
+        let (failed, _) = fan.handle_records(&[Record { change, item_identifier: format!("s{n}") }], NOW).await;
+        assert!(failed.is_empty());
+    };
+    // pay 1.0.0 healthy (view A), then three consumers of `pay==1.0.0`:
+    // more than the direct limit, and not grouped yet.
+    deliver(Op::Put { service: 2, version: 0, instance: 0, status: 0 }, None).await;
+    for consumer in 0..3 {
+        deliver(Op::Needs { consumer, requirements: vec![4] }, None).await;
+    }
+    // The slow regroup of a change to draining (view B): bumped, claimed,
+    // its writes not yet made.
+    apply(&fan, &Op::Put { service: 2, version: 0, instance: 0, status: 2 }, 1).await.unwrap();
+    let table = fan.registry();
+    let g1 = table.bump_generation("pay").await.unwrap().value;
+    let requirements = vec!["pay==1.0.0".to_owned()];
+    let view_b = ViewCache::new(&table.registrations(), g1, NOW).view(&requirements);
+    let group = ViewGroup { id: group_id(&requirements), requirements, view: view_b.clone(), pending: true };
+    assert!(table.claim_group("pay", &group).await.unwrap());
+    // A consumer leaves, and pay goes back to healthy (view A again): two
+    // dependents, so this refresh is direct.
+    deliver(Op::DropNeeds { consumer: 2 }, None).await;
+    deliver(Op::Put { service: 2, version: 0, instance: 0, status: 0 }, Some("back")).await;
+    // The slow regroup's write arrives: it must be refused.
+    let late = Views::write_view(table, "c0", "pay", &view_b, Some("late")).await.unwrap();
+    assert!(matches!(late, ViewWrite::Stale), "the overtaken regroup's view landed: {late:?}");
+    assert_eq!(first_difference(table).await, None);
+}

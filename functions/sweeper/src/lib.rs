@@ -88,33 +88,38 @@ impl Window {
     }
 }
 
+/// What an invocation's sweeps did.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// Their counts, summed.
+    pub report: SweepReport,
+    /// Sweeps that failed (each retried by the next).
+    pub failed: usize,
+    /// The last sweep's error, if it failed: the sweeper is not sweeping
+    /// now, which the invocation reports as its own failure.
+    pub last_error: Option<StoreError>,
+}
+
 /// Sweeps at once, then at each `interval` until the window ends. Sweeps
 /// are aligned just after whole seconds, because expiry is kept in whole
 /// seconds: a registration due at second T is swept at T + 0.05 s, not up
 /// to a second later. `clock` reads epoch milliseconds (injected: tests run
 /// the window on a paused clock). A sweep that fails is logged and counted,
-/// and the next one retries; the window's result is an error only when its
-/// last sweep failed, so the alarm on the function's errors says the
-/// sweeper is not sweeping now.
-pub async fn sweep_window(
-    index: &impl ExpiryIndex,
-    clock: impl Fn() -> i64,
-    window: Window,
-) -> Result<(SweepReport, usize), StoreError> {
+/// and the next one retries. No sweep begins after the window's end, even
+/// when one ran long.
+pub async fn sweep_window(index: &impl ExpiryIndex, clock: impl Fn() -> i64, window: Window) -> Swept {
     let interval = i64::try_from(window.interval.as_millis()).unwrap_or(i64::MAX).max(1);
-    let mut total = SweepReport::default();
-    let mut failed = 0;
+    let mut swept = Swept::default();
     loop {
         let started = clock();
-        let result = sweep(index, started.div_euclid(1000)).await;
-        let last_error = match result {
+        swept.last_error = match sweep(index, started.div_euclid(1000)).await {
             Ok(report) => {
-                total.add(&report);
+                swept.report.add(&report);
                 None
             }
             Err(e) => {
                 tracing::warn!(error = %e, "sweep failed; the next one retries");
-                failed += 1;
+                swept.failed += 1;
                 Some(e)
             }
         };
@@ -122,14 +127,11 @@ pub async fn sweep_window(
         // seconds, an interval after this one's second began, plus 50 ms.
         let next =
             if interval % 1000 == 0 { started.div_euclid(1000) * 1000 + interval + 50 } else { started + interval };
-        if next > window.until_millis {
-            return match last_error {
-                Some(e) => Err(e),
-                None => Ok((total, failed)),
-            };
+        let now = clock();
+        if next.max(now) > window.until_millis {
+            return swept;
         }
-        let wait = u64::try_from(next - clock()).unwrap_or(0);
-        tokio::time::sleep(Duration::from_millis(wait)).await;
+        tokio::time::sleep(Duration::from_millis(u64::try_from(next - now).unwrap_or(0))).await;
     }
 }
 

@@ -58,19 +58,25 @@ async fn main() -> Result<(), Error> {
         let deadline =
             i64::try_from(event.context.deadline).unwrap_or(i64::MAX) - i64::try_from(MARGIN.as_millis()).unwrap_or(0);
         let window = Window::for_schedule(scheduled, PERIOD, OVERLAP, interval, deadline);
-        // Both run every time; either one failing fails the invocation.
+        // Both run every time, and their metrics go out whatever happened;
+        // either one failing fails the invocation.
         let swept = beacon_sweeper::sweep_window(registry, beacon_domain::clock::now_millis, window).await;
         let now = beacon_domain::clock::now_seconds();
         let tidied = beacon_sweeper::tidy(subscribers, topic, now).await;
-        let (report, failed) = swept?;
-        let metrics = beacon_sweeper::metrics(&report, failed, now);
-        let (janitor, janitor_metrics) = tidied?;
-        beacon_aws::metrics::emit(&[metrics, janitor_metrics]);
+        let mut metrics = vec![beacon_sweeper::metrics(&swept.report, swept.failed, now)];
+        if let Ok((_, janitor_metrics)) = &tidied {
+            metrics.push(janitor_metrics.clone());
+        }
+        beacon_aws::metrics::emit(&metrics);
+        if let Some(e) = swept.last_error {
+            return Err(e.into());
+        }
+        let (janitor, _) = tidied?;
         Ok::<_, Error>(serde_json::json!({
-            "due": report.due,
-            "expired": report.expired,
-            "refreshed": report.refreshed,
-            "failed_sweeps": failed,
+            "due": swept.report.due,
+            "expired": swept.report.expired,
+            "refreshed": swept.report.refreshed,
+            "failed_sweeps": swept.failed,
             "viewer_subscriptions_removed": janitor.unsubscribed,
             "viewer_queues_deleted": janitor.deleted,
         }))

@@ -152,8 +152,9 @@ async fn a_window_expires_each_registration_within_a_second_of_its_expiry() {
         o.table.put(&expiring(&format!("i-{i}"), after)).await.unwrap();
     }
     let window = minute(o.clock, 1000);
-    let (report, failed) = beacon_sweeper::sweep_window(&o, || o.clock.now(), window).await.unwrap();
-    assert_eq!((report.expired, failed), (200, 0));
+    let swept = beacon_sweeper::sweep_window(&o, || o.clock.now(), window).await;
+    assert_eq!((swept.report.expired, swept.failed), (200, 0));
+    assert!(swept.last_error.is_none());
     // 71 sweeps: at once, then at each second plus 50 ms up to 70 s in.
     assert_eq!(o.sweeps.load(std::sync::atomic::Ordering::SeqCst), 71);
     for (sk, at) in o.deleted.lock().unwrap().iter() {
@@ -169,26 +170,29 @@ async fn a_failed_sweep_is_retried_by_the_next_and_only_a_failed_last_sweep_fail
     let o = observed(T0 * 1000, vec![1, 2]);
     o.table.put(&expiring("gone", 1)).await.unwrap();
     let window = minute(o.clock, 1000);
-    let (report, failed) = beacon_sweeper::sweep_window(&o, || o.clock.now(), window).await.unwrap();
-    assert_eq!((report.expired, failed), (1, 2));
+    let swept = beacon_sweeper::sweep_window(&o, || o.clock.now(), window).await;
+    assert_eq!((swept.report.expired, swept.failed), (1, 2));
+    assert!(swept.last_error.is_none(), "the last sweep succeeded");
     // Due at 1 s, missed by the sweeps at 1 s and 2 s, taken at 3 s.
     let deleted = o.deleted.lock().unwrap().clone();
     assert_eq!(deleted, [("INSTANCE#1.0.0#gone".to_owned(), T0 * 1000 + 3050)]);
 
     let last = observed(T0 * 1000, vec![69]);
-    let err = beacon_sweeper::sweep_window(&last, || last.clock.now(), minute(last.clock, 1000)).await.unwrap_err();
+    let swept = beacon_sweeper::sweep_window(&last, || last.clock.now(), minute(last.clock, 1000)).await;
+    let err = swept.last_error.expect("the last sweep failed");
     assert!(err.to_string().contains("injected"), "{err}");
+    assert_eq!(swept.failed, 1, "the minute's other sweeps are still counted");
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_interval_of_a_minute_sweeps_once_and_a_deadline_ends_the_window() {
     let o = observed(T0 * 1000, vec![]);
-    beacon_sweeper::sweep_window(&o, || o.clock.now(), minute(o.clock, 60_000)).await.unwrap();
+    beacon_sweeper::sweep_window(&o, || o.clock.now(), minute(o.clock, 60_000)).await;
     assert_eq!(o.sweeps.load(std::sync::atomic::Ordering::SeqCst), 1);
 
     let o = observed(T0 * 1000, vec![]);
     let window = beacon_sweeper::Window { until_millis: T0 * 1000 + 5_000, ..minute(o.clock, 1000) };
-    beacon_sweeper::sweep_window(&o, || o.clock.now(), window).await.unwrap();
+    beacon_sweeper::sweep_window(&o, || o.clock.now(), window).await;
     // At 0, then 1.05 s to 4.05 s: the sweep at 5.05 s would begin past the end.
     assert_eq!(o.sweeps.load(std::sync::atomic::Ordering::SeqCst), 5);
 }

@@ -341,10 +341,8 @@ pub fn spawn_sweeper<I: ExpiryIndex + 'static>(
             let sweeps = beacon_sweeper::sweep_window(&index, beacon_domain::clock::now_millis, window);
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return,
-                result = sweeps => match result {
-                    Ok((r, _)) if r.due > 0 => tracing::info!(expired = r.expired, refreshed = r.refreshed, "sweeps"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "the last sweep failed; the next one retries"),
+                swept = sweeps => if swept.report.due > 0 {
+                    tracing::info!(expired = swept.report.expired, refreshed = swept.report.refreshed, failed = swept.failed, "sweeps");
                 },
             }
             // A window that sweeps once (an interval of a period or more)
