@@ -1,8 +1,11 @@
 //! Expiry benchmark against the local stack (run it with ./scripts/bench):
 //! N registrations (`BENCH_EXPIRIES`, default 1,000) whose heartbeats stop
 //! so that they all expire in the same second, then the delay from that
-//! second to each one's `expired` event at an SQS subscriber, through the
-//! whole pipeline: the sweeper's delete, the stream, the fan-out, SNS, SQS.
+//! second to the publication of each one's `expired` event, through the
+//! whole pipeline: the sweeper's delete, the stream, the fan-out, SNS; and
+//! that every event reached an SQS subscriber (the local SQS's receive rate
+//! is not the pipeline's: one receiver drains about a dozen messages a
+//! second, so a burst's receipt times measure the receiver).
 //!
 //! Run twice in one process, each on a fresh table and topic: with the
 //! sweeper sweeping every second (the template's default `SweepIntervalMs`)
@@ -11,7 +14,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +39,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 struct Run {
     interval_ms: u64,
+    last_deleted_s: f64,
     expired: usize,
+    received: usize,
     delays_ms: Vec<f64>,
     sweeps_per_minute: f64,
     queries_per_minute: f64,
@@ -51,7 +56,16 @@ async fn run(clients: &Clients, n: usize, interval_ms: u64) -> Run {
         SnsPublisher::new(clients.sns.clone(), &resources.topic_arn),
         resources.refresh_queue(clients),
     ));
-    let handler = pipeline::fanout_handler(fanout, |_| {});
+    // When each batch's `expired` events went out: the handler returns
+    // after its PublishBatch calls succeeded, so this is when they were
+    // published (an upper bound, by the batch's own length at most).
+    let published: Arc<std::sync::Mutex<Vec<(i64, usize)>>> = Arc::default();
+    let seen = published.clone();
+    let handler = pipeline::fanout_handler(fanout, move |b| {
+        if let Some(&k) = b.report.published.get("expired") {
+            seen.lock().unwrap().push((now_millis(), k));
+        }
+    });
     let mapping = Mapping::start(clients, &resources, MappingConfig::default(), handler);
     let queue_url = subscribe_queue(
         &clients.sqs,
@@ -115,30 +129,15 @@ async fn run(clients: &Clients, n: usize, interval_ms: u64) -> Run {
         stop_rx.clone(),
     );
 
-    let received: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
     let deadline = due * 1000 + 130_000;
-    while received.lock().await.len() < n && now_millis() < deadline {
-        let Ok(out) = clients
-            .sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-        else {
-            continue;
-        };
-        let at = now_millis();
-        for m in out.messages.unwrap_or_default() {
-            if let Some(h) = &m.receipt_handle {
-                let _ = clients.sqs.delete_message().queue_url(&queue_url).receipt_handle(h).send().await;
-            }
-            let v: serde_json::Value = serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or_default();
-            if let Some(id) = v["instance_id"].as_str() {
-                received.lock().await.entry(id.to_owned()).or_insert(at);
-            }
+    let count = |p: &[(i64, usize)]| p.iter().map(|(_, k)| k).sum::<usize>();
+    // When the sweeper's deletes were all done (its adapter's writes).
+    let mut deleted_at = None;
+    while count(&published.lock().unwrap()) < n && now_millis() < deadline {
+        if deleted_at.is_none() && counts.counts().snapshot().1 >= n as u64 {
+            deleted_at = Some(now_millis());
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let minutes = (now_millis() - started) as f64 / 60_000.0;
     stop.send(true).unwrap();
@@ -146,12 +145,53 @@ async fn run(clients: &Clients, n: usize, interval_ms: u64) -> Run {
     mapping.stop().await;
     let (reads, _, _) = counts.counts().snapshot();
     let queries_per_minute = reads as f64 / minutes;
-    let received = received.lock().await;
-    let mut delays_ms: Vec<f64> = received.values().map(|at| (at - due * 1000) as f64).collect();
+    let mut delays_ms: Vec<f64> = Vec::new();
+    for (at, k) in published.lock().unwrap().iter() {
+        delays_ms.extend(std::iter::repeat_n((at - due * 1000) as f64, *k));
+    }
     delays_ms.sort_by(f64::total_cmp);
+    // And every one reached the subscriber (8 receivers: one drains about
+    // a dozen messages a second from the local SQS).
+    let received: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let receivers: Vec<_> = (0..8)
+        .map(|_| {
+            let (sqs, url, received) = (clients.sqs.clone(), queue_url.clone(), received.clone());
+            tokio::spawn(async move {
+                let until = now_millis() + 60_000;
+                while received.lock().await.len() < n && now_millis() < until {
+                    let Ok(out) = sqs
+                        .receive_message()
+                        .queue_url(&url)
+                        .max_number_of_messages(10)
+                        .wait_time_seconds(1)
+                        .send()
+                        .await
+                    else {
+                        continue;
+                    };
+                    for m in out.messages.unwrap_or_default() {
+                        let v: serde_json::Value =
+                            serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or_default();
+                        if let Some(id) = v["instance_id"].as_str() {
+                            received.lock().await.insert(id.to_owned());
+                        }
+                        if let Some(h) = &m.receipt_handle {
+                            let _ = sqs.delete_message().queue_url(&url).receipt_handle(h).send().await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for r in receivers {
+        r.await.unwrap();
+    }
+    let received = received.lock().await.len();
     Run {
         interval_ms,
-        expired: received.len(),
+        last_deleted_s: deleted_at.map_or(f64::NAN, |at| (at - due * 1000) as f64 / 1000.0),
+        expired: delays_ms.len(),
+        received,
         delays_ms,
         sweeps_per_minute: queries_per_minute / f64::from(beacon_domain::keys::EXPIRY_SHARDS),
         queries_per_minute,
@@ -164,20 +204,22 @@ async fn main() {
     let clients = Clients::from_config(&sdk_config().await);
     println!("\n## Expiry (`benches/expiry.rs`, {n} registrations expiring in the same second)\n");
     println!(
-        "| sweep interval | expired events | delay p50 (s) | p90 | p99 | max | sweeps / min | expiry-index Queries / min |"
+        "| sweep interval | `expired` events published | received by an SQS subscriber | expiry → published: p50 (s) | p90 | p99 | max | last delete done (s) | sweeps / min | expiry-index Queries / min |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for interval_ms in [1_000, 60_000] {
         let r = run(&clients, n, interval_ms).await;
         let s = |p| percentile(&r.delays_ms, p) / 1000.0;
         println!(
-            "| {} ms | {} of {n} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.0} |",
+            "| {} ms | {} of {n} | {} of {n} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.0} |",
             r.interval_ms,
             r.expired,
+            r.received,
             s(0.5),
             s(0.9),
             s(0.99),
             r.delays_ms.last().copied().unwrap_or(f64::NAN) / 1000.0,
+            r.last_deleted_s,
             r.sweeps_per_minute,
             r.queries_per_minute,
         );

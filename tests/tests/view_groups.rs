@@ -62,26 +62,32 @@ fn resolved_for(events: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_that_moves_no_view_writes_no_dependent() {
-    const N: usize = 30;
-    let p = TestPipeline::start("groups").await;
+/// A pipeline with `n` consumers of `orders` and its first instance, once
+/// every earlier batch finished: each consumer's needs change published its
+/// `resolved`, and i-1's refresh its `registered` (a batch publishes after
+/// its writes, so the views alone can be seen first). Returns it with a
+/// subscriber queue.
+async fn settled(name: &str, n: usize) -> (TestPipeline, beacon_tests::Queue) {
+    let p = TestPipeline::start(name).await;
     let q = p.subscribe(None).await;
-    consumers(&p, N).await;
+    consumers(&p, n).await;
     p.registry.put(&orders(Status::Healthy, "a")).await.unwrap();
-    all_resolved(&p, N, true, Duration::from_secs(30)).await;
-    // Every earlier batch finished before counting: each consumer's needs
-    // change published its `resolved`, and i-1's refresh its `registered`
-    // (a batch publishes after its writes, so the views alone can be seen
-    // first).
+    all_resolved(&p, n, true, Duration::from_secs(30)).await;
     let _ = q
         .receive_until(Duration::from_secs(30), |e| {
             let consumers: BTreeSet<&str> =
                 of_kind(e, "resolved").iter().filter_map(|r| r["consumer"].as_str()).collect();
-            consumers.len() == N && !of_kind(e, "registered").is_empty()
+            consumers.len() == n && !of_kind(e, "registered").is_empty()
         })
         .await;
     let _ = q.receive_for(Duration::from_millis(500)).await;
+    (p, q)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_moves_no_view_writes_no_dependent() {
+    const N: usize = 30;
+    let (p, q) = settled("groups", N).await;
 
     // An attribute edit: a real change (one `updated` event), no view moves.
     let before = p.fan_registry.counts().snapshot();
@@ -185,19 +191,7 @@ async fn a_page_that_fails_is_delivered_again_and_no_view_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_fan_out_costs_the_bump_and_a_write_per_moved_view() {
     for n in [1usize, 10] {
-        let p = TestPipeline::start(&format!("direct{n}")).await;
-        let q = p.subscribe(None).await;
-        consumers(&p, n).await;
-        p.registry.put(&orders(Status::Healthy, "a")).await.unwrap();
-        all_resolved(&p, n, true, Duration::from_secs(30)).await;
-        let _ = q
-            .receive_until(Duration::from_secs(30), |e| {
-                let consumers: BTreeSet<&str> =
-                    of_kind(e, "resolved").iter().filter_map(|r| r["consumer"].as_str()).collect();
-                consumers.len() == n && !of_kind(e, "registered").is_empty()
-            })
-            .await;
-        let _ = q.receive_for(Duration::from_millis(500)).await;
+        let (p, q) = settled(&format!("direct{n}"), n).await;
 
         // Moves every view: the bump, then a write per dependent; reads: the
         // edges, the registrations, the state, each dependent's item, and

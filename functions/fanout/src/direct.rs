@@ -44,6 +44,10 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         now: i64,
         budget: &Budget,
     ) -> Result<Option<Refreshed>, StoreError> {
+        if dependents.is_empty() {
+            // Nobody needs the service: nothing to read or write.
+            return Ok(Some(Refreshed::default()));
+        }
         let state = self.registry.read_state(service).await?;
         let mut views = ViewCache::new(&state.instances, generation, now);
         let mut claimed = BTreeMap::new();
