@@ -62,7 +62,7 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         let fence = !state.groups.is_empty();
         // Each dependent's item, read consistently: whose view moved.
         let mut reads = Vec::new();
-        for dependent in dependents.iter().filter(|_| !fence) {
+        for dependent in if fence { &[][..] } else { dependents } {
             reads.push(async move {
                 match self.registry.get_resolved(&dependent.consumer).await {
                     Ok(item) => Ok((dependent, item)),
@@ -79,18 +79,17 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         let mut done = Refreshed::default();
         for (dependent, item) in items {
             let view = &claimed[&group_id(&dependent.requirements)];
-            let held = item.as_ref().and_then(|i| i.services.get(service));
-            match (held, &item) {
-                (Some(held), Some(item)) if held.digest == view.digest => {
+            match item.filter(|i| i.services.get(service).is_some_and(|held| held.digest == view.digest)) {
+                Some(item) => {
                     // A retry of a batch whose write landed but whose event
                     // may not have: publish it again, under the same id.
                     if let Some(id) = item.last_change_id.as_deref().filter(|id| change.ids.contains(id)) {
-                        done.events.push(Event::resolved(id, Some(service), item, change.created_at));
+                        done.events.push(Event::resolved(id, Some(service), &item, change.created_at));
                     }
                 }
-                // Not needed any more (its needs change is on its way), or
-                // no item yet: the write's own conditions decide.
-                _ => moved.push(dependent.clone()),
+                // Moved, not needed any more (its needs change is on its
+                // way), or no item yet: the write's own conditions decide.
+                None => moved.push(dependent.clone()),
             }
         }
         debug!(%service, dependents = dependents.len(), moved = moved.len(), fence, "direct refresh compared");
