@@ -153,7 +153,7 @@ async fn a_large_fan_out_is_paged_through_the_refresh_queue_and_converges() {
         beacon_aws::SnsPublisher::new(p.sns.clone(), &p.topic_arn),
         beacon_aws::SqsRefreshQueue::new(p.sqs.clone(), "http://unused"),
     );
-    let (response, report) = fanout.handle_pages(&event).await;
+    let (response, report) = fanout.handle_pages(&event, beacon_domain::clock::now_seconds()).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(response.batch_item_failures[0].item_identifier, "m-1");
     assert_eq!(report.failed, 1);

@@ -29,7 +29,7 @@ use futures::{StreamExt, TryStreamExt};
 use tracing::debug;
 
 use crate::FanOut;
-use crate::work::{Budget, Change, Refreshed, VIEW_WRITE_CONCURRENCY};
+use crate::work::{Budget, Change, Claim, Refreshed, VIEW_WRITE_CONCURRENCY};
 
 impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     /// Refreshes `dependents` (all of `service`'s) at `generation`, already
@@ -52,7 +52,9 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         let mut views = ViewCache::new(&state.instances, generation, now);
         let mut claimed = BTreeMap::new();
         for dependent in dependents {
-            claimed.entry(group_id(&dependent.requirements)).or_insert_with(|| views.view(&dependent.requirements));
+            claimed
+                .entry(group_id(&dependent.requirements))
+                .or_insert_with(|| Claim::everyone(views.view(&dependent.requirements)));
         }
         // View groups left from a regroup whose mark a newer refresh
         // refused, or from `beacon upgrade`: their claimers (and their
@@ -78,7 +80,8 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         let mut moved = if fence { dependents.to_vec() } else { Vec::new() };
         let mut done = Refreshed::default();
         for (dependent, item) in items {
-            let view = &claimed[&group_id(&dependent.requirements)];
+            // Its own view: a subset view differs from member to member.
+            let view = views.member_view(&dependent.requirements, &dependent.consumer);
             match item.filter(|i| i.services.get(service).is_some_and(|held| held.digest == view.digest)) {
                 Some(item) => {
                     // A retry of a batch whose write landed but whose event
@@ -99,7 +102,7 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         // The batch's inline budget is shared with its other refreshes.
         let _ = budget.take(moved.len());
         let mut members = BTreeMap::new();
-        done.add(self.write_members(service, &claimed, &moved, change, &mut members).await?);
+        done.add(self.write_members(service, &claimed, &moved, &mut views, change, &mut members).await?);
         // Only a view that changed can hide a newer refresh's skip; a
         // refused write or a raised generation cannot.
         if done.views_changed > 0 && self.registry.current_generation(service).await? != generation {

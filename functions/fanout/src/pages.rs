@@ -13,11 +13,12 @@ use std::collections::BTreeMap;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use beacon_domain::ports::{FanOutStore, Publisher, RefreshPage, RefreshQueue, StoreError};
+use beacon_domain::view::ViewCache;
 use futures::StreamExt;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::FanOut;
-use crate::work::{Change, Refreshed};
+use crate::work::{Change, Claim, Refreshed};
 
 /// Pages handled at once within one invocation (the template sends one).
 const PAGE_CONCURRENCY: usize = 4;
@@ -48,18 +49,21 @@ enum PageError {
     Store(#[from] StoreError),
     #[error("{0} of its events were not published")]
     Publish(usize),
+    #[error("the endpoints of {service} moved since view group {group} was claimed; a newer refresh claims it")]
+    Moved { service: String, group: String },
 }
 
 impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     /// Handles one batch of refresh-queue messages.
-    pub async fn handle_pages(&self, event: &SqsEvent) -> (SqsBatchResponse, PagesReport) {
+    /// `now` (epoch seconds) resolves the views of large services' members.
+    pub async fn handle_pages(&self, event: &SqsEvent, now: i64) -> (SqsBatchResponse, PagesReport) {
         let mut report = PagesReport { pages: event.records.len(), ..PagesReport::default() };
         let mut jobs = Vec::with_capacity(event.records.len());
         for message in &event.records {
             let id = message.message_id.clone().unwrap_or_default();
             let body = message.body.as_deref().unwrap_or_default();
             let span = info_span!("page", message_id = %id);
-            jobs.push(async move { (id, self.page(body).await) }.instrument(span));
+            jobs.push(async move { (id, self.page(body, now).await) }.instrument(span));
         }
         let results: Vec<_> = futures::stream::iter(jobs).buffer_unordered(PAGE_CONCURRENCY).collect().await;
         let mut response = SqsBatchResponse::default();
@@ -86,11 +90,33 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     }
 
     /// One page: `None` when a newer refresh owns every group it named.
-    async fn page(&self, body: &str) -> Result<Option<(Refreshed, usize)>, PageError> {
+    async fn page(&self, body: &str, now: i64) -> Result<Option<(Refreshed, usize)>, PageError> {
         let page: RefreshPage = serde_json::from_str(body).map_err(PageError::Malformed)?;
         let state = self.registry.read_state(&page.service).await?;
-        let claimed: BTreeMap<_, _> =
-            state.groups.into_iter().filter(|g| g.view.generation == page.generation).map(|g| (g.id, g.view)).collect();
+        let mut views = ViewCache::new(&state.instances, page.generation, now);
+        let mut claimed = BTreeMap::new();
+        for group in &state.groups {
+            match page.moved.get(&group.id) {
+                // A subset view moved some slots' members. A newer claim
+                // moved the slots it saw move since this one, not these, so
+                // these are written here whoever claimed last, with the
+                // group's current view (docs/architecture.md, "Large
+                // services"). Its members' slots come from the
+                // registrations read now, which must give that view.
+                Some(moved) if group.view.has_subset() && group.view.generation >= page.generation => {
+                    if views.view(&group.requirements).digest != group.view.digest {
+                        return Err(PageError::Moved { service: page.service.clone(), group: group.id.clone() });
+                    }
+                    claimed.insert(group.id.clone(), Claim { view: group.view.clone(), moved: moved.clone() });
+                }
+                // Else a newer claim rewrites every member of the group.
+                Some(_) => {}
+                None if group.view.generation == page.generation => {
+                    claimed.insert(group.id.clone(), Claim::everyone(group.view.clone()));
+                }
+                None => {}
+            }
+        }
         if claimed.is_empty() {
             debug!(service = %page.service, generation = page.generation, "superseded by a newer refresh");
             return Ok(None);
@@ -104,8 +130,9 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         let ids: Vec<&str> = page.change_ids.iter().map(String::as_str).collect();
         let change = Change { ids: &ids, created_at: page.created_at };
         let mut members = BTreeMap::new();
-        let mut done =
-            self.write_members(&page.service, &claimed, &dependents.dependents, change, &mut members).await?;
+        let mut done = self
+            .write_members(&page.service, &claimed, &dependents.dependents, &mut views, change, &mut members)
+            .await?;
         done.pages_queued = queued;
         let results = if done.events.is_empty() { Vec::new() } else { self.publisher.publish(&done.events).await };
         let failed = results.iter().filter(|r| r.is_err()).count();

@@ -17,12 +17,12 @@ use std::collections::BTreeMap;
 
 use beacon_domain::event::Event;
 use beacon_domain::ports::{Dependent, FanOutStore, Publisher, RefreshPage, RefreshQueue, StoreError, ViewWrite};
-use beacon_domain::view::{ServiceView, ViewCache, ViewGroup, group_id};
+use beacon_domain::view::{Moved, ServiceView, ViewCache, ViewGroup, group_id};
 use futures::{StreamExt, TryStreamExt};
 use tracing::{debug, error, warn};
 
 use crate::FanOut;
-use crate::work::{Budget, Change, Refreshed, VIEW_WRITE_CONCURRENCY};
+use crate::work::{Budget, Change, Claim, Refreshed, VIEW_WRITE_CONCURRENCY};
 
 /// How many times a refresh starts over when a newer one claimed first,
 /// before its record is retried by the stream instead.
@@ -71,7 +71,10 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                     lost = true;
                     break;
                 }
-                claimed.insert(group.id.clone(), view);
+                // A subset view moves only some slots' members; a pending
+                // claim's members may not all hold it, so all are written.
+                let moved = if group.pending { Moved::everyone() } else { Moved::between(&group.view, &view) };
+                claimed.insert(group.id.clone(), Claim { view, moved });
             }
             debug!(%service, groups = state.groups.len(), claimed = claimed.len(), resolutions = views.resolutions(), "compared view groups");
             if lost {
@@ -80,7 +83,7 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
             if claimed.is_empty() {
                 return Ok(Refreshed::default());
             }
-            return self.fan_out(service, generation.value, &claimed, change, budget).await;
+            return self.fan_out(service, generation.value, &claimed, &mut views, change, budget).await;
         }
         Err(lost_too_often(service))
     }
@@ -104,7 +107,9 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         for _ in 0..ATTEMPTS {
             let generation = self.registry.bump_generation(service).await?;
             let state = self.registry.read_state(service).await?;
-            let view = ViewCache::new(&state.instances, generation.value, now).view(requirements);
+            let mut views = ViewCache::new(&state.instances, generation.value, now);
+            let view = views.view(requirements);
+            let own = views.member_view(requirements, consumer);
             let id = group_id(requirements);
             let stored = state.groups.iter().find(|g| g.id == id);
             // Before view groups (the service's next refresh regroups it),
@@ -113,7 +118,7 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
             // being written by its claimer, or its failed record will be
             // retried.
             if !generation.grouped || stored.is_some_and(|g| g.view.digest == view.digest) {
-                let write = self.registry.write_view(consumer, service, &view, None).await?;
+                let write = self.registry.write_view(consumer, service, &own, None).await?;
                 // Not grouped: a direct refresh may have skipped this
                 // consumer after this read, so a write is checked as a
                 // direct refresh's is (docs/architecture.md, "Small fan-outs").
@@ -129,7 +134,7 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
             if !self.claim(service, &id, requirements, &view).await? {
                 continue;
             }
-            let write = self.registry.write_view(consumer, service, &view, None).await?;
+            let write = self.registry.write_view(consumer, service, &own, None).await?;
             let mut others = Refreshed { groups_claimed: 1, ..Refreshed::default() };
             match stored {
                 // A new group: its only other members are consumers joining
@@ -140,9 +145,10 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                 }
                 // The group's view moved since it was claimed, and no
                 // refresh since has seen it: rewrite every member.
-                Some(_) => {
-                    let claimed = BTreeMap::from([(id, view)]);
-                    others = self.fan_out(service, generation.value, &claimed, change, budget).await?;
+                Some(stored) => {
+                    let moved = if stored.pending { Moved::everyone() } else { Moved::between(&stored.view, &view) };
+                    let claimed = BTreeMap::from([(id, Claim { view, moved })]);
+                    others = self.fan_out(service, generation.value, &claimed, &mut views, change, budget).await?;
                 }
             }
             return Ok((changed_first(write, moved), others));
@@ -174,7 +180,8 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         &self,
         service: &str,
         generation: u64,
-        claimed: &BTreeMap<String, ServiceView>,
+        claimed: &BTreeMap<String, Claim>,
+        views: &mut ViewCache<'_>,
         change: Change<'_>,
         budget: &Budget,
     ) -> Result<Refreshed, StoreError> {
@@ -191,7 +198,7 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         if complete {
             let dependents = page.map(|p| p.dependents).unwrap_or_default();
             budget.give_back(take - dependents.len());
-            done.add(self.write_members(service, claimed, &dependents, change, &mut members).await?);
+            done.add(self.write_members(service, claimed, &dependents, views, change, &mut members).await?);
         } else {
             budget.give_back(take);
             let page = RefreshPage {
@@ -200,6 +207,11 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                 after: None,
                 change_ids: change.ids.iter().map(|s| (*s).to_owned()).collect(),
                 created_at: change.created_at,
+                moved: claimed
+                    .iter()
+                    .filter(|(_, c)| c.view.has_subset() && !c.moved.all)
+                    .map(|(id, c)| (id.clone(), c.moved.clone()))
+                    .collect(),
             };
             self.queue.send(&page).await?;
             done.pages_queued += 1;
@@ -216,12 +228,15 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     }
 
     /// Writes the view of every dependent on the page whose group is
-    /// claimed, counting members per group.
+    /// claimed and whose view the claim moved, counting members per group.
+    /// A member of a group whose view is a subset gets its own slot's view
+    /// from `views`, which the caller has read at the claim's state.
     pub(crate) async fn write_members(
         &self,
         service: &str,
-        claimed: &BTreeMap<String, ServiceView>,
+        claimed: &BTreeMap<String, Claim>,
         dependents: &[Dependent],
+        views: &mut ViewCache<'_>,
         change: Change<'_>,
         members: &mut BTreeMap<String, usize>,
     ) -> Result<Refreshed, StoreError> {
@@ -229,10 +244,20 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         let mut jobs = Vec::new();
         for dependent in dependents {
             let id = group_id(&dependent.requirements);
-            let Some(view) = claimed.get(&id) else { continue };
+            let Some(claim) = claimed.get(&id) else { continue };
             *members.entry(id).or_default() += 1;
+            if !claim.moved.includes(service, &dependent.consumer) {
+                continue;
+            }
+            let view = if claim.view.has_subset() {
+                let mut own = views.member_view(&dependent.requirements, &dependent.consumer);
+                own.generation = claim.view.generation;
+                own
+            } else {
+                claim.view.clone()
+            };
             jobs.push(async move {
-                match self.registry.write_view(&dependent.consumer, service, view, Some(change_id)).await {
+                match self.registry.write_view(&dependent.consumer, service, &view, Some(change_id)).await {
                     Ok(w) => Ok((dependent, Some(w))),
                     // One consumer's resolved item that no write can fix
                     // (its own writer may put anything in its partition)
@@ -303,12 +328,12 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
             if !self.claim(service, &id, &dependent.requirements, &view).await? {
                 return Ok(None);
             }
-            claimed.insert(id, view);
+            claimed.insert(id, Claim::everyone(view));
         }
         let done = if claimed.is_empty() {
             Refreshed::default()
         } else {
-            self.fan_out(service, generation, &claimed, change, budget).await?
+            self.fan_out(service, generation, &claimed, &mut views, change, budget).await?
         };
         for stale in partition.groups.iter().filter(|g| !claimed.contains_key(&g.id)) {
             self.registry.drop_group(service, &stale.id, generation).await?;

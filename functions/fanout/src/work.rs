@@ -5,9 +5,25 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use beacon_domain::event::Event;
+use beacon_domain::view::{Moved, ServiceView};
 
 /// How many dependents' views are written at once.
 pub(crate) const VIEW_WRITE_CONCURRENCY: usize = 16;
+
+/// A view group claimed by a refresh: its view (in the group's form) and
+/// which of its members that view moved.
+#[derive(Debug, Clone)]
+pub(crate) struct Claim {
+    pub view: ServiceView,
+    pub moved: Moved,
+}
+
+impl Claim {
+    /// A claim whose every member is written.
+    pub fn everyone(view: ServiceView) -> Self {
+        Self { view, moved: Moved::everyone() }
+    }
+}
 
 /// How much of a refresh one invocation does (docs/architecture.md, "Large
 /// fan-outs").

@@ -379,6 +379,13 @@ mod tests {
                         outcome: Outcome::Resolved(beacon_domain::resolution::Resolved {
                             version: semver::Version::new(1, 0, 0),
                             endpoints: vec![],
+                            // A consumer's slot of a large service survives the round trip.
+                            subset: Some(beacon_domain::subset::Subset {
+                                slot: Some(3),
+                                slots: 128,
+                                of: 10_000,
+                                digests: vec![],
+                            }),
                         }),
                     },
                 ],

@@ -11,6 +11,7 @@
 //! - [`registration`] — a service instance's registration and its expiry;
 //! - [`requirement`] — `name`, `name==1.2.0`, `name^1.2`, ranges, needs lists;
 //! - [`resolution`] — choosing a version and its healthy endpoints;
+//! - [`subset`] — which slot of a large service's endpoints a consumer gets;
 //! - [`view`] — the read models: declared needs, the resolved view;
 //! - [`keys`] — the table's key shapes, defined once;
 //! - [`decode`] — why a stored item is not a valid Beacon item;
@@ -42,6 +43,7 @@ pub mod registration;
 pub mod requirement;
 pub mod resolution;
 pub mod services_file;
+pub mod subset;
 pub mod sweep;
 pub mod validation;
 pub mod version;
@@ -51,5 +53,5 @@ pub use change::{ChangeKind, Classified, Image, ShardRepair, StreamChange, class
 pub use event::Event;
 pub use registration::{MAX_CLOCK_SKEW_SECONDS, Registration, Status};
 pub use requirement::{Requirement, parse_needs};
-pub use resolution::{Resolution, Unresolved, resolve};
+pub use resolution::{Resolution, Unresolved, resolve, resolve_for};
 pub use validation::ValidationError;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::registration::{Registration, Status};
 use crate::requirement::Requirement;
+use crate::subset::{Subset, slots_for};
 
 /// One healthy endpoint of the chosen version.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -28,8 +29,31 @@ pub struct Resolved {
     /// The highest satisfying version with a healthy instance.
     #[serde(with = "crate::registration::version_text")]
     pub version: Version,
-    /// Its healthy, unexpired instances, ordered by instance id.
+    /// Its healthy, unexpired instances, ordered by instance id: all of
+    /// them, or the consumer's slot when there are more than
+    /// [`SUBSET_SIZE`](crate::subset::SUBSET_SIZE) (see [`crate::subset`]).
     pub endpoints: Vec<Endpoint>,
+    /// Present when `endpoints` is a subset: which one, and of how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<Subset>,
+}
+
+impl Resolved {
+    /// What `consumer` of `service` gets: every endpoint when there are at
+    /// most [`SUBSET_SIZE`](crate::subset::SUBSET_SIZE), else its slot of them.
+    pub fn for_consumer(&self, service: &str, consumer: &str) -> Resolved {
+        let n = self.endpoints.len();
+        let slots = slots_for(n);
+        if slots == 1 {
+            return self.clone();
+        }
+        let slot = crate::subset::slot_of(service, consumer, slots);
+        Resolved {
+            version: self.version.clone(),
+            endpoints: crate::subset::slot_endpoints(service, &self.endpoints, slot, slots),
+            subset: Some(Subset { slot: Some(slot), slots, of: n, digests: Vec::new() }),
+        }
+    }
 }
 
 /// Why a requirement did not resolve.
@@ -97,7 +121,18 @@ pub fn resolve(req: &Requirement, instances: &[Registration], now: i64) -> Resol
         })
         .collect();
     endpoints.sort();
-    Ok(Resolved { version: best.clone(), endpoints })
+    Ok(Resolved { version: best.clone(), endpoints, subset: None })
+}
+
+/// [`resolve`] as `consumer` sees it: its subset when the chosen version has
+/// more than [`SUBSET_SIZE`](crate::subset::SUBSET_SIZE) healthy endpoints (what the fan-out writes in
+/// its resolved item). `None`: every endpoint.
+pub fn resolve_for(req: &Requirement, instances: &[Registration], now: i64, consumer: Option<&str>) -> Resolution {
+    let resolved = resolve(req, instances, now)?;
+    Ok(match consumer {
+        Some(c) => resolved.for_consumer(req.service(), c),
+        None => resolved,
+    })
 }
 
 #[cfg(test)]

@@ -77,6 +77,13 @@ pub struct ServiceView {
 }
 
 impl ServiceView {
+    /// Whether any requirement shows a subset of its endpoints: then a
+    /// view group's form of it leaves the endpoints out, and each member's
+    /// differs (see [`ViewCache::member_view`]).
+    pub fn has_subset(&self) -> bool {
+        self.requirements.iter().any(|r| matches!(&r.outcome, Outcome::Resolved(x) if x.subset.is_some()))
+    }
+
     /// A view at `generation`, with its digest.
     pub fn new(generation: u64, requirements: Vec<RequirementView>) -> Self {
         use sha2::Digest as _;
@@ -115,12 +122,29 @@ pub struct ViewGroup {
 
 /// Views computed from one read of a service: each distinct requirement is
 /// resolved once, however many groups (or consumers) name it.
+///
+/// A requirement whose chosen version has more endpoints than one view
+/// shows ([`crate::subset`]) has two forms: a view group's, which stands
+/// for every slot (the endpoints left out, a digest per slot kept), and a
+/// consumer's, which holds its slot's endpoints. Every other requirement
+/// looks the same in both.
 #[derive(Debug)]
 pub struct ViewCache<'a> {
     instances: &'a [Registration],
     now: i64,
     generation: u64,
-    outcomes: BTreeMap<String, Option<RequirementView>>,
+    outcomes: BTreeMap<String, Option<Cached>>,
+}
+
+/// One requirement's outcome in both forms.
+#[derive(Debug)]
+struct Cached {
+    /// The service the requirement names.
+    service: String,
+    /// The group's form.
+    group: RequirementView,
+    /// When subset: each slot's endpoints, and the whole outcome.
+    slots: Option<(Vec<Vec<crate::resolution::Endpoint>>, crate::resolution::Resolved)>,
 }
 
 impl<'a> ViewCache<'a> {
@@ -129,35 +153,162 @@ impl<'a> ViewCache<'a> {
         Self { instances, now, generation, outcomes: BTreeMap::new() }
     }
 
-    /// The view for a list of requirements (as text). An unreadable
-    /// requirement (a hand-edited edge: the fan-out writes edges only from
-    /// validated needs) is left out rather than blocking the refresh.
+    /// The view for a list of requirements (as text), in a view group's
+    /// form. An unreadable requirement (a hand-edited edge: the fan-out
+    /// writes edges only from validated needs) is left out rather than
+    /// blocking the refresh.
     pub fn view(&mut self, requirements: &[String]) -> ServiceView {
+        let views = requirements.iter().filter_map(|text| self.cached(text).map(|c| c.group.clone())).collect();
+        ServiceView::new(self.generation, views)
+    }
+
+    /// The view `consumer` gets of a list of requirements: the group's
+    /// form, with its slot's endpoints where a requirement is subset.
+    pub fn member_view(&mut self, requirements: &[String], consumer: &str) -> ServiceView {
         let views = requirements
             .iter()
             .filter_map(|text| {
-                self.outcomes
-                    .entry(text.clone())
-                    .or_insert_with(|| {
-                        let req = Requirement::parse(text)
-                            .map_err(|e| {
-                                tracing::warn!(requirement = %text, error = %e, "unreadable requirement on a dependency edge");
-                            })
-                            .ok()?;
-                        Some(RequirementView {
-                            requirement: req.to_string(),
-                            outcome: Outcome::from(resolve(&req, self.instances, self.now)),
-                        })
-                    })
-                    .clone()
+                let cached = self.cached(text)?;
+                Some(match &cached.slots {
+                    None => cached.group.clone(),
+                    Some((slots, whole)) => {
+                        let count = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+                        let slot = crate::subset::slot_of(&cached.service, consumer, count);
+                        RequirementView {
+                            requirement: cached.group.requirement.clone(),
+                            outcome: Outcome::Resolved(crate::resolution::Resolved {
+                                version: whole.version.clone(),
+                                endpoints: slots[slot as usize].clone(),
+                                subset: Some(crate::subset::Subset {
+                                    slot: Some(slot),
+                                    slots: count,
+                                    of: whole.endpoints.len(),
+                                    digests: Vec::new(),
+                                }),
+                            }),
+                        }
+                    }
+                })
             })
             .collect();
         ServiceView::new(self.generation, views)
     }
 
+    fn cached(&mut self, text: &str) -> Option<&Cached> {
+        if !self.outcomes.contains_key(text) {
+            let cached = Requirement::parse(text)
+                .map_err(|e| {
+                    tracing::warn!(requirement = %text, error = %e, "unreadable requirement on a dependency edge");
+                })
+                .ok()
+                .map(|req| {
+                    let outcome = resolve(&req, self.instances, self.now);
+                    subset_forms(req.to_string(), req.service(), outcome)
+                });
+            self.outcomes.insert(text.to_owned(), cached);
+        }
+        self.outcomes.get(text).and_then(Option::as_ref)
+    }
+
     /// How many distinct requirements were resolved (or found unreadable).
     pub fn resolutions(&self) -> usize {
         self.outcomes.len()
+    }
+}
+
+/// Both forms of one outcome.
+fn subset_forms(requirement: String, service: &str, outcome: Resolution) -> Cached {
+    match outcome {
+        Ok(whole) if crate::subset::slots_for(whole.endpoints.len()) > 1 => {
+            let count = crate::subset::slots_for(whole.endpoints.len());
+            let slots = crate::subset::all_slots(service, &whole.endpoints, count);
+            let group = crate::resolution::Resolved {
+                version: whole.version.clone(),
+                endpoints: Vec::new(),
+                subset: Some(crate::subset::Subset {
+                    slot: None,
+                    slots: count,
+                    of: whole.endpoints.len(),
+                    digests: slots.iter().map(|s| crate::subset::digest(s)).collect(),
+                }),
+            };
+            Cached {
+                service: service.to_owned(),
+                group: RequirementView { requirement, outcome: Outcome::Resolved(group) },
+                slots: Some((slots, whole)),
+            }
+        }
+        other => Cached {
+            service: service.to_owned(),
+            group: RequirementView { requirement, outcome: Outcome::from(other) },
+            slots: None,
+        },
+    }
+}
+
+/// Which members of a view group moved when its view went from `old` to
+/// `new` (both in the group's form).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Moved {
+    /// Per slot count, the slots whose endpoints moved. Only meaningful
+    /// when `all` is false.
+    #[serde(default)]
+    pub slots: BTreeMap<u32, Vec<u32>>,
+    /// Every member moved (or it cannot be told which did).
+    #[serde(default)]
+    pub all: bool,
+}
+
+impl Moved {
+    /// Every member.
+    pub fn everyone() -> Self {
+        Self { slots: BTreeMap::new(), all: true }
+    }
+
+    /// Which members moved from `old` to `new`: all of them unless the only
+    /// differences are inside subset requirements whose version and slot
+    /// count stayed the same.
+    pub fn between(old: &ServiceView, new: &ServiceView) -> Self {
+        if old.requirements.len() != new.requirements.len() {
+            return Self::everyone();
+        }
+        let mut moved = Self::default();
+        for (a, b) in old.requirements.iter().zip(&new.requirements) {
+            if a == b {
+                continue;
+            }
+            let (Outcome::Resolved(x), Outcome::Resolved(y)) = (&a.outcome, &b.outcome) else {
+                return Self::everyone();
+            };
+            match (&x.subset, &y.subset) {
+                (Some(sx), Some(sy))
+                    if a.requirement == b.requirement
+                        && x.version == y.version
+                        && sx.slots == sy.slots
+                        && sx.digests.len() == sy.digests.len() =>
+                {
+                    let slots = moved.slots.entry(sy.slots).or_default();
+                    for (j, (dx, dy)) in sx.digests.iter().zip(&sy.digests).enumerate() {
+                        if dx != dy {
+                            slots.push(u32::try_from(j).unwrap_or(u32::MAX));
+                        }
+                    }
+                    slots.sort_unstable();
+                    slots.dedup();
+                }
+                _ => return Self::everyone(),
+            }
+        }
+        moved
+    }
+
+    /// Whether `consumer` of `service` is among them.
+    pub fn includes(&self, service: &str, consumer: &str) -> bool {
+        self.all
+            || self
+                .slots
+                .iter()
+                .any(|(count, moved)| moved.binary_search(&crate::subset::slot_of(service, consumer, *count)).is_ok())
     }
 }
 

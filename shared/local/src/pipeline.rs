@@ -193,7 +193,7 @@ where
         let (fanout, observe) = (fanout.clone(), observe.clone());
         Box::pin(async move {
             let start = Instant::now();
-            let (response, report) = fanout.handle_pages(&event).await;
+            let (response, report) = fanout.handle_pages(&event, beacon_domain::clock::now_seconds()).await;
             observe(PagesSeen { report: &report, elapsed: start.elapsed() });
             Ok(response)
         })

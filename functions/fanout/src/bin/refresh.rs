@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     let fanout = AwsFanOut::from_env().await?;
     let fanout = &fanout;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let (response, report) = fanout.handle_pages(&event.payload).await;
+        let (response, report) = fanout.handle_pages(&event.payload, beacon_domain::clock::now_seconds()).await;
         tracing::info!(
             pages = report.pages,
             superseded = report.superseded,

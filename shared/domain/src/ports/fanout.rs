@@ -69,6 +69,11 @@ pub struct RefreshPage {
     pub change_ids: Vec<String>,
     /// When the change was made (epoch seconds), for the events.
     pub created_at: i64,
+    /// Per claimed group whose view is a subset, which members it moved
+    /// (docs/architecture.md, "Large services"); a group not named here
+    /// has every member written.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub moved: std::collections::BTreeMap<String, crate::view::Moved>,
 }
 
 impl RefreshPage {
