@@ -374,3 +374,129 @@ async fn dev_up_passes_every_flag_to_the_runner() {
     assert!(gone, "an expired registration was not deleted within 20 s");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// A service with more healthy endpoints than a view shows (issue 27): each
+/// consumer's resolved item holds its slot, and the catalog API
+/// (`?consumer=`) and `beacon get --consumer` give the same; an instance
+/// that goes moves only the views of its slot's consumers. Grouped (the
+/// direct limit at 0), so the view groups' moved slots are what decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_service_gives_each_consumer_its_slot_on_every_path() {
+    use beacon_domain::ports::{NeedsDeclarations as _, Registrations as _};
+    use beacon_domain::services_file::ServicesFile;
+    use beacon_domain::subset::{SUBSET_SIZE, slot_of, slots_for};
+    use beacon_domain::view::{Needs, Outcome};
+    use beacon_domain::{Registration, Status, parse_needs};
+    use futures::StreamExt as _;
+
+    const INSTANCES: usize = 240;
+    const CONSUMERS: usize = 12;
+    let options = beacon_tests::Options::new().limits(beacon_fanout::Limits { direct: 0, ..Default::default() });
+    let p = TestPipeline::start_with("cli-large", options).await;
+    // The fleet first: its records refresh nobody yet.
+    let now = beacon_tests::now();
+    let registry = &p.registry;
+    futures::stream::iter(0..INSTANCES)
+        .map(|i| async move {
+            let url = format!("https://orders-{i}.example");
+            let r =
+                Registration::new_at("orders", "1.2.0", &format!("i-{i}"), &url, Status::Healthy, 3600, now).unwrap();
+            registry.put(&r).await.unwrap();
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let q = p.subscribe(None).await;
+    let consumers: Vec<String> = (0..CONSUMERS).map(|c| format!("web-{c}")).collect();
+    for c in &consumers {
+        let needs = Needs { consumer: c.clone(), needs: parse_needs("orders^1").unwrap() };
+        p.registry.put_needs(&needs, now).await.unwrap();
+    }
+    let slots = slots_for(INSTANCES);
+    assert_eq!(slots, 4);
+    let slot_view =
+        |item: &beacon_domain::view::ResolvedItem| match &item.services.get("orders")?.requirements[0].outcome {
+            Outcome::Resolved(r) => Some(r.clone()),
+            Outcome::Unresolved(_) => None,
+        };
+    TestPipeline::eventually(Duration::from_secs(60), "every consumer's slot", || async {
+        for c in &consumers {
+            let Some(item) = p.resolved(c).await else { return false };
+            if slot_view(&item).is_none_or(|r| r.subset.is_none()) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    let api = beacon_tests::api::LocalApi::start(p.registry.clone(), "unused").await;
+    let mut seen = std::collections::BTreeMap::new();
+    for c in &consumers {
+        let item = p.resolved(c).await.unwrap();
+        let held = slot_view(&item).unwrap();
+        let subset = held.subset.clone().unwrap();
+        assert_eq!(subset.slot, Some(slot_of("orders", c, slots)), "{c}");
+        assert_eq!((subset.slots, subset.of), (slots, INSTANCES), "{c}");
+        assert!(held.endpoints.len() < SUBSET_SIZE && !held.endpoints.is_empty(), "{c}: {}", held.endpoints.len());
+        // The same slot from the API and from the CLI.
+        let (status, body) =
+            api.call("GET", &format!("/catalog/orders?requirement=%5E1&consumer={c}"), vec![], None, &[]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["resolved"], serde_json::to_value(&held).unwrap(), "{c}: the API's slot");
+        let get = beacon(&p, &["get", "orders^1", "--consumer", c, "--json"]);
+        assert!(get.status.success(), "{}", stderr(&get));
+        let parsed: Value = serde_json::from_slice(&get.stdout).unwrap();
+        assert_eq!(parsed["outcome"]["resolved"], serde_json::to_value(&held).unwrap(), "{c}: beacon get's slot");
+        // The extension's file says it is a subset, in its schema.
+        let file = serde_json::to_value(ServicesFile::from_resolved(&item)).unwrap();
+        assert_eq!(file["services"]["orders"][0]["subset"]["slots"], slots);
+        assert_eq!(beacon_tests::errors_against("services-file", &file), Vec::<String>::new());
+        let previous = seen.insert(subset.slot.unwrap(), held.endpoints.clone());
+        assert!(previous.is_none_or(|p| p == held.endpoints), "{c}: one slot, one set of endpoints");
+    }
+    // Without a consumer, every endpoint; and a consumer name is checked.
+    let (status, body) = api.call("GET", "/catalog/orders", vec![], None, &[]).await;
+    assert_eq!((status, body["resolved"]["endpoints"].as_array().map(Vec::len)), (200, Some(INSTANCES)));
+    assert!(body["resolved"].get("subset").is_none());
+    let (status, body) = api.call("GET", "/catalog/orders?consumer=no%20such", vec![], None, &[]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("consumer"), "{body}");
+    let bad = beacon(&p, &["get", "orders", "--consumer", "-x"]);
+    assert!(!bad.status.success());
+    // The needs changes' events are in: collect them, then take one
+    // instance away. Only its slot's consumers get a `resolved` event.
+    let _ = q.receive_until(Duration::from_secs(30), |e| beacon_tests::of_kind(e, "resolved").len() >= CONSUMERS).await;
+    let gone = "i-7";
+    let gone_slot = beacon_domain::subset::slot_of_point(beacon_domain::subset::point("orders", gone), slots);
+    let expect: std::collections::BTreeSet<String> =
+        consumers.iter().filter(|c| slot_of("orders", c, slots) == gone_slot).cloned().collect();
+    assert!(!expect.is_empty() && expect.len() < CONSUMERS, "the names chosen put consumers in several slots");
+    let key = beacon_domain::ports::InstanceKey::new("orders", "1.2.0", gone);
+    let (_, writes_before, _) = p.fan_registry.counts().snapshot();
+    p.registry.delete(&key).await.unwrap();
+    let events = q
+        .receive_until(Duration::from_secs(30), |e| {
+            beacon_tests::of_kind(e, "resolved").len() >= expect.len()
+                && !beacon_tests::of_kind(e, "deregistered").is_empty()
+        })
+        .await;
+    let mut events = events;
+    events.extend(q.receive_for(Duration::from_secs(2)).await);
+    let moved: std::collections::BTreeSet<String> = beacon_tests::of_kind(&events, "resolved")
+        .iter()
+        .filter_map(|e| e["consumer"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(moved, expect, "only the gone instance's slot moved");
+    // The bump, the claim (a transaction of two items, billed twice) and its
+    // settle, and one write per moved view: the other slots' consumers
+    // cost nothing.
+    let writes = p.fan_registry.counts().snapshot().1 - writes_before;
+    assert_eq!(writes, 1 + 4 + 1 + expect.len() as u64, "{} moved of {CONSUMERS}", expect.len());
+    for e in beacon_tests::of_kind(&events, "resolved") {
+        assert_eq!(beacon_tests::schema_errors(e), Vec::<String>::new());
+        let endpoints = e["services"]["orders"][0]["resolved"]["endpoints"].as_array().unwrap();
+        assert!(endpoints.iter().all(|x| x["instance_id"] != gone));
+    }
+    api.stop().await;
+    p.stop().await;
+}

@@ -9,7 +9,7 @@ use beacon_aws::viewer::subscribe_queue;
 use beacon_aws::{DynamoTable, SnsPublisher};
 use beacon_domain::ports::{FanOutStore, Publisher, ServiceState, Views};
 use beacon_domain::view::{Needs, Outcome, RequirementView};
-use beacon_domain::{Requirement, resolve};
+use beacon_domain::{Requirement, resolve_for};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::{MappingConfig, MappingStats};
 use beacon_local::pipeline::{self, Clients, Mapping, Names};
@@ -212,7 +212,8 @@ impl TestPipeline {
                         let req = Requirement::parse(text).expect("a stored requirement parses");
                         RequirementView {
                             requirement: text.clone(),
-                            outcome: Outcome::from(resolve(&req, &partition.instances, now)),
+                            // As the consumer sees it: its slot of a large service.
+                            outcome: Outcome::from(resolve_for(&req, &partition.instances, now, Some(consumer))),
                         }
                     })
                     .collect();

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use beacon_domain::ports::Registrations;
 use beacon_domain::view::Outcome;
-use beacon_domain::{Requirement, resolve};
+use beacon_domain::{Requirement, resolve_for};
 use clap::Args;
 use serde_json::json;
 
@@ -14,6 +14,11 @@ use crate::context::{Common, EXIT_NOT_FOUND, Exit, now, print_table};
 pub struct GetArgs {
     /// The requirement.
     requirement: String,
+    /// Resolve as this consumer sees it: past 100 healthy endpoints, its
+    /// slot of them, as the fan-out writes it (docs/architecture.md,
+    /// "Large services").
+    #[arg(long)]
+    consumer: Option<String>,
     #[command(flatten)]
     common: Common,
 }
@@ -21,8 +26,11 @@ pub struct GetArgs {
 /// Runs `get`. Exit code 3 when nothing resolves.
 pub async fn run(args: GetArgs) -> Result<()> {
     let req = Requirement::parse(&args.requirement)?;
+    if let Some(c) = &args.consumer {
+        beacon_domain::registration::validate_name("--consumer", c)?;
+    }
     let instances = args.common.catalog().await?.instances(req.service()).await?;
-    let outcome = resolve(&req, &instances.registrations, now());
+    let outcome = resolve_for(&req, &instances.registrations, now(), args.consumer.as_deref());
     if args.common.json {
         println!(
             "{}",
@@ -44,6 +52,15 @@ pub async fn run(args: GetArgs) -> Result<()> {
                     ]);
                 }
                 print_table(&rows);
+                if let Some(subset) = &resolved.subset {
+                    println!(
+                        "slot {} of {}: {} of the version's {} healthy endpoints",
+                        subset.slot.unwrap_or_default(),
+                        subset.slots,
+                        resolved.endpoints.len(),
+                        subset.of
+                    );
+                }
             }
             Ok(())
         }

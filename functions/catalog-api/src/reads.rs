@@ -3,7 +3,7 @@
 use beacon_domain::keys;
 use beacon_domain::ports::{Catalog, PageToken};
 use beacon_domain::registration::{DEFAULT_INSTANCE_ID, Registration, Status};
-use beacon_domain::{Requirement, resolve};
+use beacon_domain::{Requirement, resolve_for};
 use serde_json::{Value, json};
 
 use crate::{ApiError, ApiRequest, MAX_PAGE};
@@ -34,7 +34,8 @@ pub async fn lookup(catalog: &impl Catalog, name: &str, version: &str, now: i64)
     ))
 }
 
-/// Resolution of `{name}` with an optional `requirement`.
+/// Resolution of `{name}` with an optional `requirement`, as an optional
+/// `consumer` sees it (its slot of a large service's endpoints).
 pub async fn resolve_route(
     catalog: &impl Catalog,
     name: &str,
@@ -43,8 +44,12 @@ pub async fn resolve_route(
 ) -> Result<(u16, Value), ApiError> {
     let text = format!("{name}{}", req.query.get("requirement").map(String::as_str).unwrap_or_default());
     let requirement = Requirement::parse(&text).map_err(|e| ApiError::field("requirement", e.to_string()))?;
+    let consumer = req.query.get("consumer").map(String::as_str);
+    if let Some(c) = consumer {
+        beacon_domain::registration::validate_name("consumer", c).map_err(|e| ApiError::field("consumer", e.rule))?;
+    }
     let instances = catalog.instances(requirement.service()).await?.registrations;
-    match resolve(&requirement, &instances, now) {
+    match resolve_for(&requirement, &instances, now, consumer) {
         Ok(r) => Ok((200, json!({ "requirement": requirement.to_string(), "resolved": r }))),
         Err(reason) => Err(ApiError::Unresolved { requirement: requirement.to_string(), reason }),
     }

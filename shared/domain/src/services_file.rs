@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::resolution::Endpoint;
+use crate::subset::Subset;
 use crate::view::{Outcome, RequirementView, ResolvedItem};
 
 /// Where the extension writes unless told otherwise (`BEACON_SERVICES_FILE`,
@@ -39,9 +40,14 @@ pub struct ServiceEntry {
     /// The chosen version, when resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    /// Healthy endpoints of that version (each with its ARN, if registered).
+    /// Healthy endpoints of that version (each with its ARN, if registered):
+    /// all of them, or this consumer's slot when `subset` says so.
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
+    /// Present when `endpoints` is this consumer's slot of a larger set
+    /// (docs/architecture.md, "Large services").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<Subset>,
     /// Why it did not resolve: `no_such_service`, `no_version_matches`,
     /// `none_healthy`, `only_draining`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +65,7 @@ impl From<&RequirementView> for ServiceEntry {
                 status: "resolved".into(),
                 version: Some(r.version.to_string()),
                 endpoints: r.endpoints.clone(),
+                subset: r.subset.clone(),
                 reason: None,
                 message: None,
             },
@@ -71,6 +78,7 @@ impl From<&RequirementView> for ServiceEntry {
                     status: "unresolved".into(),
                     version: None,
                     endpoints: Vec::new(),
+                    subset: None,
                     reason,
                     message: Some(why.to_string()),
                 }
