@@ -171,6 +171,38 @@ async fn contract<R: FanOutStore + Catalog>(r: &R, name: &str) {
     let key = InstanceKey::new("orders", "1.0.0", "i-2");
     let stored = r.instances("orders").await.unwrap().registrations.into_iter().find(|x| InstanceKey::of(x) == key);
     assert_eq!(stored.unwrap().expires_at, NOW + 300, "{}", at("expires_at brought back"));
+
+    // Listing: every registration once, through pages of any size, and
+    // nothing else (the table also holds edges, groups, needs and views).
+    let mut want = std::collections::BTreeSet::new();
+    for service in ["auth", "orders", "pay", "users"] {
+        for i in 0..3 {
+            let mut x = instance(&format!("l-{i}"));
+            x.service = service.to_owned();
+            r.put(&x).await.unwrap();
+        }
+    }
+    for x in r.list(1_000, None).await.unwrap().registrations {
+        want.insert(InstanceKey::of(&x).to_string());
+    }
+    assert!(want.len() >= 12, "{}: {want:?}", at("listed"));
+    for limit in [1, 2, 5, 100] {
+        let (mut seen, mut next, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let page = r.list(limit, next.take()).await.unwrap();
+            assert!(page.registrations.len() <= limit as usize, "{}", at("a page holds at most its limit"));
+            seen.extend(page.registrations.iter().map(|x| InstanceKey::of(x).to_string()));
+            pages += 1;
+            assert!(pages < 100, "{}", at("listing ends"));
+            match page.next {
+                Some(t) => next = Some(t),
+                None => break,
+            }
+        }
+        let unique: std::collections::BTreeSet<String> = seen.iter().cloned().collect();
+        assert_eq!(unique.len(), seen.len(), "{}: limit {limit}: {seen:?}", at("no registration twice"));
+        assert_eq!(unique, want, "{}: limit {limit}", at("every registration"));
+    }
 }
 
 #[tokio::test]
@@ -185,5 +217,20 @@ async fn the_dynamodb_adapter_keeps_the_registry_contract() {
     let table = unique("contract");
     let names = Names { on_failure_queue: None, ..Names::for_table(&table) };
     pipeline::create(&clients, &names).await.expect("the table");
-    contract(&DynamoTable::new(clients.dynamodb.clone(), &table), "dynamodb").await;
+    let registry = DynamoTable::new(clients.dynamodb.clone(), &table);
+    contract(&registry, "dynamodb").await;
+    // A listing reads the registrations it returns and the index's keys,
+    // however many edges and views the table holds (issue 27).
+    for c in 0..200 {
+        let needs = beacon_domain::view::Needs {
+            consumer: format!("c{c}"),
+            needs: beacon_domain::parse_needs("orders").unwrap(),
+        };
+        beacon_domain::ports::NeedsDeclarations::put_needs(&registry, &needs, NOW).await.unwrap();
+    }
+    let before = registry.counts().items_read.load(std::sync::atomic::Ordering::Relaxed);
+    let listed =
+        beacon_domain::ports::Registrations::list(&registry, 100, None).await.unwrap().registrations.len() as u64;
+    let read = registry.counts().items_read.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert_eq!(read, listed, "a listing page read {read} items for {listed} registrations");
 }

@@ -32,9 +32,11 @@ pub mod writes;
 pub use error::{ApiError, FieldError};
 
 /// Every IAM action the API's code needs: PutItem (register), DeleteItem
-/// (deregister), Query (lookup, resolve), Scan (list). The template must
-/// grant exactly these (a test checks).
-pub const IAM_ACTIONS: &[&str] = &["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan"];
+/// (deregister), Query (lookup, resolve, and the listing index), BatchGetItem
+/// (a listing page's registrations). The template must grant exactly these
+/// (a test checks).
+pub const IAM_ACTIONS: &[&str] =
+    &["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchGetItem"];
 
 /// Largest request body accepted (a registration is far smaller).
 pub const MAX_BODY: usize = 64 * 1024;

@@ -31,6 +31,11 @@ pub const EXPIRY_INDEX: &str = "expiry";
 pub const EXPIRY_SHARD: &str = "expiry_shard";
 /// How many expiry shards there are.
 pub const EXPIRY_SHARDS: u32 = 8;
+/// The sparse index listings read: registrations only (they alone carry
+/// [`EXPIRY_SHARD`]), by shard and then partition key, keys only. Unlike the
+/// expiry index its keys never move (a heartbeat does not write it), so a
+/// listing's pages neither skip nor repeat a registration.
+pub const LISTING_INDEX: &str = "listing";
 /// The table's TTL attribute (DynamoDB's own backstop deletion).
 pub const EXPIRES_AT: &str = "expires_at";
 

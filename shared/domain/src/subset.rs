@@ -35,6 +35,12 @@ pub const SUBSET_SIZE: usize = 100;
 /// in one slot (endpoints past it, in ring order, are left out).
 pub const MAX_SLOT_SIZE: usize = 2 * SUBSET_SIZE;
 
+/// Most bytes of endpoints (ids, URLs and ARNs) one slot shows: ordinary
+/// endpoints (~150 bytes) never reach it; endpoints at the registration
+/// limits (2 KB URLs and ARNs) are cut at about 15, so one view of a large
+/// service stays under a sixth of an item.
+pub const MAX_SLOT_BYTES: usize = 64 * 1024;
+
 /// Which part of a requirement's endpoints a view shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subset {
@@ -91,14 +97,31 @@ pub fn slot_of(service: &str, consumer: &str, slots: u32) -> u32 {
 /// The endpoints of one slot, in instance order, at most [`MAX_SLOT_SIZE`].
 /// `endpoints` are all of a version's healthy endpoints.
 pub fn slot_endpoints(service: &str, endpoints: &[Endpoint], slot: u32, slots: u32) -> Vec<Endpoint> {
-    let mut inside: Vec<(u64, &Endpoint)> = endpoints
+    let inside: Vec<(u64, &Endpoint)> = endpoints
         .iter()
         .map(|e| (point(service, &e.instance_id), e))
         .filter(|(p, _)| slot_of_point(*p, slots) == slot)
         .collect();
-    if inside.len() > MAX_SLOT_SIZE {
+    bounded(inside)
+}
+
+/// A slot's endpoints in instance order, cut (in ring order) at
+/// [`MAX_SLOT_SIZE`] endpoints and [`MAX_SLOT_BYTES`].
+fn bounded(mut inside: Vec<(u64, &Endpoint)>) -> Vec<Endpoint> {
+    let bytes = |e: &Endpoint| e.instance_id.len() + e.endpoint_url.len() + e.arn.as_ref().map_or(0, String::len);
+    let total: usize = inside.iter().map(|(_, e)| bytes(e)).sum();
+    if inside.len() > MAX_SLOT_SIZE || total > MAX_SLOT_BYTES {
         inside.sort_by_key(|(p, _)| *p);
-        inside.truncate(MAX_SLOT_SIZE);
+        let mut used = 0;
+        let keep = inside
+            .iter()
+            .take(MAX_SLOT_SIZE)
+            .take_while(|(_, e)| {
+                used += bytes(e);
+                used <= MAX_SLOT_BYTES
+            })
+            .count();
+        inside.truncate(keep);
     }
     let mut out: Vec<Endpoint> = inside.into_iter().map(|(_, e)| e.clone()).collect();
     out.sort();
@@ -112,18 +135,7 @@ pub fn all_slots(service: &str, endpoints: &[Endpoint], slots: u32) -> Vec<Vec<E
         let p = point(service, &e.instance_id);
         by_slot[slot_of_point(p, slots) as usize].push((p, e));
     }
-    by_slot
-        .into_iter()
-        .map(|mut inside| {
-            if inside.len() > MAX_SLOT_SIZE {
-                inside.sort_by_key(|(p, _)| *p);
-                inside.truncate(MAX_SLOT_SIZE);
-            }
-            let mut out: Vec<Endpoint> = inside.into_iter().map(|(_, e)| e.clone()).collect();
-            out.sort();
-            out
-        })
-        .collect()
+    by_slot.into_iter().map(bounded).collect()
 }
 
 /// A short digest of a slot's endpoints.
@@ -246,5 +258,25 @@ mod tests {
         let got = slot_endpoints("s", &packed, 0, 2);
         assert_eq!(got.len(), MAX_SLOT_SIZE);
         assert_eq!(all_slots("s", &packed, 2)[0], got);
+    }
+
+    #[test]
+    fn a_slot_of_endpoints_at_the_registration_limits_is_cut_at_its_bytes() {
+        let long: Vec<Endpoint> = (0..400)
+            .map(|i| Endpoint {
+                instance_id: format!("i-{i:05}"),
+                endpoint_url: format!("https://{i}.example/{}", "a".repeat(2_000)),
+                arn: Some(format!("arn:aws:lambda:us-east-1:123456789012:function:{}", "f".repeat(1_990))),
+            })
+            .collect();
+        let slots = slots_for(long.len());
+        for inside in all_slots("s", &long, slots) {
+            let bytes: usize = inside.iter().map(|e| serde_json::to_vec(e).unwrap().len()).sum();
+            assert!(
+                !inside.is_empty() && bytes <= MAX_SLOT_BYTES + 400 * 64,
+                "{} endpoints, {bytes} bytes",
+                inside.len()
+            );
+        }
     }
 }

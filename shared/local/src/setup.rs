@@ -39,16 +39,54 @@ where
     }
 }
 
-/// Creates `table` (if absent) with its stream, TTL and expiry index, waits
+/// The listing index (`keys::LISTING_INDEX`).
+fn listing_index() -> Result<GlobalSecondaryIndex, SetupError> {
+    GlobalSecondaryIndex::builder()
+        .index_name(keys::LISTING_INDEX)
+        .key_schema(key(keys::EXPIRY_SHARD, KeyType::Hash)?)
+        .key_schema(key(keys::PK, KeyType::Range)?)
+        .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+        .build()
+        .map_err(SetupError::call("GlobalSecondaryIndex"))
+}
+
+/// Creates `table` (if absent) with its stream, TTL, expiry and listing
+/// indexes (adding the listing index to a table made before it), waits
 /// until it is active, and returns its stream ARN.
 pub async fn ensure_table(client: &Dynamo, table: &str) -> Result<String, SetupError> {
     let describe = client.describe_table().table_name(table).send().await;
-    let exists = match describe {
-        Ok(_) => true,
-        Err(e) if e.code() == Some("ResourceNotFoundException") => false,
+    let (exists, listed) = match describe {
+        Ok(out) => {
+            let indexes = out.table.and_then(|t| t.global_secondary_indexes).unwrap_or_default();
+            (true, indexes.iter().any(|i| i.index_name.as_deref() == Some(keys::LISTING_INDEX)))
+        }
+        Err(e) if e.code() == Some("ResourceNotFoundException") => (false, false),
         Err(e) => return Err(SetupError::call(format!("DescribeTable {table}"))(e)),
     };
+    if exists && !listed {
+        // A table from before the listing index (a kept `beacon dev` state):
+        // DynamoDB builds the new index from the items already there.
+        let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+            .index_name(keys::LISTING_INDEX)
+            .key_schema(key(keys::EXPIRY_SHARD, KeyType::Hash)?)
+            .key_schema(key(keys::PK, KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+            .build()
+            .map_err(SetupError::call("CreateGlobalSecondaryIndexAction"))?;
+        let updated = client
+            .update_table()
+            .table_name(table)
+            .attribute_definitions(attr(keys::EXPIRY_SHARD, ScalarAttributeType::S)?)
+            .attribute_definitions(attr(keys::PK, ScalarAttributeType::S)?)
+            .global_secondary_index_updates(
+                aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder().create(create).build(),
+            )
+            .send()
+            .await;
+        idempotent(updated, "ResourceInUseException", format!("UpdateTable {table} (listing index)"))?;
+    }
     if !exists {
+        let listing = listing_index()?;
         let index = GlobalSecondaryIndex::builder()
             .index_name(keys::EXPIRY_INDEX)
             .key_schema(key(keys::EXPIRY_SHARD, KeyType::Hash)?)
@@ -67,6 +105,7 @@ pub async fn ensure_table(client: &Dynamo, table: &str) -> Result<String, SetupE
             .key_schema(key(keys::PK, KeyType::Hash)?)
             .key_schema(key(keys::SK, KeyType::Range)?)
             .global_secondary_indexes(index)
+            .global_secondary_indexes(listing)
             .stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)

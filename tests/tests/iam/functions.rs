@@ -29,7 +29,42 @@ fn each_function_writes_only_its_own_partitions() {
         cases.push(case(&format!("catalog: {action} without a key"), &p.catalog, action, TABLE, json!({}), false));
     }
     cases.push(case("catalog: queries", &p.catalog, "dynamodb:Query", TABLE, keys("SERVICE#orders"), true));
-    cases.push(case("catalog: scans", &p.catalog, "dynamodb:Scan", TABLE, json!({}), true));
+    // Listing reads the listing index's keys, then those registrations.
+    cases.push(case("catalog: scans", &p.catalog, "dynamodb:Scan", TABLE, json!({}), false));
+    cases.push(case(
+        "catalog: queries the listing index",
+        &p.catalog,
+        "dynamodb:Query",
+        &format!("{TABLE}/index/listing"),
+        json!({}),
+        true,
+    ));
+    cases.push(case(
+        "catalog: queries the expiry index",
+        &p.catalog,
+        "dynamodb:Query",
+        &format!("{TABLE}/index/expiry"),
+        json!({}),
+        false,
+    ));
+    cases.push(case(
+        "catalog: batch-reads registrations",
+        &p.catalog,
+        "dynamodb:BatchGetItem",
+        TABLE,
+        keys("SERVICE#orders"),
+        true,
+    ));
+    for pk in ["CONSUMER#web", "FANOUT#orders"] {
+        cases.push(case(
+            &format!("catalog: batch-reads {pk}"),
+            &p.catalog,
+            "dynamodb:BatchGetItem",
+            TABLE,
+            keys(pk),
+            false,
+        ));
+    }
     cases.push(case("catalog: updates", &p.catalog, "dynamodb:UpdateItem", TABLE, keys("SERVICE#orders"), false));
 
     cases.push(case(

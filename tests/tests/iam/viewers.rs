@@ -228,6 +228,23 @@ fn a_registry_viewer_reads_and_follows_but_writes_nothing() {
         case("viewer queries", &p, "dynamodb:Query", TABLE, keys("SERVICE#orders"), true),
         case("viewer reads an item", &p, "dynamodb:GetItem", TABLE, keys("CONSUMER#web"), true),
         case(
+            "viewer lists (the listing index)",
+            &p,
+            "dynamodb:Query",
+            &format!("{TABLE}/index/listing"),
+            json!({}),
+            true,
+        ),
+        case("viewer reads a listing page", &p, "dynamodb:BatchGetItem", TABLE, keys("SERVICE#orders"), true),
+        case(
+            "viewer queries the expiry index",
+            &p,
+            "dynamodb:Query",
+            &format!("{TABLE}/index/expiry"),
+            json!({}),
+            false,
+        ),
+        case(
             "viewer subscribes its queue",
             &p,
             "sns:Subscribe",

@@ -90,8 +90,20 @@ fn the_table_is_what_the_code_expects() {
     let table = &t["Resources"]["Table"]["Properties"];
     assert_eq!(table["StreamSpecification"]["StreamViewType"].as_str(), Some("NEW_AND_OLD_IMAGES"));
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(beacon_domain::keys::EXPIRES_AT));
-    let index = &as_list(&table["GlobalSecondaryIndexes"])[0];
-    assert_eq!(index["IndexName"].as_str(), Some(beacon_domain::keys::EXPIRY_INDEX));
+    let indexes = as_list(&table["GlobalSecondaryIndexes"]);
+    let names: Vec<&str> = indexes.iter().filter_map(|i| i["IndexName"].as_str()).collect();
+    assert_eq!(names, [beacon_domain::keys::EXPIRY_INDEX, beacon_domain::keys::LISTING_INDEX]);
+    // The listing index: by shard, then partition key, keys only.
+    let listing = &indexes[1];
+    let schema: Vec<String> = as_list(&listing["KeySchema"])
+        .iter()
+        .map(|k| format!("{} {}", k["AttributeName"].as_str().unwrap_or(""), k["KeyType"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        schema,
+        [format!("{} HASH", beacon_domain::keys::EXPIRY_SHARD), format!("{} RANGE", beacon_domain::keys::PK)]
+    );
+    assert_eq!(listing["Projection"]["ProjectionType"].as_str(), Some("KEYS_ONLY"));
     assert_eq!(table["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
 }

@@ -15,7 +15,7 @@ use beacon_domain::ports::{
 use beacon_domain::registration::{Registration, Status, expires_after};
 use beacon_domain::view::{Needs, ResolvedItem};
 
-use super::{DynamoTable, n, s, store_error};
+use super::{DynamoTable, internal_error, n, s, store_error};
 use crate::item::{decode_needs, decode_registration, encode_needs, encode_registration, from_sdk, item_key, to_sdk};
 
 fn instance_key(key: &InstanceKey) -> HashMap<String, AttributeValue> {
@@ -52,6 +52,100 @@ impl DynamoTable {
             .map_err(|e| store_error(format!("Scan {what}"), e))?;
         let next = out.last_evaluated_key.and_then(|k| item_key(&from_sdk(k))).map(|(pk, sk)| PageToken { pk, sk });
         Ok((out.items.unwrap_or_default(), next))
+    }
+
+    /// Up to `limit` registration keys from the listing index, shard by
+    /// shard, after `start`, and where to continue. A token's shard is its
+    /// key's (`keys::expiry_shard`), which is what the index holds once the
+    /// fan-out has repaired an item written with another.
+    async fn listed_keys(
+        &self,
+        limit: u32,
+        start: Option<PageToken>,
+    ) -> Result<(Vec<(String, String)>, Option<PageToken>), StoreError> {
+        let limit = limit as usize;
+        let (mut shard, mut after) = match start {
+            None => (0, None),
+            Some(t) => {
+                let shard = keys::expiry_shard(&t.pk, &t.sk).parse::<u32>().unwrap_or(0);
+                let mut key = Self::key(t.pk, &t.sk);
+                key.insert(keys::EXPIRY_SHARD.to_owned(), s(shard.to_string()));
+                (shard, Some(key))
+            }
+        };
+        let mut found = Vec::new();
+        while shard < keys::EXPIRY_SHARDS && found.len() < limit {
+            self.read();
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::LISTING_INDEX)
+                .key_condition_expression("#s = :s")
+                .expression_attribute_names("#s", keys::EXPIRY_SHARD)
+                .expression_attribute_values(":s", s(shard.to_string()))
+                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(after.take())
+                .send()
+                .await
+                .map_err(|e| store_error(format!("Query {} shard {shard}", keys::LISTING_INDEX), e))?;
+            for item in out.items.unwrap_or_default() {
+                if let Some((pk, sk)) = item_key(&from_sdk(item)) {
+                    found.push((pk, sk));
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) => after = Some(k),
+                None => shard += 1,
+            }
+        }
+        // More may follow unless the last shard is done.
+        let next = (shard < keys::EXPIRY_SHARDS)
+            .then(|| found.last().map(|(pk, sk)| PageToken { pk: pk.clone(), sk: sk.clone() }))
+            .flatten();
+        Ok((found, next))
+    }
+
+    /// The items at `keys`, in that order (those gone since are left out),
+    /// 100 a BatchGetItem, unprocessed keys asked again.
+    async fn batch_get(&self, wanted: &[(String, String)]) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut got: HashMap<(String, String), HashMap<String, AttributeValue>> = HashMap::new();
+        for chunk in wanted.chunks(100) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> =
+                chunk.iter().map(|(pk, sk)| Self::key(pk.clone(), sk)).collect();
+            for attempt in 0.. {
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt >= 8 {
+                    return Err(StoreError::transient("BatchGetItem registrations", "keys left unprocessed 8 times"));
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                }
+                self.read();
+                let keys_and_attributes = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .build()
+                    .map_err(|e| internal_error("BatchGetItem registrations".into(), e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys_and_attributes)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("BatchGetItem registrations".into(), e))?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    self.counts.items_read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if let Some(key) = item_key(&from_sdk(item.clone())) {
+                        got.insert(key, item);
+                    }
+                }
+                pending =
+                    out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+            }
+        }
+        Ok(wanted.iter().filter_map(|k| got.remove(k)).collect())
     }
 
     /// An UpdateItem on an existing registration: `Existing::NotRegistered`
@@ -148,7 +242,8 @@ impl Registrations for DynamoTable {
     }
 
     async fn list(&self, limit: u32, start: Option<PageToken>) -> Result<RegistrationPage, StoreError> {
-        let (items, next) = self.scan_page("sk", keys::instance_sk_prefix(), limit, start, "registrations").await?;
+        let (keys_listed, next) = self.listed_keys(limit, start).await?;
+        let items = self.batch_get(&keys_listed).await?;
         let mut page = RegistrationPage { registrations: Vec::new(), invalid: 0, next };
         for item in items {
             match decode_registration(&from_sdk(item)) {
