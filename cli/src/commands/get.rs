@@ -54,11 +54,12 @@ pub async fn run(args: GetArgs) -> Result<()> {
                 print_table(&rows);
                 if let Some(subset) = &resolved.subset {
                     println!(
-                        "slot {} of {}: {} of the version's {} healthy endpoints",
+                        "slot {} of {}: {} endpoints ({} without --consumer)",
                         subset.slot.unwrap_or_default(),
                         subset.slots,
                         resolved.endpoints.len(),
-                        subset.of
+                        beacon_domain::resolve(&req, &instances.registrations, now())
+                            .map_or(0, |all| all.endpoints.len())
                     );
                 }
             }

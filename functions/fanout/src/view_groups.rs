@@ -27,6 +27,10 @@ use crate::work::{Budget, Change, Claim, Refreshed, VIEW_WRITE_CONCURRENCY};
 /// How many times a refresh starts over when a newer one claimed first,
 /// before its record is retried by the stream instead.
 const ATTEMPTS: usize = 5;
+
+/// Most edges a refresh reads inline to find the members of a subset
+/// view's moved slots (a few pages of edges, some 100 bytes each).
+const INLINE_EDGES: usize = 5_000;
 impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     /// Refreshes every view group of `service` whose view moved.
     pub(crate) async fn refresh(
@@ -186,6 +190,10 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         budget: &Budget,
     ) -> Result<Refreshed, StoreError> {
         let mut done = Refreshed { groups_claimed: claimed.len(), ..Refreshed::default() };
+        if let Some(inline) = self.moved_slots_inline(service, generation, claimed, views, change, budget).await? {
+            done.add(inline);
+            return Ok(done);
+        }
         let want = self.limits.page.min(self.limits.inline_dependents);
         let take = budget.take(want);
         let mut members = BTreeMap::new();
@@ -225,6 +233,60 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
             }
         }
         Ok(done)
+    }
+
+    /// A refresh whose every claimed group is a subset view that moved only
+    /// some slots writes few members: they are found on the edges here,
+    /// when the edges are few enough to read inline and the members fit
+    /// the batch's budget, rather than in refresh pages that would each
+    /// read the service's registrations again to compute the members'
+    /// slots (docs/architecture.md, "Large services"). `None`: not so;
+    /// the caller pages as usual. Settles (or drops) the claims when done.
+    async fn moved_slots_inline(
+        &self,
+        service: &str,
+        generation: u64,
+        claimed: &BTreeMap<String, Claim>,
+        views: &mut ViewCache<'_>,
+        change: Change<'_>,
+        budget: &Budget,
+    ) -> Result<Option<Refreshed>, StoreError> {
+        if claimed.is_empty() || !claimed.values().all(|c| c.view.has_subset() && !c.moved.all) {
+            return Ok(None);
+        }
+        let (mut after, mut edges, mut members, mut moved) = (None, 0, BTreeMap::new(), Vec::new());
+        loop {
+            let page = self.registry.dependents(service, after.as_deref(), self.limits.page.max(1)).await?;
+            edges += page.dependents.len();
+            for dependent in page.dependents {
+                let id = group_id(&dependent.requirements);
+                let Some(claim) = claimed.get(&id) else { continue };
+                *members.entry(id).or_insert(0usize) += 1;
+                if claim.moved.includes(service, &dependent.consumer) {
+                    moved.push(dependent);
+                }
+            }
+            match page.next {
+                None => break,
+                Some(_) if edges >= INLINE_EDGES => return Ok(None),
+                Some(next) => after = Some(next),
+            }
+        }
+        let take = budget.take(moved.len());
+        if take < moved.len() {
+            budget.give_back(take);
+            return Ok(None);
+        }
+        let mut counted = BTreeMap::new();
+        let done = self.write_members(service, claimed, &moved, views, change, &mut counted).await?;
+        for id in claimed.keys() {
+            if members.contains_key(id) {
+                self.registry.settle_group(service, id, generation).await?;
+            } else {
+                self.registry.drop_group(service, id, generation).await?;
+            }
+        }
+        Ok(Some(done))
     }
 
     /// Writes the view of every dependent on the page whose group is

@@ -383,7 +383,7 @@ mod tests {
                             subset: Some(beacon_domain::subset::Subset {
                                 slot: Some(3),
                                 slots: 128,
-                                of: 10_000,
+                                of: None,
                                 digests: vec![],
                             }),
                         }),

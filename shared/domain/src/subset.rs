@@ -50,8 +50,12 @@ pub struct Subset {
     pub slot: Option<u32>,
     /// How many slots the endpoints are cut into.
     pub slots: u32,
-    /// How many healthy endpoints the chosen version has in all.
-    pub of: usize,
+    /// How many healthy endpoints the chosen version has in all: only in a
+    /// view group's own view. A consumer's view leaves it out, or every
+    /// endpoint that came or went would move every consumer's view, where
+    /// only its slot's should move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<usize>,
     /// A view group's own view: a digest of each slot's endpoints, so a
     /// change can tell which slots moved. Empty in a consumer's view.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

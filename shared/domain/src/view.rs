@@ -182,7 +182,7 @@ impl<'a> ViewCache<'a> {
                                 subset: Some(crate::subset::Subset {
                                     slot: Some(slot),
                                     slots: count,
-                                    of: whole.endpoints.len(),
+                                    of: None,
                                     digests: Vec::new(),
                                 }),
                             }),
@@ -228,7 +228,7 @@ fn subset_forms(requirement: String, service: &str, outcome: Resolution) -> Cach
                 subset: Some(crate::subset::Subset {
                     slot: None,
                     slots: count,
-                    of: whole.endpoints.len(),
+                    of: Some(whole.endpoints.len()),
                     digests: slots.iter().map(|s| crate::subset::digest(s)).collect(),
                 }),
             };

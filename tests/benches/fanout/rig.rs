@@ -60,7 +60,13 @@ pub(crate) struct Rig {
 pub(crate) async fn rig(config: &aws_config::SdkConfig) -> Rig {
     let clients = Clients::from_config(config);
     let table = unique("fan");
-    let names = Names { on_failure_queue: None, ..Names::for_table(&table) };
+    // AWS's visibility timeout for the refresh queue (six times the
+    // function's 30 s), not `beacon dev`'s 30 s: a page of 500 writes on a
+    // loaded local stack can run longer than 30 s, and SQS then delivers it
+    // again while it runs (the 2026-12-03 run's 10,000-dependent row: 61
+    // page invocations for 20 pages, 20,405 refused writes). Lambda's own
+    // timeout would have ended such a page in AWS.
+    let names = Names { on_failure_queue: None, refresh_visibility_seconds: 180, ..Names::for_table(&table) };
     let resources = pipeline::create(&clients, &names).await.expect("table, topic and queues");
     Rig {
         table: table.clone(),
