@@ -49,8 +49,6 @@ enum PageError {
     Store(#[from] StoreError),
     #[error("{0} of its events were not published")]
     Publish(usize),
-    #[error("the endpoints of {service} moved since view group {group} was claimed; a newer refresh claims it")]
-    Moved { service: String, group: String },
 }
 
 impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
@@ -92,24 +90,35 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
     /// One page: `None` when a newer refresh owns every group it named.
     async fn page(&self, body: &str, now: i64) -> Result<Option<(Refreshed, usize)>, PageError> {
         let page: RefreshPage = serde_json::from_str(body).map_err(PageError::Malformed)?;
+        let ids: Vec<&str> = page.change_ids.iter().map(String::as_str).collect();
+        let change = Change { ids: &ids, created_at: page.created_at };
         let state = self.registry.read_state(&page.service).await?;
         let mut views = ViewCache::new(&state.instances, page.generation, now);
         let mut claimed = BTreeMap::new();
+        let mut done = Refreshed::default();
         for group in &state.groups {
             match page.moved.get(&group.id) {
-                // A subset view moved some slots' members. A newer claim
-                // moved the slots it saw move since this one, not these, so
+                // A subset view's claim. A newer claim moved only the slots
+                // it saw move since this one, not necessarily these, so
                 // these are written here whoever claimed last, with the
                 // group's current view (docs/architecture.md, "Large
-                // services"). Its members' slots come from the
-                // registrations read now, which must give that view.
+                // services"), their slots computed from the registrations
+                // read now.
                 Some(moved) if group.view.has_subset() && group.view.generation >= page.generation => {
-                    if views.view(&group.requirements).digest != group.view.digest {
-                        return Err(PageError::Moved { service: page.service.clone(), group: group.id.clone() });
+                    if views.view(&group.requirements).digest == group.view.digest {
+                        claimed.insert(group.id.clone(), Claim { view: group.view.clone(), moved: moved.clone() });
+                        continue;
                     }
-                    claimed.insert(group.id.clone(), Claim { view: group.view.clone(), moved: moved.clone() });
+                    // The registrations moved again since that claim, and
+                    // its refresh may not have claimed yet: which members
+                    // hold what cannot be told, so the page claims the
+                    // group itself, for every member, at a new generation.
+                    debug!(service = %page.service, group = %group.id, "endpoints moved since the claim: claiming the group for everyone");
+                    let budget = crate::work::Budget::new(self.limits.inline_dependents);
+                    done.add(self.refresh_forcing(&page.service, Some(&group.id), change, now, &budget).await?);
                 }
-                // Else a newer claim rewrites every member of the group.
+                // A newer claim of a view that is no subset (the version or
+                // the slot count changed): it rewrites every member.
                 Some(_) => {}
                 None if group.view.generation == page.generation => {
                     claimed.insert(group.id.clone(), Claim::everyone(group.view.clone()));
@@ -117,23 +126,22 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                 None => {}
             }
         }
-        if claimed.is_empty() {
+        if claimed.is_empty() && done.groups_claimed == 0 {
             debug!(service = %page.service, generation = page.generation, "superseded by a newer refresh");
             return Ok(None);
         }
-        let dependents = self.registry.dependents(&page.service, page.after.as_deref(), self.limits.page).await?;
-        let mut queued = 0;
-        if let Some(next) = dependents.next {
-            self.queue.send(&RefreshPage { after: Some(next), ..page.clone() }).await?;
-            queued = 1;
+        if !claimed.is_empty() {
+            let dependents = self.registry.dependents(&page.service, page.after.as_deref(), self.limits.page).await?;
+            if let Some(next) = dependents.next {
+                self.queue.send(&RefreshPage { after: Some(next), ..page.clone() }).await?;
+                done.pages_queued += 1;
+            }
+            let mut members = BTreeMap::new();
+            done.add(
+                self.write_members(&page.service, &claimed, &dependents.dependents, &mut views, change, &mut members)
+                    .await?,
+            );
         }
-        let ids: Vec<&str> = page.change_ids.iter().map(String::as_str).collect();
-        let change = Change { ids: &ids, created_at: page.created_at };
-        let mut members = BTreeMap::new();
-        let mut done = self
-            .write_members(&page.service, &claimed, &dependents.dependents, &mut views, change, &mut members)
-            .await?;
-        done.pages_queued = queued;
         let results = if done.events.is_empty() { Vec::new() } else { self.publisher.publish(&done.events).await };
         let failed = results.iter().filter(|r| r.is_err()).count();
         if failed > 0 {

@@ -40,6 +40,21 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
         now: i64,
         budget: &Budget,
     ) -> Result<Refreshed, StoreError> {
+        self.refresh_forcing(service, None, change, now, budget).await
+    }
+
+    /// [`Self::refresh`], with `force`'s group (if it is grouped) claimed and
+    /// every member of it written even if its view did not move: what a
+    /// refresh page does when it cannot write a subset view's members with
+    /// the group's current claim (pages.rs).
+    pub(crate) async fn refresh_forcing(
+        &self,
+        service: &str,
+        force: Option<&str>,
+        change: Change<'_>,
+        now: i64,
+        budget: &Budget,
+    ) -> Result<Refreshed, StoreError> {
         for _ in 0..ATTEMPTS {
             let generation = self.registry.bump_generation(service).await?;
             if !generation.grouped {
@@ -68,7 +83,8 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
             let mut lost = false;
             for group in &state.groups {
                 let view = views.view(&group.requirements);
-                if view.digest == group.view.digest && !group.pending {
+                let forced = force == Some(group.id.as_str());
+                if view.digest == group.view.digest && !group.pending && !forced {
                     continue;
                 }
                 if !self.claim(service, &group.id, &group.requirements, &view).await? {
@@ -77,7 +93,8 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                 }
                 // A subset view moves only some slots' members; a pending
                 // claim's members may not all hold it, so all are written.
-                let moved = if group.pending { Moved::everyone() } else { Moved::between(&group.view, &view) };
+                let moved =
+                    if group.pending || forced { Moved::everyone() } else { Moved::between(&group.view, &view) };
                 claimed.insert(group.id.clone(), Claim { view, moved });
             }
             debug!(%service, groups = state.groups.len(), claimed = claimed.len(), resolutions = views.resolutions(), "compared view groups");
@@ -215,9 +232,13 @@ impl<R: FanOutStore, P: Publisher, Q: RefreshQueue> FanOut<R, P, Q> {
                 after: None,
                 change_ids: change.ids.iter().map(|s| (*s).to_owned()).collect(),
                 created_at: change.created_at,
+                // Every subset view's claim, whole or not: a newer claim of
+                // the group may move only some slots, and this claim's
+                // members must still be written (with the group's current
+                // view) once this claim is superseded.
                 moved: claimed
                     .iter()
-                    .filter(|(_, c)| c.view.has_subset() && !c.moved.all)
+                    .filter(|(_, c)| c.view.has_subset())
                     .map(|(id, c)| (id.clone(), c.moved.clone()))
                     .collect(),
             };

@@ -90,7 +90,13 @@ impl DynamoTable {
                 .await
                 .map_err(|e| store_error(format!("Query {} shard {shard}", keys::LISTING_INDEX), e))?;
             for item in out.items.unwrap_or_default() {
-                if let Some((pk, sk)) = item_key(&from_sdk(item)) {
+                // Only registrations: a consumer may put any attribute on
+                // the items of its own partition, `expiry_shard` included,
+                // and one key of another partition would make the whole
+                // BatchGetItem refused (the API may read only `SERVICE#`).
+                if let Some((pk, sk)) =
+                    item_key(&from_sdk(item)).filter(|(pk, sk)| keys::looks_like_registration(pk, sk))
+                {
                     found.push((pk, sk));
                 }
             }

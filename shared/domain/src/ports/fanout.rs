@@ -60,7 +60,8 @@ pub struct RefreshPage {
     /// The service whose dependents are refreshed.
     pub service: String,
     /// The generation whose claims the page writes; groups claimed since by
-    /// a newer refresh are that refresh's to write.
+    /// a newer refresh are that refresh's to write, except those named in
+    /// `moved`.
     pub generation: u64,
     /// The consumer whose edge the page starts after (`None`: the first).
     pub after: Option<String>,
@@ -70,8 +71,9 @@ pub struct RefreshPage {
     /// When the change was made (epoch seconds), for the events.
     pub created_at: i64,
     /// Per claimed group whose view is a subset, which members it moved
-    /// (docs/architecture.md, "Large services"); a group not named here
-    /// has every member written.
+    /// (docs/architecture.md, "Large services"): written with the group's
+    /// current claim, whoever made it. A group not named here has every
+    /// member written, while still claimed at `generation`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub moved: std::collections::BTreeMap<String, crate::view::Moved>,
 }
