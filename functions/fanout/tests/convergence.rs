@@ -403,6 +403,46 @@ async fn a_direct_refresh_fences_off_an_overtaken_regroup() {
     assert_eq!(first_difference(table).await, None);
 }
 
+/// Runs every refresh page queued, until none is left.
+async fn drain(fan: &Fan) {
+    let mut m = 0;
+    while let Some(page) = fan.queue().pop() {
+        m += 1;
+        let (response, _) = fan.handle_pages(&page_event(&page, m), NOW).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+}
+
+/// Delivers one record alone; it must succeed.
+async fn deliver(fan: &Fan, record: Option<Record>) {
+    if let Some(r) = record {
+        let (failed, _) = fan.handle_records(&[r], NOW).await;
+        assert!(failed.is_empty());
+    }
+}
+
+/// Every consumer needing `orders`, then 200 instances of it (two slots),
+/// each record delivered and its pages run: a converged fan-out with
+/// `inline` dependents a batch, grouped. Returns it and the records made.
+async fn two_slots(inline: usize) -> (Fan, usize) {
+    let fan = FanOut::new(MemoryCatalog::new(), MemoryBus::default(), MemoryRefreshQueue::default())
+        .with_limits(Limits { inline_dependents: inline, page: 100, direct: 0 });
+    let mut n = 0;
+    for consumer in 0..CONSUMERS {
+        n += 1;
+        let r = apply(&fan, &Op::Needs { consumer, requirements: vec![3] }, n).await;
+        deliver(&fan, r.map(|change| Record { change, item_identifier: format!("s{n}") })).await;
+    }
+    for instance in 0..200 {
+        n += 1;
+        let r = apply(&fan, &Op::Put { service: 1, version: 1, instance, status: 0 }, n).await;
+        deliver(&fan, r.map(|change| Record { change, item_identifier: format!("s{n}") })).await;
+        drain(&fan).await;
+    }
+    assert_eq!(first_difference(fan.registry()).await, None, "200 instances, two slots");
+    (fan, n)
+}
+
 /// An everyone claim of a subset view (the slot count doubles) handed to a
 /// refresh page, then a change of one slot claimed and written before that
 /// page runs: the late page must still write every member, with the
@@ -410,37 +450,18 @@ async fn a_direct_refresh_fences_off_an_overtaken_regroup() {
 /// superseded, and the newer claim moved only its own slot.
 #[tokio::test]
 async fn a_late_page_of_a_whole_claim_still_writes_every_member() {
-    let fan = FanOut::new(MemoryCatalog::new(), MemoryBus::default(), MemoryRefreshQueue::default())
-        .with_limits(Limits { inline_dependents: 2, page: 100, direct: 0 });
-    let mut n = 0;
-    let mut deliver = async |op: Op| {
+    let (fan, mut n) = two_slots(2).await;
+    let mut record = async |op: Op| {
         n += 1;
-        if let Some(change) = apply(&fan, &op, n).await {
-            let (failed, _) = fan.handle_records(&[Record { change, item_identifier: format!("s{n}") }], NOW).await;
-            assert!(failed.is_empty());
-        }
+        apply(&fan, &op, n).await.map(|change| Record { change, item_identifier: format!("s{n}") })
     };
-    for consumer in 0..CONSUMERS {
-        deliver(Op::Needs { consumer, requirements: vec![3] }).await;
-    }
-    let drain = async |fan: &Fan| {
-        let mut m = 0;
-        while let Some(page) = fan.queue().pop() {
-            m += 1;
-            let (response, _) = fan.handle_pages(&page_event(&page, m), NOW).await;
-            assert!(response.batch_item_failures.is_empty());
-        }
-    };
-    for instance in 0..200 {
-        deliver(Op::Put { service: 1, version: 1, instance, status: 0 }).await;
-        drain(&fan).await;
-    }
-    assert_eq!(first_difference(fan.registry()).await, None, "200 instances, two slots");
     // The 201st doubles the slots: every member moves, through a page that
     // waits; then one more instance moves one slot.
-    deliver(Op::Put { service: 1, version: 1, instance: 200, status: 0 }).await;
+    let r = record(Op::Put { service: 1, version: 1, instance: 200, status: 0 }).await;
+    deliver(&fan, r).await;
     let late = fan.queue().pop().expect("the whole claim went to a page");
-    deliver(Op::Put { service: 1, version: 1, instance: 201, status: 0 }).await;
+    let r = record(Op::Put { service: 1, version: 1, instance: 201, status: 0 }).await;
+    deliver(&fan, r).await;
     drain(&fan).await;
     let (response, _) = fan.handle_pages(&page_event(&late, 999), NOW).await;
     assert!(response.batch_item_failures.is_empty());
@@ -456,37 +477,11 @@ async fn a_late_page_of_a_whole_claim_still_writes_every_member() {
 #[tokio::test]
 async fn a_page_that_finds_the_registrations_moved_claims_for_everyone() {
     use beacon_domain::subset::{point, slot_of_point};
-    let fan = FanOut::new(MemoryCatalog::new(), MemoryBus::default(), MemoryRefreshQueue::default())
-        .with_limits(Limits { inline_dependents: 0, page: 100, direct: 0 });
-    let mut n = 0;
-    let drain = async |fan: &Fan| {
-        let mut m = 0;
-        while let Some(page) = fan.queue().pop() {
-            m += 1;
-            let (response, _) = fan.handle_pages(&page_event(&page, m), NOW).await;
-            assert!(response.batch_item_failures.is_empty());
-        }
-    };
+    let (fan, mut n) = two_slots(0).await;
     let mut record = async |op: Op| {
         n += 1;
         apply(&fan, &op, n).await.map(|change| Record { change, item_identifier: format!("s{n}") })
     };
-    let deliver = async |fan: &Fan, r: Option<Record>| {
-        if let Some(r) = r {
-            let (failed, _) = fan.handle_records(&[r], NOW).await;
-            assert!(failed.is_empty());
-        }
-    };
-    for consumer in 0..CONSUMERS {
-        let r = record(Op::Needs { consumer, requirements: vec![3] }).await;
-        deliver(&fan, r).await;
-    }
-    for instance in 0..200 {
-        let r = record(Op::Put { service: 1, version: 1, instance, status: 0 }).await;
-        deliver(&fan, r).await;
-        drain(&fan).await;
-    }
-    assert_eq!(first_difference(fan.registry()).await, None, "200 instances, two slots");
     let slot = |i: usize| slot_of_point(point("orders", &format!("i{i}")), 2);
     let other = (1..200).find(|i| slot(*i) != slot(0)).unwrap();
     // i0 goes: its slot's members are handed to a page that waits.
