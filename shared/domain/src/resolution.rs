@@ -51,7 +51,7 @@ impl Resolved {
         Resolved {
             version: self.version.clone(),
             endpoints: crate::subset::slot_endpoints(service, &self.endpoints, slot, slots),
-            subset: Some(Subset { slot: Some(slot), slots, of: None, digests: Vec::new() }),
+            subset: Some(Subset::slot(slot, slots)),
         }
     }
 }

@@ -62,6 +62,13 @@ pub struct Subset {
     pub digests: Vec<String>,
 }
 
+impl Subset {
+    /// What a consumer's view says of its slot.
+    pub fn slot(slot: u32, slots: u32) -> Self {
+        Self { slot: Some(slot), slots, of: None, digests: Vec::new() }
+    }
+}
+
 /// The ring point of `id` (an instance id or a consumer) in `service`.
 pub fn point(service: &str, id: &str) -> u64 {
     use sha2::Digest as _;

@@ -143,8 +143,8 @@ struct Cached {
     service: String,
     /// The group's form.
     group: RequirementView,
-    /// When subset: each slot's endpoints, and the whole outcome.
-    slots: Option<(Vec<Vec<crate::resolution::Endpoint>>, crate::resolution::Resolved)>,
+    /// When subset: each slot's endpoints, and the chosen version.
+    slots: Option<(Vec<Vec<crate::resolution::Endpoint>>, semver::Version)>,
 }
 
 impl<'a> ViewCache<'a> {
@@ -171,20 +171,15 @@ impl<'a> ViewCache<'a> {
                 let cached = self.cached(text)?;
                 Some(match &cached.slots {
                     None => cached.group.clone(),
-                    Some((slots, whole)) => {
+                    Some((slots, version)) => {
                         let count = u32::try_from(slots.len()).unwrap_or(u32::MAX);
                         let slot = crate::subset::slot_of(&cached.service, consumer, count);
                         RequirementView {
                             requirement: cached.group.requirement.clone(),
                             outcome: Outcome::Resolved(crate::resolution::Resolved {
-                                version: whole.version.clone(),
+                                version: version.clone(),
                                 endpoints: slots[slot as usize].clone(),
-                                subset: Some(crate::subset::Subset {
-                                    slot: Some(slot),
-                                    slots: count,
-                                    of: None,
-                                    digests: Vec::new(),
-                                }),
+                                subset: Some(crate::subset::Subset::slot(slot, count)),
                             }),
                         }
                     }
@@ -235,7 +230,7 @@ fn subset_forms(requirement: String, service: &str, outcome: Resolution) -> Cach
             Cached {
                 service: service.to_owned(),
                 group: RequirementView { requirement, outcome: Outcome::Resolved(group) },
-                slots: Some((slots, whole)),
+                slots: Some((slots, whole.version)),
             }
         }
         other => Cached {
