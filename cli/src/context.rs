@@ -9,7 +9,8 @@ use clap::Args;
 /// Options shared by the registry commands.
 #[derive(Debug, Args, Clone)]
 pub struct Common {
-    /// The registry table (or BEACON_TABLE).
+    /// The registry table: its name, or its ARN for a registry in another
+    /// account of the Organization (or BEACON_TABLE).
     #[arg(long, env = "BEACON_TABLE", global = true, hide_env_values = true)]
     pub table: Option<String>,
     /// The change topic's ARN (or BEACON_TOPIC_ARN); only `watch` needs it.
@@ -21,11 +22,16 @@ pub struct Common {
 }
 
 impl Common {
-    /// The table, or an error that says how to name it.
+    /// The table (a name, or an ARN for a registry in another account), or
+    /// an error that says how to name it.
     pub fn table(&self) -> Result<&str> {
-        self.table.as_deref().ok_or_else(|| {
-            anyhow!("no table: pass --table NAME or set BEACON_TABLE (for the local stack: `source .beacon/dev.env`)")
-        })
+        let table = self.table.as_deref().ok_or_else(|| {
+            anyhow!(
+                "no table: pass --table NAME (or ARN) or set BEACON_TABLE (for the local stack: `source .beacon/dev.env`)"
+            )
+        })?;
+        beacon_aws::table_ref::TableRef::parse(table)?;
+        Ok(table)
     }
 
     /// The topic ARN, or an error that says how to name it.

@@ -500,3 +500,69 @@ async fn a_large_service_gives_each_consumer_its_slot_on_every_path() {
     api.stop().await;
     p.stop().await;
 }
+
+/// A member account of an Organization names the registry by ARN (a
+/// cross-account DynamoDB call must): the CLI registers and resolves
+/// through it, and a refusal names the account and the table that refused
+/// and the principal refused, and writes nothing. DynamoDB Local serves a
+/// table by its ARN but ignores the account in it, so whether a member may
+/// write is the IAM simulator's to prove (tests/tests/iam/organization.rs);
+/// the refusal here is the fault proxy's, worded as AWS words one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_named_by_arn_is_used_and_a_refusal_names_its_account_and_table() {
+    use beacon_domain::ports::Registrations as _;
+    use beacon_local::proxy::{Fault, Matcher, Service};
+
+    let p = TestPipeline::start("cli-arn").await;
+    let arn = format!("arn:aws:dynamodb:us-east-1:111122223333:table/{}", p.table);
+    let run = |table: &str, args: &[&str], dynamodb: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_beacon"));
+        c.args(args).env("BEACON_TABLE", table).env("BEACON_TOPIC_ARN", &p.topic_arn);
+        if let Some(url) = dynamodb {
+            c.env("AWS_ENDPOINT_URL_DYNAMODB", url);
+        }
+        c.output().expect("running beacon")
+    };
+    let register = |instance: &'static str| {
+        ["register", "orders", "1.0.0", "--endpoint", "https://orders.example", "--instance", instance]
+    };
+
+    let out = run(&arn, &register("i-1"), None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        p.registry.instances("orders").await.unwrap().registrations.len(),
+        1,
+        "written to the table the ARN names"
+    );
+    let get = run(&arn, &["get", "orders", "--json"], None);
+    assert!(get.status.success(), "{}", stderr(&get));
+    let parsed: Value = serde_json::from_slice(&get.stdout).expect("get --json parses");
+    assert_eq!(parsed["outcome"]["resolved"]["version"], "1.0.0");
+
+    let wire = beacon_tests::wire::Wire::start().await;
+    wire.plan.script(Matcher::op(Service::DynamoDb, "PutItem"), [Fault::Denied]);
+    let refused = run(&arn, &register("i-2"), Some(&wire.dynamodb.url));
+    assert!(!refused.status.success(), "a refused write fails");
+    let err = stderr(&refused);
+    assert!(
+        err.contains(&format!(
+            "account 111122223333 refused dynamodb:PutItem to \
+             arn:aws:sts::000000000000:assumed-role/beacon-fault-proxy/local on {arn}"
+        )),
+        "the error leads with who refused what: {err}"
+    );
+    assert!(err.contains("AccessDeniedException"), "and keeps AWS's words: {err}");
+    assert_eq!(p.registry.instances("orders").await.unwrap().registrations.len(), 1, "nothing written");
+    wire.stop().await;
+
+    // A table ARN that names something else is refused before any call.
+    for (bad, says) in [
+        ("arn:aws:dynamodb:us-east-1:1111:table/beacon-dev", "the account is 12 digits"),
+        ("arn:aws:sns:us-east-1:111122223333:beacon-dev", "not of a DynamoDB table"),
+        (&*format!("{arn}/index/listing"), "not its index"),
+    ] {
+        let out = run(bad, &register("i-3"), Some("http://127.0.0.1:9"));
+        assert_eq!(out.status.code(), Some(1), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{bad}: {}", stderr(&out));
+    }
+}

@@ -2,7 +2,12 @@
 // test-time tool, installed by scripts/bootstrap into .beacon/tools and
 // never shipped). Reads a JSON array of cases on stdin:
 //   { name, principal, action, resource, account, context,
-//     identityPolicies: [policy...], resourcePolicy?: policy }
+//     identityPolicies: [policy...], resourcePolicy?: policy,
+//     scps?: [policy...] }
+// `account` is the resource's account; a principal of another account makes
+// the request cross-account (both its identity policies and the resource
+// policy must allow it). `scps` apply to the principal's account, beside
+// AWS's default FullAWSAccess, as an Organization attaches them.
 // As AWS does, a request by an IAM role or user carries aws:PrincipalArn
 // (the role's ARN) and aws:PrincipalAccount unless the case sets them: the
 // topic's and queues' explicit denies name principals by aws:PrincipalArn.
@@ -29,7 +34,15 @@ for (const c of cases) {
   }
   const simulation = {
     identityPolicies: (c.identityPolicies || []).map((policy, i) => ({ name: `p${i}`, policy })),
-    serviceControlPolicies: [],
+    serviceControlPolicies: c.scps
+      ? [{
+          orgIdentifier: 'r-root',
+          policies: [
+            { name: 'FullAWSAccess', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] } },
+            ...c.scps.map((policy, i) => ({ name: `scp${i}`, policy }))
+          ]
+        }]
+      : [],
     resourceControlPolicies: [],
     request: {
       principal: c.principal,

@@ -192,6 +192,49 @@ async fn a_bad_needed_services_is_an_init_error_naming_the_part() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_accounts_function_names_the_registry_by_arn_and_a_bad_arn_is_an_init_error() {
+    // A consumer in another account of the Organization must name the table
+    // by ARN (DynamoDB resolves a bare name in the caller's own account).
+    // DynamoDB Local takes the ARN and ignores its account, so this proves
+    // the extension passes the ARN through and resolves from it; that AWS
+    // lets the call across accounts is the simulator's part
+    // (tests/tests/iam/organization.rs).
+    let p = TestPipeline::start("ext-arn").await;
+    p.registry.put(&reg("2.0.0")).await.unwrap();
+    let dir = std::env::temp_dir().join(unique("ext-arn"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let real = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap();
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    let arn = format!("arn:aws:dynamodb:{region}:222222222222:table/{}", p.table);
+
+    let (file, log) = (dir.join("services.json"), dir.join("ext.log"));
+    let api = ExtensionsApi::start().await;
+    let mut child = spawn(&api, &arn, "orders", &file, &log, &real, free_port());
+    api.wait_for_next_call(1, Duration::from_secs(30)).await;
+    assert_eq!(version_in(&file, "orders").as_deref(), Some("2.0.0"), "resolved through the ARN");
+    assert_eq!(p.registry.needs("orders-web").await.unwrap().unwrap(), ["orders"], "needs declared through the ARN");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // An ARN of something else is refused at init, naming the variable and
+    // what is wrong, before anything is read or written.
+    let (file, log) = (dir.join("bad.json"), dir.join("bad.log"));
+    let api = ExtensionsApi::start().await;
+    let bad = format!("arn:aws:sqs:{region}:222222222222:{}", p.table);
+    let mut child = spawn(&api, &bad, "orders", &file, &log, &real, free_port());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(!status.success(), "the extension must fail init");
+    let errors = api.init_errors().await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let message = errors[0].1["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("BEACON_TABLE") && message.contains("not of a DynamoDB table"), "{message}");
+    assert_eq!(api.next_calls().await, 0, "it went on after a bad table");
+    assert!(!file.exists());
+    let _ = std::fs::remove_dir_all(dir);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_extension_binary_rides_out_wire_faults() {
     // The real extension binary, its only change the endpoint variable: its
     // registry reads go through the fault proxy. The first five calls meet

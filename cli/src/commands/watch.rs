@@ -55,10 +55,15 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let lease = ViewerLease::from_env(owner);
     let name = format!("beacon-watch-{}-{}", std::process::id(), crate::context::now());
     let policy = filter_policy(&args);
-    let queue =
-        EventQueue::viewer(&beacon_aws::viewer::Clients::new(&config), &topic, &name, policy.as_deref(), &lease)
-            .await
-            .context("creating the watch queue")?;
+    let queue = EventQueue::viewer(
+        &beacon_aws::viewer::Clients::for_topic(&config, &topic),
+        &topic,
+        &name,
+        policy.as_deref(),
+        &lease,
+    )
+    .await
+    .context("creating the watch queue")?;
     eprintln!(
         "watching {topic}{} (Ctrl-C stops)",
         policy.as_deref().map(|p| format!(" with filter {p}")).unwrap_or_default()

@@ -46,7 +46,7 @@ pub async fn run(args: UiArgs) -> Result<()> {
     let addr = listener.local_addr()?;
     let owner =
         beacon_aws::janitor::caller_user_id(&config).await.context("asking STS who this is (GetCallerIdentity)")?;
-    let clients = feed::Clients { aws: beacon_aws::viewer::Clients::new(&config), owner };
+    let clients = feed::Clients { aws: beacon_aws::viewer::Clients::for_topic(&config, &topic), owner };
     let (stop, stop_rx) = watch::channel(false);
     let running = start(listener, beacon_aws::dynamo_table(&config, table), clients, &topic, stop_rx).await?;
     eprintln!("beacon ui: http://{addr}/ (Ctrl-C stops)");

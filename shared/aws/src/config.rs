@@ -6,22 +6,32 @@
 //! (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SNS`, ...), so the same
 //! binary runs against AWS and against the local stack unchanged.
 
-/// A required environment variable is missing or empty.
+/// A required environment variable is missing, empty or unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("environment variable {0} is not set; {1}")]
-pub struct MissingEnv(pub &'static str, pub &'static str);
+pub enum MissingEnv {
+    /// Not set, or empty; the hint says what it should hold.
+    #[error("environment variable {0} is not set; {1}")]
+    Unset(&'static str, &'static str),
+    /// Set to something no call could use; says why.
+    #[error("environment variable {0} is not usable: {1}")]
+    Invalid(&'static str, String),
+}
 
 /// Reads a required variable; `hint` says what it should hold.
 pub fn require_env(name: &'static str, hint: &'static str) -> Result<String, MissingEnv> {
     match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => Ok(v),
-        _ => Err(MissingEnv(name, hint)),
+        _ => Err(MissingEnv::Unset(name, hint)),
     }
 }
 
-/// The table name (`BEACON_TABLE`).
+/// The table (`BEACON_TABLE`): its name in the registry's own account, or
+/// its ARN from a member account of the Organization. Checked here, so a
+/// mistyped ARN stops the binary at start with what is wrong with it.
 pub fn table_from_env() -> Result<String, MissingEnv> {
-    require_env("BEACON_TABLE", "it names the registry's DynamoDB table")
+    let table = require_env("BEACON_TABLE", "it names the registry's DynamoDB table (its name, or its ARN)")?;
+    crate::table_ref::TableRef::parse(&table).map_err(|e| MissingEnv::Invalid("BEACON_TABLE", e.to_string()))?;
+    Ok(table)
 }
 
 /// The topic ARN (`BEACON_TOPIC_ARN`).

@@ -33,18 +33,33 @@ pub mod item;
 pub mod janitor;
 pub mod logging;
 pub mod metrics;
+pub mod refusal;
 pub mod sns;
 pub mod sqs;
 pub mod stream;
+pub mod table_ref;
 pub mod viewer;
 
 pub use dynamo::{DynamoTable, RequestCounts};
 pub use sns::SnsPublisher;
 pub use sqs::SqsRefreshQueue;
 
-/// The table adapter (every DynamoDB port) over `table`, from the shared AWS configuration.
+/// The table adapter (every DynamoDB port) over `table`, from the shared
+/// AWS configuration. A table named by ARN is reached in the ARN's Region
+/// (a registry in another account and Region of the Organization); a name
+/// in the configured one.
 pub fn dynamo_table(config: &aws_config::SdkConfig, table: impl Into<String>) -> DynamoTable {
-    DynamoTable::new(aws_sdk_dynamodb::Client::new(config), table)
+    let table = table.into();
+    let region = table_ref::TableRef::parse(&table).ok().and_then(|t| t.region);
+    let client = match region {
+        Some(region) if config.region().map(|r| r.as_ref()) != Some(region.as_str()) => {
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(config).region(aws_config::Region::new(region)).build(),
+            )
+        }
+        _ => aws_sdk_dynamodb::Client::new(config),
+    };
+    DynamoTable::new(client, table)
 }
 
 /// A publisher to `topic_arn`, from the shared AWS configuration.

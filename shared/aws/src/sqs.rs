@@ -59,7 +59,7 @@ where
         _ => true,
     };
     let message = match err.message() {
-        Some(m) => format!("{}: {m}", err.code().unwrap_or_default()),
+        Some(m) => crate::refusal::describe(err.code().unwrap_or_default(), m),
         None => format!("{}", DisplayErrorContext(&err)),
     };
     StoreError { operation, message, retryable, bad_item: false, source: Some(Box::new(err)) }

@@ -280,6 +280,26 @@ impl Clients {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         Self { sqs: aws_sdk_sqs::Client::new(config), sns: aws_sdk_sns::Client::new(config) }
     }
+
+    /// Both, in the topic's Region: the topic takes only queues of its own
+    /// Region, so a viewer in a member account whose default Region is
+    /// elsewhere makes its queue where the registry is.
+    pub fn for_topic(config: &aws_config::SdkConfig, topic_arn: &str) -> Self {
+        match topic_arn.split(':').nth(3).filter(|r| !r.is_empty()) {
+            Some(region) if config.region().map(|r| r.as_ref()) != Some(region) => {
+                let region = aws_config::Region::new(region.to_owned());
+                Self {
+                    sqs: aws_sdk_sqs::Client::from_conf(
+                        aws_sdk_sqs::config::Builder::from(config).region(region.clone()).build(),
+                    ),
+                    sns: aws_sdk_sns::Client::from_conf(
+                        aws_sdk_sns::config::Builder::from(config).region(region).build(),
+                    ),
+                }
+            }
+            _ => Self::new(config),
+        }
+    }
 }
 
 /// A subscribed queue with the client that reads it: what a viewer holds.

@@ -137,7 +137,7 @@ async fn handle(
     match fault {
         Fault::Pass => forward().await,
         Fault::Throttle | Fault::ServerError | Fault::Unavailable | Fault::Denied => {
-            Ok(error_response(service, &operation, fault))
+            Ok(error_response(service, &operation, fault, &resource_of(service, &body)))
         }
         Fault::ResetBefore => Err(Dropped::Reset),
         Fault::ResetAfter => {
@@ -200,13 +200,50 @@ fn attempt_of(header: &str) -> u32 {
     header.split(';').find_map(|part| part.trim().strip_prefix("attempt=")).and_then(|n| n.parse().ok()).unwrap_or(1)
 }
 
-/// The error AWS's own service would send, in its wire format.
-fn error_response(service: Service, operation: &str, fault: Fault) -> Response<ProxyBody> {
+/// The resource a request names (its table, topic or queue), as the
+/// request names it: AWS's refusals quote it.
+fn resource_of(service: Service, body: &[u8]) -> String {
+    let field = match service {
+        Service::DynamoDb | Service::Streams => "TableName",
+        Service::Sqs => "QueueUrl",
+        Service::Sns => "TopicArn",
+        Service::Other => return String::new(),
+    };
+    if service == Service::Sns {
+        return url::form_urlencoded::parse(body)
+            .find(|(k, _)| k == field)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+    }
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v[field].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The error AWS's own service would send, in its wire format. A refusal
+/// is worded as AWS words one (`User: … is not authorized to perform: …
+/// on resource: …`), with the resource the request named, so callers'
+/// handling of real refusals is what the tests exercise.
+fn error_response(service: Service, operation: &str, fault: Fault, resource: &str) -> Response<ProxyBody> {
+    let prefix = match service {
+        Service::DynamoDb | Service::Streams => "dynamodb",
+        Service::Sqs => "sqs",
+        Service::Sns => "SNS",
+        Service::Other => "",
+    };
+    let denied = format!(
+        "User: arn:aws:sts::000000000000:assumed-role/beacon-fault-proxy/local is not authorized to perform: \
+         {prefix}:{operation} on resource: {resource} because no resource-based policy allows the \
+         {prefix}:{operation} action (injected by the fault proxy)"
+    );
     let (status, code, message) = match fault {
-        Fault::Throttle => (400, "", "Rate of requests exceeds the allowed throughput."),
-        Fault::ServerError => (500, "", "Internal server error (injected by the fault proxy)."),
-        Fault::Unavailable => (503, "ServiceUnavailable", "Service unavailable (injected by the fault proxy)."),
-        _ => (400, "", "Access denied (injected by the fault proxy)."),
+        Fault::Throttle => (400, "", "Rate of requests exceeds the allowed throughput.".to_owned()),
+        Fault::ServerError => (500, "", "Internal server error (injected by the fault proxy).".to_owned()),
+        Fault::Unavailable => {
+            (503, "ServiceUnavailable", "Service unavailable (injected by the fault proxy).".to_owned())
+        }
+        _ => (400, "", denied),
     };
     let (status, code) = match (service, fault) {
         // DynamoDB names provisioned-capacity throttles on data calls
@@ -298,12 +335,23 @@ mod tests {
 
     #[test]
     fn errors_use_each_services_wire_format() {
-        let r = error_response(Service::Sns, "Publish", Fault::Throttle);
+        let topic = "arn:aws:sns:us-east-1:000000000000:beacon-changes";
+        let r = error_response(Service::Sns, "Publish", Fault::Throttle, topic);
         assert_eq!(r.status(), 400);
         assert_eq!(r.headers()["content-type"], "text/xml");
-        let r = error_response(Service::DynamoDb, "UpdateItem", Fault::Throttle);
+        let r = error_response(Service::DynamoDb, "UpdateItem", Fault::Throttle, "beacon");
         assert_eq!(r.headers()["content-type"], "application/x-amz-json-1.0");
-        assert_eq!(error_response(Service::Streams, "GetRecords", Fault::Unavailable).status(), 503);
-        assert_eq!(error_response(Service::Sns, "Publish", Fault::Denied).status(), 403);
+        assert_eq!(error_response(Service::Streams, "GetRecords", Fault::Unavailable, "").status(), 503);
+        assert_eq!(error_response(Service::Sns, "Publish", Fault::Denied, topic).status(), 403);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_names_the_operation_and_the_resource_as_aws_does() {
+        use http_body_util::BodyExt;
+        let r = error_response(Service::DynamoDb, "PutItem", Fault::Denied, "beacon-registry");
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("AccessDeniedException"), "{body}");
+        assert!(body.contains("is not authorized to perform: dynamodb:PutItem on resource: beacon-registry"), "{body}");
     }
 }

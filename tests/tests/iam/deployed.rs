@@ -76,8 +76,14 @@ fn intrinsic(name: &str, arg: &Yaml, env: &BTreeMap<&str, Value>) -> Value {
             out.push_str(&rest[..i]);
             let end = rest[i..].find('}').map(|e| i + e).unwrap();
             let var = &rest[i + 2..end];
-            let value = extra.get(var).cloned().unwrap_or_else(|| lookup(var));
-            out.push_str(value.as_str().unwrap_or_default());
+            if let Some(literal) = var.strip_prefix('!') {
+                // `${!x}` is CloudFormation's escape for a literal `${x}`
+                // (IAM's own policy variables).
+                out.push_str(&format!("${{{literal}}}"));
+            } else {
+                let value = extra.get(var).cloned().unwrap_or_else(|| lookup(var));
+                out.push_str(value.as_str().unwrap_or_default());
+            }
             rest = &rest[end + 1..];
         }
         out.push_str(rest);
@@ -206,6 +212,8 @@ pub(crate) fn registrar_stack(service: &str) -> BTreeMap<&'static str, Value> {
         ("AWS::AccountId", json!(ACCOUNT)),
         ("ServiceName", json!(service)),
         ("BeaconTableName", json!("beacon-dev")),
+        ("BeaconTableArn", json!("")),
+        ("RegistryElsewhere", json!(false)),
         ("LambdaFunctions", json!(["hello-fn"])),
         ("RestApiId", json!("r3st")),
         ("HttpApiId", json!("")),
@@ -213,4 +221,84 @@ pub(crate) fn registrar_stack(service: &str) -> BTreeMap<&'static str, Value> {
         ("HasHttpApi", json!(false)),
         ("AWS::NoValue", Value::Null),
     ])
+}
+
+/// The Organization whose member accounts use the registry.
+pub(crate) const ORG: &str = "o-a1b2c3d4e5";
+/// The extension layer's version, as the registry's stack outputs it.
+pub(crate) const LAYER: &str = "arn:aws:lambda:us-east-1:123456789012:layer:beacon-extension-dev:7";
+
+/// The registry's stack with `OrganizationId` set (and `SignedReads` as given).
+pub(crate) fn organization_stack(signed_reads: bool) -> BTreeMap<&'static str, Value> {
+    let mut env = main_stack();
+    env.insert("OrganizationOn", json!(true));
+    env.insert("OrganizationId", json!(ORG));
+    env.insert("SignedReadsOn", json!(signed_reads));
+    env.insert("ExtensionLayer", json!(LAYER));
+    env
+}
+
+/// A template read as written (no SAM transform: `infra/member.yaml` is
+/// plain CloudFormation, and `infra/openapi.yaml` is included as is).
+pub(crate) fn raw(name: &str) -> Yaml {
+    serde_yaml::from_str(&std::fs::read_to_string(root().join("infra").join(name)).unwrap()).unwrap()
+}
+
+/// The table's resource policy in a stack (`Value::Null` when it has none).
+pub(crate) fn table_policy(t: &Yaml, env: &BTreeMap<&str, Value>) -> Value {
+    resolve(&t["Resources"]["Table"]["Properties"]["ResourcePolicy"], env)
+        .get("PolicyDocument")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// The API's resource policy (`x-amazon-apigateway-policy` of
+/// `infra/openapi.yaml`), its `execute-api:/` shorthand expanded to the
+/// API's ARN as API Gateway does when it attaches it.
+pub(crate) fn api_policy(env: &BTreeMap<&str, Value>) -> Value {
+    let policy = resolve(&raw("openapi.yaml")["x-amazon-apigateway-policy"], env);
+    let api = crate::API.rsplit_once('/').unwrap().0;
+    serde_json::from_str(&policy.to_string().replace("execute-api:/", &format!("{api}/"))).unwrap()
+}
+
+/// The policies of a role of `infra/member.yaml` deployed in `account`.
+pub(crate) fn member_role(role: &str, account: &str, vars: &[(&'static str, &str)]) -> Vec<Value> {
+    let mut env = BTreeMap::from([
+        ("AWS::Partition", json!("aws")),
+        ("AWS::Region", json!("us-east-1")),
+        ("AWS::AccountId", json!(account)),
+        ("RegistryTableArn", json!(TABLE)),
+        ("RegistryTopicArn", json!(TOPIC)),
+        ("RegistryApiArn", json!(crate::API)),
+        ("RegistryLayerArn", json!(LAYER)),
+        ("AWS::NoValue", Value::Null),
+    ]);
+    for (k, v) in vars {
+        env.insert(k, json!(v));
+    }
+    let t = raw("member.yaml");
+    t["Resources"][role]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("member.yaml has no role {role}"))
+        .iter()
+        .map(|p| resolve(&p["PolicyDocument"], &env))
+        .collect()
+}
+
+/// The tags a role of `infra/member.yaml` carries, for its parameters.
+pub(crate) fn member_role_tags(role: &str, vars: &[(&'static str, &str)]) -> Vec<(String, String)> {
+    let mut env = BTreeMap::from([("AWS::NoValue", Value::Null)]);
+    for (k, v) in vars {
+        env.insert(k, json!(v));
+    }
+    let t = raw("member.yaml");
+    t["Resources"][role]["Properties"]["Tags"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|tag| {
+            let v = resolve(tag, &env);
+            (v["Key"].as_str().unwrap().to_owned(), v["Value"].as_str().unwrap().to_owned())
+        })
+        .collect()
 }

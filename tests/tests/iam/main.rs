@@ -19,6 +19,7 @@
 // viewer may do (viewers.rs).
 mod deployed;
 mod functions;
+mod organization;
 mod resource_policies;
 mod simulator;
 mod tenants;

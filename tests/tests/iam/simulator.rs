@@ -25,6 +25,10 @@ pub(crate) struct Case {
     name: String,
     policies: Vec<Value>,
     resource_policy: Option<Value>,
+    /// The resource's account (the registry's unless said otherwise).
+    account: String,
+    /// Service control policies on the principal's account.
+    scps: Vec<Value>,
     principal: String,
     action: &'static str,
     resource: String,
@@ -43,6 +47,18 @@ impl Case {
     /// The resource carries this policy (a topic or queue policy).
     pub(crate) fn under(mut self, policy: &Value) -> Self {
         self.resource_policy = Some(policy.clone());
+        self
+    }
+
+    /// The resource belongs to `account` (a member account's own queue).
+    pub(crate) fn owned_by(mut self, account: &str) -> Self {
+        account.clone_into(&mut self.account);
+        self
+    }
+
+    /// The principal's account is under these service control policies.
+    pub(crate) fn scps(mut self, scps: &[Value]) -> Self {
+        self.scps = scps.to_vec();
         self
     }
 }
@@ -70,6 +86,8 @@ pub(crate) fn expect(
         name: name.to_owned(),
         policies: policies.to_vec(),
         resource_policy: None,
+        account: ACCOUNT.to_owned(),
+        scps: Vec::new(),
         principal: format!("arn:aws:iam::{ACCOUNT}:role/tested"),
         action,
         resource: resource.to_owned(),
@@ -90,8 +108,11 @@ pub(crate) fn assert_decisions(cases: &[Case]) {
         .map(|c| {
             let mut v = json!({
                 "name": c.name, "principal": c.principal, "action": c.action, "resource": c.resource,
-                "account": ACCOUNT, "context": c.context, "identityPolicies": c.policies,
+                "account": c.account, "context": c.context, "identityPolicies": c.policies,
             });
+            if !c.scps.is_empty() {
+                v["scps"] = json!(c.scps);
+            }
             if let Some(p) = &c.resource_policy {
                 v["resourcePolicy"] = p.clone();
             }

@@ -51,6 +51,9 @@ fn render(v: &Value, unscoped: bool, signed_reads: bool) -> Option<serde_json::V
                 let on = match b[0].as_str() {
                     Some("UnscopedWriteRoutesOn") => unscoped,
                     Some("SignedReadsOn") => signed_reads,
+                    // The Organization's resource policy: what it allows is
+                    // tests/tests/iam/organization.rs's.
+                    Some("OrganizationOn") => false,
                     other => panic!("unknown condition {other:?}"),
                 };
                 return render(&b[if on { 1 } else { 2 }], unscoped, signed_reads);

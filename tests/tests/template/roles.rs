@@ -9,7 +9,17 @@ use serde_yaml::Value;
 use crate::{as_list, root, template};
 
 fn statements(function: &Value) -> Vec<Value> {
-    as_list(&function["Properties"]["Policies"]).iter().flat_map(|p| as_list(&p["Statement"])).collect()
+    // A SAM function's policies are documents; an IAM role's are named
+    // (`PolicyName`, `PolicyDocument`).
+    as_list(&function["Properties"]["Policies"])
+        .iter()
+        .flat_map(|p| {
+            let mut s = as_list(&p["Statement"]);
+            s.extend(as_list(&p["PolicyDocument"]["Statement"]));
+            s
+        })
+        .filter(|s| !s.is_null())
+        .collect()
 }
 
 /// The template as AWS deploys it: transformed by AWS's SAM translator,
@@ -116,7 +126,7 @@ fn no_deployed_role_carries_a_managed_policy_but_basic_execution() {
 /// a CommaDelimitedList's pattern applies to each value).
 #[test]
 fn parameters_that_name_resources_refuse_wildcards() {
-    for name in ["template.yaml", "registrar.yaml"] {
+    for name in ["template.yaml", "registrar.yaml", "member.yaml"] {
         let t = template(name);
         let params = &t["Parameters"];
         let mut used: BTreeSet<String> = BTreeSet::new();
@@ -127,7 +137,12 @@ fn parameters_that_name_resources_refuse_wildcards() {
             }
         }
         if name == "registrar.yaml" {
-            for p in ["LambdaFunctions", "RestApiId", "HttpApiId", "BeaconTableName", "ServiceName"] {
+            for p in ["LambdaFunctions", "RestApiId", "HttpApiId", "BeaconTableName", "BeaconTableArn", "ServiceName"] {
+                assert!(used.contains(p), "{name}: {p} no longer lands in an ARN? {used:?}");
+            }
+        }
+        if name == "member.yaml" {
+            for p in ["RegistryTableArn", "RegistryTopicArn", "RegistryApiArn", "RegistryLayerArn"] {
                 assert!(used.contains(p), "{name}: {p} no longer lands in an ARN? {used:?}");
             }
         }
@@ -193,7 +208,7 @@ fn fullmatch(pattern: &str, text: &str) -> bool {
 
 #[test]
 fn no_statement_grants_wildcard_actions_or_resources() {
-    for name in ["template.yaml", "registrar.yaml"] {
+    for name in ["template.yaml", "registrar.yaml", "member.yaml"] {
         // The deployed template: its roles hold every inline policy SAM
         // wrote (the functions' own and those it adds for events).
         let t = deployed(name);

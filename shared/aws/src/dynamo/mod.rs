@@ -95,7 +95,7 @@ where
         _ => false,
     };
     let message = match err.message() {
-        Some(m) => format!("{code}: {m}"),
+        Some(m) => crate::refusal::describe(&code, m),
         None => format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)),
     };
     let bad_item = code == "ValidationException" && err.message().is_some_and(is_bad_item_message);
