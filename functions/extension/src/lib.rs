@@ -111,7 +111,7 @@ impl Config {
         let needs = parse_needs(&needed)?;
         let consumer = std::env::var("BEACON_CONSUMER")
             .or_else(|_| std::env::var("AWS_LAMBDA_FUNCTION_NAME"))
-            .map_err(|_| MissingEnv("BEACON_CONSUMER", "the consumer id (default: the function's name)"))?;
+            .map_err(|_| MissingEnv::Unset("BEACON_CONSUMER", "the consumer id (default: the function's name)"))?;
         beacon_domain::registration::validate_name("consumer", &consumer)
             .map_err(|e| ConfigError::Bad { name: "BEACON_CONSUMER", message: e.rule })?;
         let path = std::env::var("BEACON_SERVICES_FILE")
