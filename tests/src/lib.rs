@@ -9,6 +9,7 @@ pub mod api;
 pub mod extensions_api;
 pub mod faults;
 pub mod plot;
+pub mod regions;
 pub mod stack;
 pub mod wire;
 

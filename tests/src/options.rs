@@ -17,6 +17,7 @@ pub struct Options<P, R> {
     pub(crate) limits: Limits,
     pub(crate) fanout_clients: Option<Clients>,
     pub(crate) clients: Option<Clients>,
+    pub(crate) region: Option<(String, String)>,
 }
 
 impl Options<SnsPublisher, DynamoTable> {
@@ -31,6 +32,7 @@ impl Options<SnsPublisher, DynamoTable> {
             limits: Limits::default(),
             fanout_clients: None,
             clients: None,
+            region: None,
         }
     }
 }
@@ -53,6 +55,7 @@ impl<P, R> Options<P, R> {
             limits: self.limits,
             fanout_clients: self.fanout_clients,
             clients: self.clients,
+            region: self.region,
         }
     }
 
@@ -68,6 +71,7 @@ impl<P, R> Options<P, R> {
             limits: self.limits,
             fanout_clients: self.fanout_clients,
             clients: self.clients,
+            region: self.region,
         }
     }
 
@@ -104,6 +108,16 @@ impl<P, R> Options<P, R> {
     /// that must know the exact credentials in play).
     pub fn sdk_config(mut self, config: aws_config::SdkConfig) -> Self {
         self.config = Some(config);
+        self
+    }
+
+    /// One Region of a multi-Region registry: the replica of `table` in
+    /// `region` (DynamoDB Local keeps a table per Region), its own topic and
+    /// queues there, and a fan-out keeping its bookkeeping and the resolved
+    /// views under this Region's keys, as `BEACON_REPLICA_REGION` makes it.
+    pub fn region_of(mut self, table: &str, region: &str, config: &aws_config::SdkConfig) -> Self {
+        self.config = Some(config.to_builder().region(aws_config::Region::new(region.to_owned())).build());
+        self.region = Some((table.to_owned(), region.to_owned()));
         self
     }
 

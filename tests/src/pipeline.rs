@@ -70,7 +70,7 @@ impl TestPipeline {
             None => sdk_config().await,
         };
         let clients = options.clients.take().unwrap_or_else(|| Clients::from_config(&config));
-        let table = unique(name);
+        let table = options.region.as_ref().map_or_else(|| unique(name), |(table, _)| table.clone());
         // Tests page a few dependents at a time: a failed page comes back
         // after 5 s.
         let names = Names {
@@ -79,9 +79,13 @@ impl TestPipeline {
             ..Names::for_table(&table)
         };
         let resources = pipeline::create(&clients, &names).await.expect("creating the table, topic and queues");
-        let registry = DynamoTable::new(clients.dynamodb.clone(), &table);
+        let scoped = |t: DynamoTable| match &options.region {
+            Some((_, region)) => t.in_region(region.clone()),
+            None => t,
+        };
+        let registry = scoped(DynamoTable::new(clients.dynamodb.clone(), &table));
         let fan_clients = options.fanout_clients.take().unwrap_or_else(|| clients.clone());
-        let fan_registry = DynamoTable::new(fan_clients.dynamodb.clone(), &table);
+        let fan_registry = scoped(DynamoTable::new(fan_clients.dynamodb.clone(), &table));
         let publishing_sns = match &options.sns_endpoint {
             Some(url) => {
                 aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(&config).endpoint_url(url).build())

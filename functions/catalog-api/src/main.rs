@@ -1,17 +1,16 @@
 //! The catalog API Lambda behind API Gateway: set-up only (docs/architecture.md, "Crates").
 //! API Gateway verifies SigV4 on the write routes (IAM auth in the template).
 
-use beacon_aws::config::{sdk_config, table_from_env};
+use beacon_aws::config::sdk_config;
 use beacon_catalog_api::{ApiConfig, allow_header, from_lambda, handle};
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     beacon_aws::logging::init();
-    let table = table_from_env()?;
     let api = ApiConfig::from_env()?;
     let config = sdk_config().await;
-    let registry = beacon_aws::dynamo_table(&config, table);
+    let registry = beacon_aws::registry_from_env(&config)?;
     let registry = &registry;
     run(service_fn(move |request: Request| async move {
         let request = from_lambda(&request);

@@ -44,6 +44,9 @@ pub struct Config {
     pub init_wait: Duration,
     /// The registry table.
     pub table: String,
+    /// This Region, in a multi-Region registry (`BEACON_REPLICA_REGION`):
+    /// the view read is the one this Region's fan-out writes.
+    pub replica_region: Option<String>,
     /// The loopback port the view is served on (`None`: not served).
     pub http_port: Option<u16>,
     /// The longest a request asking for a fresh check waits on the registry.
@@ -124,6 +127,7 @@ impl Config {
             interval: millis("BEACON_CHECK_INTERVAL_MS", 5000)?,
             init_wait: millis("BEACON_INIT_WAIT_MS", 3000)?,
             table: table_from_env()?,
+            replica_region: beacon_aws::config::replica_region_from_env()?,
             http_port: http_port()?,
             refresh_timeout: millis("BEACON_REFRESH_TIMEOUT_MS", 300)?,
         })

@@ -124,6 +124,7 @@ fn config(dir: &std::path::Path) -> Config {
         table: "t".into(),
         http_port: None,
         refresh_timeout: Duration::from_millis(300),
+        replica_region: None,
     }
 }
 

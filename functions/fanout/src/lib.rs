@@ -118,14 +118,15 @@ struct RecordRef {
 pub type AwsFanOut = FanOut<beacon_aws::DynamoTable, beacon_aws::SnsPublisher, beacon_aws::SqsRefreshQueue>;
 
 impl AwsFanOut {
-    /// Reads `BEACON_TABLE`, `BEACON_TOPIC_ARN` and `BEACON_REFRESH_QUEUE_URL`
-    /// and builds the adapters from the shared AWS configuration.
+    /// Reads `BEACON_TABLE` (and `BEACON_REPLICA_REGION`), `BEACON_TOPIC_ARN`
+    /// and `BEACON_REFRESH_QUEUE_URL` and builds the adapters from the
+    /// shared AWS configuration.
     pub async fn from_env() -> Result<Self, beacon_aws::config::MissingEnv> {
-        use beacon_aws::config::{refresh_queue_from_env, sdk_config, table_from_env, topic_from_env};
-        let (table, topic, queue) = (table_from_env()?, topic_from_env()?, refresh_queue_from_env()?);
+        use beacon_aws::config::{refresh_queue_from_env, sdk_config, topic_from_env};
+        let (topic, queue) = (topic_from_env()?, refresh_queue_from_env()?);
         let config = sdk_config().await;
         Ok(FanOut::new(
-            beacon_aws::dynamo_table(&config, table),
+            beacon_aws::registry_from_env(&config)?,
             beacon_aws::sns_publisher(&config, topic),
             beacon_aws::refresh_queue(&config, queue),
         ))

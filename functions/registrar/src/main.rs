@@ -5,7 +5,7 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use beacon_aws::components::AwsComponents;
-use beacon_aws::config::{sdk_config, table_from_env};
+use beacon_aws::config::sdk_config;
 use beacon_registrar::{RunOutcome, ServiceProperties, run_once};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
@@ -21,9 +21,8 @@ async fn main() -> Result<(), Error> {
     } else {
         ServiceProperties::from_env()?
     };
-    let table = table_from_env()?;
     let config = sdk_config().await;
-    let registry = beacon_aws::dynamo_table(&config, table);
+    let registry = beacon_aws::registry_from_env(&config)?;
     let components = AwsComponents::new(&config);
     let (registry, components, props) = (&registry, &components, &props);
     run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| async move {

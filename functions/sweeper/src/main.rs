@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use beacon_aws::config::{sdk_config, table_from_env, topic_from_env};
+use beacon_aws::config::{sdk_config, topic_from_env};
 use beacon_sweeper::Window;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
@@ -44,11 +44,10 @@ fn scheduled_millis(payload: &Value) -> Option<i64> {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     beacon_aws::logging::init();
-    let table = table_from_env()?;
     let topic = topic_from_env()?;
     let interval = interval_from_env()?;
     let config = sdk_config().await;
-    let registry = beacon_aws::dynamo_table(&config, table);
+    let registry = beacon_aws::registry_from_env(&config)?;
     let subscribers = beacon_aws::janitor::subscribers(&config, &topic);
     let (registry, subscribers, topic) = (&registry, &subscribers, topic.as_str());
     run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -34,6 +34,19 @@ pub fn table_from_env() -> Result<String, MissingEnv> {
     Ok(table)
 }
 
+/// This Region, in a registry deployed to several Regions on a global
+/// table (`BEACON_REPLICA_REGION`, set by the template only then): each
+/// Region's fan-out keeps its bookkeeping and consumers' views under keys
+/// of its own Region. Unset in a one-Region registry.
+pub fn replica_region_from_env() -> Result<Option<String>, MissingEnv> {
+    match std::env::var("BEACON_REPLICA_REGION") {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) if v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') => Ok(Some(v)),
+        Ok(v) => Err(MissingEnv::Invalid("BEACON_REPLICA_REGION", format!("{v:?} is not a Region's name"))),
+        Err(_) => Ok(None),
+    }
+}
+
 /// The topic ARN (`BEACON_TOPIC_ARN`).
 pub fn topic_from_env() -> Result<String, MissingEnv> {
     require_env("BEACON_TOPIC_ARN", "it is the ARN of the SNS topic change events are published to")

@@ -62,6 +62,16 @@ pub fn dynamo_table(config: &aws_config::SdkConfig, table: impl Into<String>) ->
     DynamoTable::new(client, table)
 }
 
+/// The registry as a binary is configured to see it: `BEACON_TABLE`, and in
+/// a multi-Region registry `BEACON_REPLICA_REGION` (its Region's keys).
+pub fn registry_from_env(config: &aws_config::SdkConfig) -> Result<DynamoTable, config::MissingEnv> {
+    let table = dynamo_table(config, config::table_from_env()?);
+    Ok(match config::replica_region_from_env()? {
+        Some(region) => table.in_region(region),
+        None => table,
+    })
+}
+
 /// A publisher to `topic_arn`, from the shared AWS configuration.
 pub fn sns_publisher(config: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> SnsPublisher {
     SnsPublisher::new(aws_sdk_sns::Client::new(config), topic_arn)

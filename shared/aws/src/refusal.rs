@@ -53,11 +53,16 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// Whether `code` is one of AWS's access-denied codes (DynamoDB and SQS
+/// say `AccessDenied…`, SNS `AuthorizationError`).
+pub fn is_refusal(code: &str) -> bool {
+    code.starts_with("AccessDenied") || code == "AuthorizationError"
+}
+
 /// An error's text for `code` and AWS's `message`: a refusal leads with who
 /// refused what (then AWS's own words); anything else is `code: message`.
 pub fn describe(code: &str, message: &str) -> String {
-    let denied = code.starts_with("AccessDenied") || code == "AuthorizationError";
-    match Refusal::parse(message).filter(|_| denied) {
+    match Refusal::parse(message).filter(|_| is_refusal(code)) {
         Some(r) => format!("{r} ({code}: {message})"),
         None => format!("{code}: {message}"),
     }

@@ -10,11 +10,15 @@ type Cause = Box<dyn std::error::Error + Send + Sync>;
 /// An SNS or SQS call for a subscribed queue failed: which call, and why.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    /// An AWS call failed.
-    #[error("{operation}: {}", crate::error_chain(source.as_ref()))]
+    /// An AWS call failed. A refusal leads with the account, principal
+    /// and resource (a viewer in a member account is refused by the
+    /// registry's topic policy, not its own).
+    #[error("{operation}: {}", refusal.clone().unwrap_or_else(|| crate::error_chain(source.as_ref())))]
     Call {
         /// The call and its target (`CreateQueue beacon-watch-…`).
         operation: String,
+        /// Who refused what, when AWS refused it.
+        refusal: Option<String>,
         /// The SDK's error, with its context.
         #[source]
         source: Cause,
@@ -28,7 +32,25 @@ impl CallError {
     /// Maps an SDK error of `operation`.
     pub fn call<E: std::error::Error + Send + Sync + 'static>(operation: impl Into<String>) -> impl FnOnce(E) -> Self {
         let operation = operation.into();
-        move |e| CallError::Call { operation, source: Box::new(e) }
+        move |e| CallError::Call { operation, refusal: None, source: Box::new(e) }
+    }
+
+    /// Maps an AWS call's error of `operation`; a refusal names who refused
+    /// what ([`crate::refusal`]).
+    pub fn aws<E>(operation: impl Into<String>) -> impl FnOnce(E) -> Self
+    where
+        E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let operation = operation.into();
+        move |e| {
+            let refusal = match (e.code(), e.message()) {
+                (Some(code), Some(message)) if crate::refusal::is_refusal(code) => {
+                    Some(crate::refusal::describe(code, message))
+                }
+                _ => None,
+            };
+            CallError::Call { operation, refusal, source: Box::new(e) }
+        }
     }
 }
 
@@ -140,7 +162,7 @@ pub async fn ensure_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<Strin
         .queue_name(name)
         .send()
         .await
-        .map_err(CallError::call(format!("CreateQueue {name}")))?
+        .map_err(CallError::aws(format!("CreateQueue {name}")))?
         .queue_url
         .ok_or_else(|| CallError::Incomplete(format!("CreateQueue {name} returned no URL")))
 }
@@ -153,7 +175,7 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, C
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(CallError::call(format!("GetQueueAttributes {url}")))?
+        .map_err(CallError::aws(format!("GetQueueAttributes {url}")))?
         .attributes
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .ok_or_else(|| CallError::Incomplete(format!("no ARN for queue {url}")))
@@ -227,7 +249,7 @@ pub async fn subscribe_viewer_queue(
         .tags(beacon_domain::ports::LEASE_TAG, lease.until(beacon_domain::clock::now_seconds()).to_string())
         .send()
         .await
-        .map_err(CallError::call(format!("CreateQueue {name}")))?
+        .map_err(CallError::aws(format!("CreateQueue {name}")))?
         .queue_url
         .ok_or_else(|| CallError::Incomplete(format!("CreateQueue {name} returned no URL")))?;
     let subscribed = subscribe_url(sqs, sns, topic_arn, name, url.clone(), filter_policy).await;
@@ -255,14 +277,14 @@ async fn subscribe_url(
         .attributes(QueueAttributeName::Policy, queue_policy(&arn, topic_arn).to_string())
         .send()
         .await
-        .map_err(CallError::call(format!("SetQueueAttributes {name}")))?;
+        .map_err(CallError::aws(format!("SetQueueAttributes {name}")))?;
     let mut subscribe =
         sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(&arn).attributes("RawMessageDelivery", "true");
     if let Some(policy) = filter_policy {
         subscribe = subscribe.attributes("FilterPolicy", policy);
     }
     let subscription_arn =
-        subscribe.send().await.map_err(CallError::call(format!("Subscribe {name}")))?.subscription_arn;
+        subscribe.send().await.map_err(CallError::aws(format!("Subscribe {name}")))?.subscription_arn;
     Ok(SubscribedQueue { url, arn, subscription_arn })
 }
 
@@ -357,7 +379,7 @@ impl EventQueue {
             .send()
             .await
             .map(|_| ())
-            .map_err(CallError::call(format!("PurgeQueue {}", self.queue.url)))
+            .map_err(CallError::aws(format!("PurgeQueue {}", self.queue.url)))
     }
 
     /// Up to ten event bodies, waiting up to `wait` for the first; each is
@@ -370,7 +392,7 @@ impl EventQueue {
         )
         .send()
         .await
-        .map_err(CallError::call(format!("ReceiveMessage {}", self.queue.url)))?;
+        .map_err(CallError::aws(format!("ReceiveMessage {}", self.queue.url)))?;
         let mut bodies = Vec::new();
         for m in out.messages.unwrap_or_default() {
             if let Some(handle) = &m.receipt_handle {
@@ -391,7 +413,7 @@ impl EventQueue {
         match self.queue.release(&self.sqs).await {
             Ok(()) => Ok(Released::Done),
             Err(aws_sdk_sqs::error::SdkError::DispatchFailure(_)) => Ok(Released::EndpointGone),
-            Err(e) => Err(CallError::call(format!("TagQueue {}", self.queue.url))(e)),
+            Err(e) => Err(CallError::aws(format!("TagQueue {}", self.queue.url))(e)),
         }
     }
 }

@@ -60,6 +60,29 @@ pub fn fanout_pk(service: &str) -> String {
     format!("{FANOUT}{service}")
 }
 
+/// `FANOUT#<name>`, or in a multi-Region registry `FANOUT#<region>#<name>`:
+/// each Region's fan-out keeps its own bookkeeping, which replication
+/// copies to the other Regions but no other Region ever writes, so last
+/// writer wins can never lose one of its updates or bring an older one
+/// back (docs/architecture.md, "Every Region at once"). A service name
+/// holds no `#`, so the two shapes never meet.
+pub fn fanout_pk_in(region: Option<&str>, service: &str) -> String {
+    match region {
+        Some(region) => format!("{FANOUT}{region}#{service}"),
+        None => fanout_pk(service),
+    }
+}
+
+/// `RESOLVED`, or in a multi-Region registry `RESOLVED#<region>`: the view
+/// a consumer reads in its own Region, written by that Region's fan-out
+/// only (the reason is [`fanout_pk_in`]'s).
+pub fn resolved_sk_in(region: Option<&str>) -> String {
+    match region {
+        Some(region) => format!("{RESOLVED}#{region}"),
+        None => RESOLVED.to_owned(),
+    }
+}
+
 /// The layout before the fan-out's bookkeeping had its own partition: the
 /// generation, edges and view groups sat under `SERVICE#<name>`, which the
 /// service's writer may write. Read only to move them, once per service.
@@ -224,7 +247,7 @@ pub fn key_kind(pk: &str, sk: &str) -> KeyKind {
         if sk == NEEDS {
             return KeyKind::Needs { consumer: consumer.to_owned() };
         }
-        if sk == RESOLVED {
+        if sk == RESOLVED || sk.strip_prefix(RESOLVED).is_some_and(|r| r.starts_with('#')) {
             return KeyKind::Own;
         }
     }
@@ -245,6 +268,11 @@ mod tests {
         assert_eq!(key_kind(&consumer_pk("web"), resolved_sk()), KeyKind::Own);
         assert_eq!(key_kind(&fanout_pk("orders"), generation_sk()), KeyKind::Own);
         assert_eq!(key_kind(&fanout_pk("orders"), &dependent_sk("web")), KeyKind::Own);
+        assert_eq!(key_kind(&fanout_pk_in(Some("eu-west-1"), "orders"), generation_sk()), KeyKind::Own);
+        assert_eq!(key_kind(&consumer_pk("web"), &resolved_sk_in(Some("eu-west-1"))), KeyKind::Own);
+        assert_eq!(fanout_pk_in(None, "orders"), fanout_pk("orders"));
+        assert_eq!(resolved_sk_in(None), resolved_sk());
+        assert_eq!(key_kind(&consumer_pk("web"), "RESOLVEDX"), KeyKind::Other);
         assert_eq!(key_kind(&fanout_pk("orders"), &view_sk("0a1b")), KeyKind::Own);
         // A writer's own partition holds registrations and nothing the
         // fan-out reads as bookkeeping.

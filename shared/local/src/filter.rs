@@ -61,6 +61,12 @@ impl FilterCriteria {
         Self::parse(FILTER_CRITERIA_JSON).unwrap_or(Self { patterns: Vec::new() })
     }
 
+    /// No criteria: every record passes (what a mapping without a filter
+    /// does; the replication stand-in reads streams so).
+    pub fn all() -> Self {
+        Self { patterns: Vec::new() }
+    }
+
     /// The patterns, as JSON values.
     pub fn patterns(&self) -> &[Value] {
         &self.patterns

@@ -21,6 +21,9 @@
 //! - [`proxy`] — a fault proxy in front of the engines: AWS's wire faults
 //!   (throttles in each service's format, 5xx, resets, hangs) by a seeded
 //!   schedule, for the tests and `beacon dev --faults`;
+//! - [`replication`] — a test stand-in for DynamoDB global tables'
+//!   replication between Regions' replicas (per item, delayed, reordered,
+//!   last writer wins, pausable);
 //! - [`api_server`] — API Gateway's stand-in: the catalog API on loopback,
 //!   with [`sigv4`] verification of writes.
 
@@ -30,6 +33,7 @@ pub mod mapping;
 pub mod pipeline;
 pub mod proxy;
 pub mod queue;
+pub mod replication;
 pub mod setup;
 pub mod sigv4;
 

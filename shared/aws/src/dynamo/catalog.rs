@@ -295,7 +295,7 @@ impl ResolvedViews for DynamoTable {
         let item = self
             .get_consistent(
                 keys::consumer_pk(consumer),
-                keys::resolved_sk(),
+                &self.resolved_sk(),
                 Some("revision"),
                 format!("revision {consumer}"),
             )
@@ -319,7 +319,7 @@ impl ResolvedViews for DynamoTable {
                         page.needs.push((consumer, n.needs.iter().map(ToString::to_string).collect()));
                     }
                 }
-                keys::KeyKind::Own if sk == keys::resolved_sk() => {
+                keys::KeyKind::Own if sk == self.resolved_sk() => {
                     if let Ok(r) = crate::item::decode_resolved(item) {
                         page.resolved.push(r);
                     }

@@ -64,6 +64,10 @@ pub struct DynamoTable {
     client: Client,
     table: String,
     counts: Arc<RequestCounts>,
+    /// In a multi-Region registry, this Region: the fan-out's bookkeeping
+    /// and consumers' resolved items are kept per Region
+    /// ([`keys::fanout_pk_in`], [`keys::resolved_sk_in`]).
+    region: Option<Arc<str>>,
 }
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
@@ -239,7 +243,29 @@ pub(crate) fn internal_error(operation: String, e: impl std::fmt::Display) -> St
 impl DynamoTable {
     /// An adapter over `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), counts: Arc::default() }
+        Self { client, table: table.into(), counts: Arc::default(), region: None }
+    }
+
+    /// The same table as one Region of a multi-Region registry sees it: its
+    /// bookkeeping and resolved views under this Region's keys.
+    pub fn in_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(Arc::from(region.into()));
+        self
+    }
+
+    /// The Region whose keys it uses, in a multi-Region registry.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    /// `FANOUT#<name>` in this Region's scope.
+    pub(crate) fn fanout_pk(&self, service: &str) -> String {
+        keys::fanout_pk_in(self.region(), service)
+    }
+
+    /// `RESOLVED` in this Region's scope.
+    pub(crate) fn resolved_sk(&self) -> String {
+        keys::resolved_sk_in(self.region())
     }
 
     /// The table name.

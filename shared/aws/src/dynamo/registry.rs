@@ -71,9 +71,9 @@ fn add_to_partition(partition: &mut ServicePartition, item: HashMap<String, Attr
 
 /// The dependency edge `service → consumer` as an item (the fan-out's, and
 /// `beacon upgrade`'s).
-pub(crate) fn edge_item(service: &str, consumer: &str, requirements: &[String]) -> HashMap<String, AttributeValue> {
+pub(crate) fn edge_item(fanout_pk: String, consumer: &str, requirements: &[String]) -> HashMap<String, AttributeValue> {
     HashMap::from([
-        (keys::PK.to_owned(), s(keys::fanout_pk(service))),
+        (keys::PK.to_owned(), s(fanout_pk)),
         (keys::SK.to_owned(), s(keys::dependent_sk(consumer))),
         ("consumer".to_owned(), s(consumer)),
         ("requirements".to_owned(), AttributeValue::L(requirements.iter().map(s).collect())),
@@ -115,7 +115,7 @@ impl Generations for DynamoTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::fanout_pk(service), keys::generation_sk())))
+            .set_key(Some(Self::key(self.fanout_pk(service), keys::generation_sk())))
             .update_expression("SET #grouped = :yes")
             .condition_expression("generation = :g")
             .expression_attribute_names("#grouped", GROUPED)
@@ -129,7 +129,7 @@ impl Generations for DynamoTable {
     async fn current_generation(&self, service: &str) -> Result<u64, StoreError> {
         let what = format!("generation {service}");
         let item =
-            self.get_consistent(keys::fanout_pk(service), keys::generation_sk(), Some("generation"), what).await?;
+            self.get_consistent(self.fanout_pk(service), keys::generation_sk(), Some("generation"), what).await?;
         match item {
             None => Ok(0),
             Some(item) => generation_of(service, &item).map(|g| g.value),
@@ -144,14 +144,14 @@ impl ServiceState for DynamoTable {
         for item in self.query_instances(service).await? {
             add_to_partition(&mut partition, item);
         }
-        for item in self.query_partition(keys::fanout_pk(service)).await? {
+        for item in self.query_partition(self.fanout_pk(service)).await? {
             add_to_partition(&mut partition, item);
         }
         Ok(partition)
     }
 
     async fn read_state(&self, service: &str) -> Result<ServicePartition, StoreError> {
-        let pk = keys::fanout_pk(service);
+        let pk = self.fanout_pk(service);
         let query = self
             .client
             .query()
@@ -174,7 +174,7 @@ impl ServiceState for DynamoTable {
 #[async_trait]
 impl ViewGroups for DynamoTable {
     async fn claim_group(&self, service: &str, group: &ViewGroup) -> Result<bool, StoreError> {
-        let pk = keys::fanout_pk(service);
+        let pk = self.fanout_pk(service);
         let view = to_attribute(&group.view).map_err(|e| internal_error(format!("view group of {service}"), e))?;
         let update = Update::builder()
             .table_name(&self.table)
@@ -196,7 +196,7 @@ impl ViewGroups for DynamoTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::fanout_pk(service), &keys::view_sk(group))))
+            .set_key(Some(Self::key(self.fanout_pk(service), &keys::view_sk(group))))
             .update_expression("SET pending = :no")
             .condition_expression("generation = :g")
             .expression_attribute_values(":no", AttributeValue::Bool(false))
@@ -207,7 +207,7 @@ impl ViewGroups for DynamoTable {
     }
 
     async fn drop_group(&self, service: &str, group: &str, generation: u64) -> Result<bool, StoreError> {
-        let pk = keys::fanout_pk(service);
+        let pk = self.fanout_pk(service);
         let delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(Self::key(pk.clone(), &keys::view_sk(group))))
@@ -220,7 +220,7 @@ impl ViewGroups for DynamoTable {
 #[async_trait]
 impl Edges for DynamoTable {
     async fn dependents(&self, service: &str, after: Option<&str>, limit: usize) -> Result<DependentsPage, StoreError> {
-        let pk = keys::fanout_pk(service);
+        let pk = self.fanout_pk(service);
         let start = after.map(|consumer| Self::key(pk.clone(), &keys::dependent_sk(consumer)));
         self.read();
         let out = self
@@ -257,7 +257,7 @@ impl Edges for DynamoTable {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(edge_item(service, consumer, requirements)))
+            .set_item(Some(edge_item(self.fanout_pk(service), consumer, requirements)))
             .send()
             .await
             .map_err(|e| store_error(format!("PutItem edge {service}->{consumer}"), e))?;
@@ -265,7 +265,7 @@ impl Edges for DynamoTable {
     }
 
     async fn delete_edge(&self, service: &str, consumer: &str) -> Result<(), StoreError> {
-        self.delete_key(keys::fanout_pk(service), &keys::dependent_sk(consumer), format!("edge {service}->{consumer}"))
+        self.delete_key(self.fanout_pk(service), &keys::dependent_sk(consumer), format!("edge {service}->{consumer}"))
             .await
     }
 }
@@ -300,7 +300,7 @@ impl DynamoTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::fanout_pk(service), keys::generation_sk())))
+            .set_key(Some(Self::key(self.fanout_pk(service), keys::generation_sk())))
             .update_expression("ADD generation :one")
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
@@ -344,7 +344,7 @@ impl DynamoTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::fanout_pk(service), keys::generation_sk())))
+            .set_key(Some(Self::key(self.fanout_pk(service), keys::generation_sk())))
             .update_expression("SET #layout = :layout ADD generation :floor")
             .condition_expression("attribute_not_exists(#layout)")
             .expression_attribute_names("#layout", LAYOUT)

@@ -138,7 +138,7 @@ impl DynamoTable {
         consumer: &str,
         requirements: &[String],
     ) -> Result<bool, StoreError> {
-        let pk = keys::fanout_pk(service);
+        let pk = self.fanout_pk(service);
         let sk = keys::dependent_sk(consumer);
         if let Some(edge) = self.get_consistent(pk.clone(), &sk, None, format!("edge {service}->{consumer}")).await? {
             let ours = edge.get(UPGRADE_ORIGIN).and_then(|v| v.as_s().ok()).is_some_and(|v| v == UPGRADE_ORIGIN_VALUE);
@@ -149,7 +149,7 @@ impl DynamoTable {
                 return Ok(false);
             }
         }
-        let mut item = super::registry::edge_item(service, consumer, requirements);
+        let mut item = super::registry::edge_item(self.fanout_pk(service), consumer, requirements);
         item.insert(UPGRADE_ORIGIN.to_owned(), s(UPGRADE_ORIGIN_VALUE));
         self.write();
         let result = self
@@ -176,7 +176,7 @@ impl DynamoTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::fanout_pk(service), keys::generation_sk())))
+            .set_key(Some(Self::key(self.fanout_pk(service), keys::generation_sk())))
             .update_expression("ADD generation :one REMOVE #grouped")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#grouped", super::registry::GROUPED)

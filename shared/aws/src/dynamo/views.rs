@@ -23,7 +23,7 @@ impl Views for DynamoTable {
         view: &ServiceView,
         change_id: Option<&str>,
     ) -> Result<Conditional<ResolvedItem>, StoreError> {
-        let key = Self::key(keys::consumer_pk(consumer), keys::resolved_sk());
+        let key = Self::key(keys::consumer_pk(consumer), &self.resolved_sk());
         let view_av = to_attribute(view).map_err(|e| internal_error(format!("view of {consumer}"), e))?;
         let mut update = self
             .client
@@ -76,7 +76,7 @@ impl Views for DynamoTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::consumer_pk(consumer), keys::resolved_sk())))
+            .set_key(Some(Self::key(keys::consumer_pk(consumer), &self.resolved_sk())))
             .update_expression("SET services.#s.generation = :g")
             .condition_expression(
                 "attribute_exists(pk) AND contains(needed_services, :sname) AND services.#s.generation < :g",
@@ -98,7 +98,7 @@ impl Views for DynamoTable {
         services: &[String],
         dropped: &[String],
     ) -> Result<ResolvedItem, StoreError> {
-        let key = Self::key(keys::consumer_pk(consumer), keys::resolved_sk());
+        let key = Self::key(keys::consumer_pk(consumer), &self.resolved_sk());
         self.write();
         let out = self
             .client
@@ -147,7 +147,7 @@ impl Views for DynamoTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::consumer_pk(consumer), keys::resolved_sk())))
+            .set_key(Some(Self::key(keys::consumer_pk(consumer), &self.resolved_sk())))
             .update_expression("SET last_change_id = :id ADD revision :one")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":id", s(change_id))
@@ -160,12 +160,12 @@ impl Views for DynamoTable {
     }
 
     async fn delete_resolved(&self, consumer: &str) -> Result<(), StoreError> {
-        self.delete_key(keys::consumer_pk(consumer), keys::resolved_sk(), format!("resolved {consumer}")).await
+        self.delete_key(keys::consumer_pk(consumer), &self.resolved_sk(), format!("resolved {consumer}")).await
     }
 
     async fn get_resolved(&self, consumer: &str) -> Result<Option<ResolvedItem>, StoreError> {
         let item = self
-            .get_consistent(keys::consumer_pk(consumer), keys::resolved_sk(), None, format!("resolved {consumer}"))
+            .get_consistent(keys::consumer_pk(consumer), &self.resolved_sk(), None, format!("resolved {consumer}"))
             .await?;
         item.map(|item| self.resolved_from(consumer, item)).transpose()
     }
