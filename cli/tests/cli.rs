@@ -509,7 +509,7 @@ async fn a_large_service_gives_each_consumer_its_slot_on_every_path() {
 /// write is the IAM simulator's to prove (tests/tests/iam/organization.rs);
 /// the refusal here is the fault proxy's, worded as AWS words one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_registry_named_by_arn_is_used_and_a_refusal_names_its_account_and_table() {
+async fn a_registry_named_by_arn_is_used_and_a_refusal_names_its_account_and_resource() {
     use beacon_domain::ports::Registrations as _;
     use beacon_local::proxy::{Fault, Matcher, Service};
 
@@ -553,6 +553,28 @@ async fn a_registry_named_by_arn_is_used_and_a_refusal_names_its_account_and_tab
     );
     assert!(err.contains("AccessDeniedException"), "and keeps AWS's words: {err}");
     assert_eq!(p.registry.instances("orders").await.unwrap().registrations.len(), 1, "nothing written");
+
+    // A viewer refused by the registry's topic is told the same way: the
+    // topic's account, the principal, the topic.
+    wire.plan.script(Matcher::op(Service::Sns, "Subscribe"), [Fault::Denied]);
+    let watch = Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(["watch", "--count", "1"])
+        .env("BEACON_TABLE", &arn)
+        .env("BEACON_TOPIC_ARN", &p.topic_arn)
+        .env("AWS_ENDPOINT_URL_SNS", &wire.sns.url)
+        .output()
+        .expect("running beacon watch");
+    assert!(!watch.status.success(), "a refused subscription fails");
+    let err = stderr(&watch);
+    let account = p.topic_arn.split(':').nth(4).unwrap();
+    assert!(
+        err.contains(&format!(
+            "account {account} refused SNS:Subscribe to \
+             arn:aws:sts::000000000000:assumed-role/beacon-fault-proxy/local on {}",
+            p.topic_arn
+        )),
+        "the error leads with who refused what: {err}"
+    );
     wire.stop().await;
 
     // A table ARN that names something else is refused before any call.
