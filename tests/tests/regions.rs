@@ -46,10 +46,16 @@ fn changes(events: &[Value]) -> Vec<String> {
     out
 }
 
-/// What a consumer's view says, without the Region's own counters.
+/// What a consumer's view says, without the Region's own counters (each
+/// Region's fan-out numbers its refreshes of a service itself: the
+/// `generation` and the item's `revision` are per Region).
 fn view(item: Option<ResolvedItem>) -> Value {
     let item = item.expect("a resolved item");
-    serde_json::to_value(&item.services).unwrap()
+    let mut v = serde_json::to_value(&item.services).unwrap();
+    for service in v.as_object_mut().unwrap().values_mut() {
+        service.as_object_mut().unwrap().remove("generation");
+    }
+    v
 }
 
 async fn resolves(p: &TestPipeline, consumer: &str, service: &str, instances: usize) -> bool {
@@ -135,6 +141,224 @@ async fn a_region_cut_off_and_reconnected_converges_with_one_event_per_change_in
     let want = vec!["registered orders/\"o-1\"".to_owned(), "registered payments/\"p-1\"".to_owned()];
     assert_eq!(changes(&e), want, "us-east-1's subscriber: {e:#?}");
     assert_eq!(changes(&w), want, "eu-west-1's subscriber: {w:#?}");
-    assert_eq!(view(east.resolved("web").await), view(west.resolved("web").await), "the Regions' views differ");
+    let (e, w) = (view(east.resolved("web").await), view(west.resolved("web").await));
+    assert_eq!(e, w, "the Regions' views differ:\n{e:#}\n{w:#}");
+    regions.stop().await;
+}
+
+/// `id` of `service`, due to expire `in_secs` from now (the least ttl is
+/// 10 s, so its heartbeat is dated back).
+fn expiring(service: &str, id: &str, in_secs: i64) -> Registration {
+    let at = now() - 10 + in_secs;
+    Registration::new_at(service, "1.0.0", id, &format!("https://{id}.{service}.example"), Status::Healthy, 10, at)
+        .unwrap()
+}
+
+/// Every event a queue got, as `kind service/instance`, in order.
+fn kinds(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["kind"] != "resolved")
+        .map(|e| format!("{} {}/{}", e["kind"].as_str().unwrap(), e["service"].as_str().unwrap(), e["instance_id"]))
+        .collect()
+}
+
+async fn registrations(p: &TestPipeline, service: &str) -> Vec<String> {
+    let mut ids: Vec<String> = p
+        .registry
+        .instances(service)
+        .await
+        .unwrap()
+        .registrations
+        .iter()
+        .map(|r| format!("{}@{}", r.instance_id, r.updated_at))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_regions_sweeping_one_expiry_publish_it_once_in_each() {
+    let regions = Regions::start("regions-expiry", &[EAST, WEST], config()).await;
+    let (east, west) = (&regions.pipelines[0], &regions.pipelines[1]);
+    let (east_q, west_q) = (east.subscribe(None).await, west.subscribe(None).await);
+    east.registry.put(&expiring("orders", "o-1", 3)).await.unwrap();
+    east.registry.put(&reg("orders", "o-2")).await.unwrap();
+    assert!(regions.settle(Duration::from_millis(300), WAIT).await);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // Both Regions' sweepers find o-1 due at once, each in its replica.
+    let (a, b) = tokio::join!(
+        beacon_domain::sweep::sweep(&east.registry, now()),
+        beacon_domain::sweep::sweep(&west.registry, now())
+    );
+    assert_eq!((a.unwrap().due, b.unwrap().due), (1, 1), "each Region's sweeper sees o-1 due");
+    assert!(regions.settle(Duration::from_millis(500), WAIT).await);
+    for (p, region) in [(east, EAST), (west, WEST)] {
+        TestPipeline::eventually(WAIT, &format!("{region} to drop o-1"), || async {
+            registrations(p, "orders").await.len() == 1
+        })
+        .await;
+    }
+    let (e, w) = (drain(&east_q).await, drain(&west_q).await);
+    let want = ["registered orders/\"o-1\"", "registered orders/\"o-2\"", "expired orders/\"o-1\""];
+    for (events, region) in [(&e, EAST), (&w, WEST)] {
+        let mut got = kinds(events);
+        got.sort();
+        let mut want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
+        want.sort();
+        assert_eq!(got, want, "{region}'s subscriber: {events:#?}");
+    }
+    regions.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_region_keeps_no_dead_instance_alive_elsewhere_and_hears_of_it_once_back() {
+    let regions = Regions::start("regions-down", &[EAST, WEST], config()).await;
+    let (east, west) = (&regions.pipelines[0], &regions.pipelines[1]);
+    let (east_q, west_q) = (east.subscribe(None).await, west.subscribe(None).await);
+    let needs = Needs { consumer: "web".into(), needs: parse_needs("orders^1").unwrap() };
+    east.registry.put_needs(&needs, now()).await.unwrap();
+    west.registry.put(&expiring("orders", "o-1", 3)).await.unwrap();
+    for (p, region) in [(east, EAST), (west, WEST)] {
+        TestPipeline::eventually(WAIT, &format!("{region} to resolve o-1"), || resolves(p, "web", "orders", 1)).await;
+    }
+    assert!(regions.settle(Duration::from_millis(300), WAIT).await);
+
+    // The west goes down (no replication, no sweeper) before o-1 expires.
+    regions.replication.pause(WEST).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let swept = beacon_domain::sweep::sweep(&east.registry, now()).await.unwrap();
+    assert_eq!(swept.due, 1);
+    TestPipeline::eventually(WAIT, "the east to drop o-1", || resolves(east, "web", "orders", 0)).await;
+    assert_eq!(registrations(west, "orders").await.len(), 1, "the west, cut off, still holds it");
+
+    // Back: the delete reaches the west; its sweeper finds nothing more.
+    regions.replication.resume(WEST).await;
+    TestPipeline::eventually(WAIT, "the west to drop o-1", || resolves(west, "web", "orders", 0)).await;
+    assert!(regions.settle(Duration::from_millis(500), WAIT).await);
+    assert_eq!(beacon_domain::sweep::sweep(&west.registry, now()).await.unwrap().due, 0);
+    let (e, w) = (drain(&east_q).await, drain(&west_q).await);
+    for (events, region) in [(&e, EAST), (&w, WEST)] {
+        assert_eq!(
+            kinds(events),
+            ["registered orders/\"o-1\"", "expired orders/\"o-1\""],
+            "{region}'s subscriber: {events:#?}"
+        );
+    }
+    assert_eq!(view(east.resolved("web").await), view(west.resolved("web").await));
+    regions.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_in_one_region_racing_an_expiry_in_another_converges_and_each_region_ends_on_the_outcome() {
+    for round in 0..2 {
+        let regions = Regions::start("regions-race", &[EAST, WEST], config()).await;
+        let (east, west) = (&regions.pipelines[0], &regions.pipelines[1]);
+        let (east_q, west_q) = (east.subscribe(None).await, west.subscribe(None).await);
+        let needs = Needs { consumer: "web".into(), needs: parse_needs("orders^1").unwrap() };
+        west.registry.put_needs(&needs, now()).await.unwrap();
+        east.registry.put(&expiring("orders", "o-1", 2)).await.unwrap();
+        assert!(regions.settle(Duration::from_millis(300), WAIT).await);
+        tokio::time::sleep(Duration::from_millis(2500 + 300 * round)).await;
+
+        // The west heartbeats o-1 as the east's sweeper deletes it.
+        let heartbeat = reg("orders", "o-1");
+        let (swept, put) =
+            tokio::join!(beacon_domain::sweep::sweep(&east.registry, now()), west.registry.put(&heartbeat));
+        swept.unwrap();
+        put.unwrap();
+        assert!(regions.settle(Duration::from_millis(800), WAIT).await, "round {round}: did not settle");
+        // Whatever won, both replicas hold the same, and both views say it.
+        let (e_regs, w_regs) = (registrations(east, "orders").await, registrations(west, "orders").await);
+        assert_eq!(e_regs, w_regs, "round {round}: the replicas differ");
+        let alive = e_regs.len();
+        for (p, region) in [(east, EAST), (west, WEST)] {
+            TestPipeline::eventually(WAIT, &format!("round {round}: {region}'s view to match its replica"), || {
+                resolves(p, "web", "orders", alive)
+            })
+            .await;
+        }
+        // Each Region's subscriber ends on the converged state, and no
+        // event came twice.
+        for (q, region) in [(&east_q, EAST), (&west_q, WEST)] {
+            let events = drain(q).await;
+            let told = kinds(&events);
+            let last = told.last().cloned().unwrap_or_default();
+            if alive == 1 {
+                assert!(
+                    !last.starts_with("expired"),
+                    "round {round}: {region} ends on expired but o-1 lives: {told:?}"
+                );
+            } else {
+                // Where the heartbeat was written, the delete that beat it
+                // removed a live item: that Region says `deregistered`
+                // (gone before its time), the other `expired`. Both end
+                // o-1 (docs/reliability.md, "Every Region at once").
+                assert!(
+                    last.starts_with("expired") || last.starts_with("deregistered"),
+                    "round {round}: {region} never said o-1 is gone: {told:?}"
+                );
+            }
+            let ids: std::collections::HashSet<&str> = events.iter().filter_map(|e| e["event_id"].as_str()).collect();
+            assert_eq!(ids.len(), events.len(), "round {round}: {region} got an event twice: {events:#?}");
+        }
+        regions.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn needs_and_changes_racing_across_regions_end_in_the_same_views_everywhere() {
+    let regions = Regions::start("regions-needs", &[EAST, WEST], config()).await;
+    let (east, west) = (&regions.pipelines[0], &regions.pipelines[1]);
+    east.registry.put(&reg("orders", "o-1")).await.unwrap();
+    let first = Needs { consumer: "web".into(), needs: parse_needs("orders^1").unwrap() };
+    west.registry.put_needs(&first, now()).await.unwrap();
+    assert!(regions.settle(Duration::from_millis(300), WAIT).await);
+
+    // At once: the consumer's needs change in both Regions (the two
+    // declarations conflict), while the services they name change in each.
+    let in_east = Needs { consumer: "web".into(), needs: parse_needs("orders^2,payments^1").unwrap() };
+    let in_west = Needs { consumer: "web".into(), needs: parse_needs("orders>=1,payments^1").unwrap() };
+    let orders_two =
+        Registration::new_at("orders", "2.0.0", "o-2", "https://o-2.orders.example", Status::Healthy, 600, now())
+            .unwrap();
+    let payments = reg("payments", "p-1");
+    let (a, b, c, d) = tokio::join!(
+        east.registry.put_needs(&in_east, now()),
+        west.registry.put_needs(&in_west, now()),
+        west.registry.put(&orders_two),
+        east.registry.put(&payments),
+    );
+    for r in [a, b, c, d] {
+        r.unwrap();
+    }
+    assert!(regions.settle(Duration::from_millis(800), WAIT).await, "replication did not settle");
+
+    // One declaration won everywhere; each Region's view is the resolution
+    // of its (converged) replica for it.
+    let (e_needs, w_needs) = (east.registry.needs("web").await.unwrap(), west.registry.needs("web").await.unwrap());
+    assert_eq!(e_needs, w_needs, "the replicas hold different needs");
+    let won = e_needs.unwrap();
+    assert!(
+        [
+            in_east.needs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            in_west.needs.iter().map(ToString::to_string).collect()
+        ]
+        .contains(&won),
+        "neither declaration won: {won:?}"
+    );
+    let declared = std::collections::BTreeMap::from([(
+        "web".to_owned(),
+        Needs { consumer: "web".into(), needs: parse_needs(&won.join(",")).unwrap() },
+    )]);
+    for (p, region) in [(east, EAST), (west, WEST)] {
+        TestPipeline::eventually(WAIT, &format!("{region}'s view to be the table's resolution"), || async {
+            p.first_difference(&declared).await.is_none()
+        })
+        .await;
+    }
+    let (e, w) = (view(east.resolved("web").await), view(west.resolved("web").await));
+    assert_eq!(e, w, "the Regions' views differ:\n{e:#}\n{w:#}");
     regions.stop().await;
 }
