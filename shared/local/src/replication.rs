@@ -7,9 +7,11 @@
 //! - **per item, asynchronous**: each write seen in a replica's stream is
 //!   applied to every other replica after [`ReplicationConfig::delay`] plus
 //!   a random share of [`ReplicationConfig::jitter`] (seeded);
-//! - **reordered across items**: each item's copy has its own delay, so two
-//!   items written in one order may land in another; a transaction's items
-//!   arrive separately, as AWS says they may;
+//! - **reordered across items, in order within one**: each item's copy has
+//!   its own delay, so two items written in one order may land in another
+//!   (a transaction's items arrive separately, as AWS says they may), while
+//!   the writes of one item reach a replica in the order they were made, so
+//!   each replica's stream shows every version;
 //! - **last writer wins** by the replication timestamp: a write is stamped
 //!   when its replica's stream shows it (microseconds, ties broken by
 //!   Region), and a replica keeps, per item, the highest stamp it has seen;
@@ -143,6 +145,9 @@ struct State {
     pending: Vec<Copy>,
     /// Regions cut off.
     paused: HashSet<usize>,
+    /// Per replica and item, when its last copy is due: the next copy of
+    /// the same item is due after it (one item's writes stay in order).
+    last_due: Vec<HashMap<Key, Instant>>,
     rng: u64,
     last_micros: u64,
 }
@@ -207,6 +212,7 @@ impl Replication {
         let state = State {
             known: vec![HashMap::new(); n],
             echoes: vec![HashMap::new(); n],
+            last_due: vec![HashMap::new(); n],
             rng: config.seed.max(1),
             ..State::default()
         };
@@ -344,7 +350,12 @@ impl Shared {
             state.known[index].insert(key.clone(), Version { stamp, image: image.clone() });
             let now = Instant::now();
             for dest in (0..self.replicas.len()).filter(|d| *d != index) {
-                let due = now + self.config.delay + state.draw(self.config.jitter);
+                let drawn = now + self.config.delay + state.draw(self.config.jitter);
+                let due = match state.last_due[dest].get(&key) {
+                    Some(last) if *last >= drawn => *last + Duration::from_micros(1),
+                    _ => drawn,
+                };
+                state.last_due[dest].insert(key.clone(), due);
                 state.pending.push(Copy { due, dest, key: key.clone(), image: image.clone(), stamp });
             }
             debug!(region = %self.replicas[index].region, pk = %key.0, sk = %key.1, "local write; copies queued");
@@ -380,9 +391,9 @@ impl Shared {
                 (ready, next_due)
             };
             // Applied in due order: the order AWS's replicator would reach
-            // each copy (per item, later writes carry later stamps anyway).
+            // each copy; one item's copies are due in the order written.
             let mut ready = ready;
-            ready.sort_by_key(|c| c.due);
+            ready.sort_by_key(|c| (c.due, c.stamp));
             for copy in ready {
                 self.apply(copy).await;
             }
