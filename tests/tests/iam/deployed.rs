@@ -35,7 +35,7 @@ fn basic_execution_policy() -> Value {
 /// stack, in both forms: YAML's short tags (`!Ref`, `!GetAtt`, `!Sub`,
 /// `!Join`, `!Split`, `!If`) and the JSON form the SAM translator emits
 /// (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`, `Fn::Split`, `Fn::If`).
-fn resolve(v: &Yaml, env: &BTreeMap<&str, Value>) -> Value {
+pub(crate) fn resolve(v: &Yaml, env: &BTreeMap<&str, Value>) -> Value {
     match v {
         Yaml::Tagged(t) => {
             let name = match t.tag.to_string().as_str() {

@@ -20,6 +20,7 @@
 mod deployed;
 mod functions;
 mod organization;
+mod regions;
 mod resource_policies;
 mod simulator;
 mod tenants;

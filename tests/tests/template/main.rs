@@ -107,3 +107,43 @@ fn the_table_is_what_the_code_expects() {
     assert_eq!(table["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
 }
+
+/// The global table (infra/global-table.yaml) is the table
+/// infra/template.yaml makes in one Region: same name, keys, indexes,
+/// stream, TTL and encryption, so every Region's code reads it unchanged.
+#[test]
+fn the_global_table_is_the_one_region_table_in_every_region() {
+    let one = template("template.yaml");
+    let global = template("global-table.yaml");
+    let (table, replicated) =
+        (&one["Resources"]["Table"]["Properties"], &global["Resources"]["GlobalTable"]["Properties"]);
+    for property in [
+        "TableName",
+        "BillingMode",
+        "AttributeDefinitions",
+        "KeySchema",
+        "StreamSpecification",
+        "TimeToLiveSpecification",
+        "SSESpecification",
+    ] {
+        assert_eq!(table[property], replicated[property], "{property} differs");
+    }
+    // The indexes, without the comments' difference in layout.
+    let strip = |v: &Value| {
+        as_list(v)
+            .iter()
+            .map(|i| (i["IndexName"].clone(), i["KeySchema"].clone(), i["Projection"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&table["GlobalSecondaryIndexes"]), strip(&replicated["GlobalSecondaryIndexes"]));
+    // Every replica keeps point-in-time recovery, as the one-Region table does.
+    for replica in as_list(&replicated["Replicas"]) {
+        let spec = match &replica {
+            Value::Tagged(t) => t.value.as_sequence().unwrap()[1].clone(),
+            other => other.clone(),
+        };
+        assert_eq!(spec["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
+    }
+    // The Region stacks run on a replica instead of making the table.
+    assert_eq!(one["Resources"]["Table"]["Condition"].as_str(), Some("OwnTable"));
+}
