@@ -588,3 +588,86 @@ async fn a_registry_named_by_arn_is_used_and_a_refusal_names_its_account_and_res
         assert!(stderr(&out).contains(says), "{bad}: {}", stderr(&out));
     }
 }
+
+/// `beacon dev --regions` (issue 29): two Regions on one stack, a write in
+/// the first is an event in the second's topic and resolves there; bad
+/// `--regions` are refused before anything starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_runs_two_regions_and_a_write_in_one_arrives_in_the_other() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = env!("CARGO_BIN_EXE_beacon");
+    for (bad, says) in [
+        ("eu-west-1,us-east-1", "the first Region is the local stack's own"),
+        ("us-east-1,us-east-1", "named twice"),
+        ("us-east-1,Mars", "is not a Region's name"),
+    ] {
+        let state = std::env::temp_dir().join(beacon_tests::unique("dev-bad-regions"));
+        let out = Command::new(bin)
+            .current_dir(&root)
+            .args(["dev", "up", "--regions", bad, "--state-dir", state.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "--regions {bad} was accepted");
+        assert!(stderr(&out).contains(says), "--regions {bad}: {}", stderr(&out));
+        assert!(!state.join("dev.env").exists(), "--regions {bad} started something");
+    }
+
+    let state = std::env::temp_dir().join(beacon_tests::unique("dev-regions"));
+    let state_arg = state.to_str().unwrap();
+    let up = Command::new(bin)
+        .current_dir(&root)
+        .args(["dev", "up", "--dynamodb-port", "0", "--sns-port", "0", "--api-port", "0", "--ui-port", "0"])
+        .args(["--table", "dev-regions", "--regions", "us-east-1,eu-west-1", "--replication-ms", "300"])
+        .args(["--state-dir", state_arg])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let down =
+        || Command::new(bin).current_dir(&root).args(["dev", "down", "--state-dir", state_arg]).output().unwrap();
+    if !up.status.success() {
+        let log = std::fs::read_to_string(state.join("dev.log")).unwrap_or_default();
+        down();
+        panic!("dev up --regions failed: {}\n{log}", stderr(&up));
+    }
+    let env = read_env(&state.join("dev.env"));
+    let var = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let west_topic = var("BEACON_TOPIC_ARN_EU_WEST_1").expect("the second Region's topic in dev.env");
+    assert!(west_topic.contains(":eu-west-1:"), "{west_topic}");
+    assert_eq!(var("BEACON_REPLICA_REGION").as_deref(), Some("us-east-1"));
+    let command = |args: &[&str], region: &str| {
+        let mut c = Command::new(bin);
+        c.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        c.env("AWS_REGION", region).env("AWS_DEFAULT_REGION", region).env("BEACON_REPLICA_REGION", region);
+        c
+    };
+    // A watcher in the second Region, on its topic.
+    let watch = command(&["watch", "--count", "1", "--json", "--topic-arn", &west_topic], "eu-west-1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A registration in the first.
+    let reg = command(
+        &["register", "orders", "1.0.0", "--endpoint", "https://orders.example", "--instance", "i-1"],
+        "us-east-1",
+    )
+    .output()
+    .unwrap();
+    assert!(reg.status.success(), "{}", stderr(&reg));
+    let watched = tokio::task::spawn_blocking(move || watch.wait_with_output()).await.unwrap().unwrap();
+    let event: Value =
+        serde_json::from_slice(watched.stdout.split(|b| *b == b'\n').find(|l| !l.is_empty()).unwrap_or_default())
+            .unwrap_or_else(|_| panic!("no event in the second Region: {}", stderr(&watched)));
+    assert_eq!((event["kind"].as_str(), event["service"].as_str()), (Some("registered"), Some("orders")));
+    // And the second Region's replica resolves it.
+    let get = command(&["get", "orders", "--json"], "eu-west-1").output().unwrap();
+    let parsed: Value = serde_json::from_slice(&get.stdout).unwrap_or_default();
+    assert_eq!(parsed["outcome"]["resolved"]["version"], "1.0.0", "{}", stderr(&get));
+    let stopped = down();
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+    let _ = std::fs::remove_dir_all(&state);
+}

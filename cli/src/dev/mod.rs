@@ -97,6 +97,58 @@ pub struct DevOpts {
     /// The fault schedule's seed: the same seed replays the same schedule.
     #[arg(long, default_value_t = 1, global = true)]
     pub fault_seed: u64,
+    /// Runs the registry in these Regions at once, as on a DynamoDB global
+    /// table (e.g. us-east-1,eu-west-1; the first is the local stack's own,
+    /// us-east-1): a replica, fan-out, sweeper, topic and catalog API per
+    /// Region, joined by the replication stand-in (a test stand-in for
+    /// global tables' replication). dev.env points at the first Region and
+    /// names the others' topics and APIs.
+    #[arg(long, value_delimiter = ',', value_parser = parse_region, global = true)]
+    pub regions: Vec<String>,
+    /// The replication stand-in's delay between Regions (AWS: usually
+    /// within a second).
+    #[arg(long, default_value_t = 1000, global = true)]
+    pub replication_ms: u64,
+}
+
+/// A Region's name (`eu-west-1`).
+fn parse_region(s: &str) -> std::result::Result<String, String> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
+    if ok { Ok(s.to_owned()) } else { Err(format!("{s:?} is not a Region's name (like eu-west-1)")) }
+}
+
+impl DevOpts {
+    /// The Regions to run, checked: none or one means one Region as before;
+    /// otherwise at most five, distinct, the local stack's own first.
+    pub fn multi_region(&self) -> Result<Option<&[String]>> {
+        if self.regions.len() <= 1 {
+            if let Some(r) = self.regions.first().filter(|r| *r != beacon_local::setup::LOCAL_REGION) {
+                anyhow::bail!(
+                    "--regions {r}: one Region is the local stack's own, {}",
+                    beacon_local::setup::LOCAL_REGION
+                );
+            }
+            return Ok(None);
+        }
+        if self.regions[0] != beacon_local::setup::LOCAL_REGION {
+            anyhow::bail!(
+                "--regions: the first Region is the local stack's own, {}, not {}",
+                beacon_local::setup::LOCAL_REGION,
+                self.regions[0]
+            );
+        }
+        if self.regions.len() > 5 {
+            anyhow::bail!("--regions: at most 5 Regions, not {}", self.regions.len());
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = self.regions.iter().find(|r| !seen.insert(*r)) {
+            anyhow::bail!("--regions: {twice} is named twice");
+        }
+        Ok(Some(&self.regions))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +176,8 @@ enum DevAction {
 
 /// Dispatches `beacon dev`.
 pub async fn run(args: DevArgs) -> Result<()> {
+    // Bad --regions fail here, before anything starts.
+    args.opts.multi_region()?;
     match args.action {
         None => daemon::foreground(args.opts).await,
         Some(DevAction::Up) => daemon::up(args.opts).await,

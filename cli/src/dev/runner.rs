@@ -25,6 +25,16 @@ struct Running {
     ui: Option<crate::ui::Running>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// With `--regions`: the other Regions, and the replication between all.
+    others: Vec<OtherRegion>,
+    replication: Option<beacon_local::replication::Replication>,
+}
+
+/// A Region beyond the first, with `--regions`.
+struct OtherRegion {
+    region: String,
+    resources: Resources,
+    api_url: String,
 }
 
 fn sanitize(s: &str) -> String {
@@ -36,6 +46,10 @@ fn sanitize(s: &str) -> String {
 /// and starts every component on `endpoints` (the engines, or the fault
 /// proxies in front of them).
 async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoints) -> Result<Running> {
+    let regions = opts.multi_region()?;
+    // With several Regions, every Region's fan-out (the first's too) keys
+    // its bookkeeping and views by its Region (BEACON_REPLICA_REGION).
+    let scope = regions.map(|_| beacon_local::setup::LOCAL_REGION.to_owned());
     let clients: Clients = endpoints.clients();
     let names = Names {
         topic: opts.topic.clone(),
@@ -45,9 +59,23 @@ async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoin
     let resources = pipeline::create(&direct.clients(), &names).await.context("creating the table, topic and queue")?;
     let (stop, stop_rx) = watch::channel(false);
     if opts.no_pipeline {
-        return Ok(Running { resources, api_url: None, ui: None, stop, tasks: Vec::new() });
+        return Ok(Running {
+            resources,
+            api_url: None,
+            ui: None,
+            stop,
+            tasks: Vec::new(),
+            others: Vec::new(),
+            replication: None,
+        });
     }
-    let registry = || beacon_aws::DynamoTable::new(clients.dynamodb.clone(), &opts.table);
+    let registry = || {
+        let table = beacon_aws::DynamoTable::new(clients.dynamodb.clone(), &opts.table);
+        match &scope {
+            Some(region) => table.in_region(region.clone()),
+            None => table,
+        }
+    };
     let fanout = std::sync::Arc::new(FanOut::new(
         registry(),
         beacon_aws::SnsPublisher::new(clients.sns.clone(), &resources.topic_arn),
@@ -122,7 +150,97 @@ async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoin
     let aws = beacon_aws::viewer::Clients { sqs: endpoints.sqs(), sns: endpoints.sns() };
     let clients = crate::ui::feed::Clients { aws, owner };
     let ui = crate::ui::start(ui_listener, registry(), clients, &resources.topic_arn, stop_rx.clone()).await?;
-    Ok(Running { resources, api_url: Some(api_url), ui: Some(ui), stop, tasks })
+    let (mut others, mut replication) = (Vec::new(), None);
+    if let Some(regions) = regions {
+        let mut replicas = vec![replica(direct, beacon_local::setup::LOCAL_REGION, &resources)];
+        for region in &regions[1..] {
+            let other = start_region(opts, direct, endpoints, region, &stop_rx, &mut tasks).await?;
+            replicas.push(replica(direct, region, &other.resources));
+            others.push(other);
+        }
+        replication = Some(beacon_local::replication::Replication::start(
+            replicas,
+            beacon_local::replication::ReplicationConfig {
+                delay: Duration::from_millis(opts.replication_ms),
+                ..beacon_local::replication::ReplicationConfig::default()
+            },
+        ));
+    }
+    Ok(Running { resources, api_url: Some(api_url), ui: Some(ui), stop, tasks, others, replication })
+}
+
+/// One Region's replica, as the replication stand-in reaches it (the
+/// engines themselves: replication is AWS's, never faulted by `--faults`).
+fn replica(direct: &LocalEndpoints, region: &str, resources: &Resources) -> beacon_local::replication::Replica {
+    let clients = direct.clients_in(region);
+    beacon_local::replication::Replica {
+        region: region.to_owned(),
+        dynamodb: clients.dynamodb,
+        streams: clients.streams,
+        table: resources.table.clone(),
+        stream_arn: resources.stream_arn.clone(),
+    }
+}
+
+/// A Region beyond the first: its replica, topic and queues, and its own
+/// fan-out, refresh pages, sweeper and catalog API (on a free port), as
+/// the template deploys in each Region. Registrars and the page run in
+/// the first Region only.
+async fn start_region(
+    opts: &DevOpts,
+    direct: &LocalEndpoints,
+    endpoints: &LocalEndpoints,
+    region: &str,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<OtherRegion> {
+    let clients = endpoints.clients_in(region);
+    let names = Names {
+        topic: opts.topic.clone(),
+        on_failure_queue: Some(format!("{}-on-failure", opts.table)),
+        ..Names::for_table(&opts.table)
+    };
+    let resources = pipeline::create(&direct.clients_in(region), &names)
+        .await
+        .with_context(|| format!("creating {region}'s replica, topic and queues"))?;
+    let registry = || beacon_aws::DynamoTable::new(clients.dynamodb.clone(), &opts.table).in_region(region);
+    let fanout = std::sync::Arc::new(FanOut::new(
+        registry(),
+        beacon_aws::SnsPublisher::new(clients.sns.clone(), &resources.topic_arn),
+        resources.refresh_queue(&clients),
+    ));
+    let checkpoints = opts.state_dir.join("checkpoints");
+    std::fs::create_dir_all(&checkpoints)?;
+    let config = MappingConfig {
+        checkpoint_path: Some(checkpoints.join(format!("{}.json", sanitize(&resources.stream_arn)))),
+        ..MappingConfig::default()
+    };
+    let handler = pipeline::fanout_handler(fanout.clone(), |_| {});
+    let mapping = Mapping::start(&clients, &resources, config, handler);
+    tasks.push(tokio::spawn(mapping.run_until(stop_rx.clone())));
+    let pages = pipeline::start_pages(
+        &clients,
+        &resources,
+        beacon_local::queue::QueueMappingConfig::default(),
+        pipeline::pages_handler(fanout, |_| {}),
+    );
+    tasks.push(tokio::spawn(pages.run_until(stop_rx.clone())));
+    tasks.push(pipeline::spawn_sweeper(
+        registry(),
+        Duration::from_secs(opts.sweep_every_seconds.max(1)),
+        Duration::from_millis(opts.sweep_interval_ms),
+        stop_rx.clone(),
+    ));
+    let api_listener = TcpListener::bind(("127.0.0.1", 0)).await.context("a port for a Region's catalog API")?;
+    let api_url = format!("http://{}", api_listener.local_addr()?);
+    tasks.push(tokio::spawn(beacon_local::api_server::serve(
+        api_listener,
+        registry(),
+        beacon_local::api_server::LocalCredentials::local(LOCAL_SECRET_KEY, &opts.scoped_service),
+        beacon_local::api_server::ApiConfig { unscoped_writes: opts.unscoped_writes == "on" },
+        stop_rx.clone(),
+    )));
+    Ok(OtherRegion { region: region.to_owned(), resources, api_url })
 }
 
 /// The janitor's schedule: every `period` (first after one period), it
@@ -202,6 +320,17 @@ pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
     if let Some(ui) = &running.ui {
         env.push_str(&format!("export BEACON_UI_URL=http://{}/\n", ui.addr));
     }
+    if !running.others.is_empty() {
+        // The first Region's binaries key by their Region too; the others'
+        // topics and APIs, for watching a write arrive there.
+        env.push_str(&format!("export BEACON_REPLICA_REGION={}\n", beacon_local::setup::LOCAL_REGION));
+        env.push_str(&format!("export BEACON_REGIONS={}\n", opts.regions.join(",")));
+        for other in &running.others {
+            let suffix = other.region.to_uppercase().replace('-', "_");
+            env.push_str(&format!("export BEACON_TOPIC_ARN_{suffix}={}\n", other.resources.topic_arn));
+            env.push_str(&format!("export BEACON_API_URL_{suffix}={}\n", other.api_url));
+        }
+    }
     let env_path = opts.state_dir.join("dev.env");
     std::fs::write(opts.state_dir.join("dev.env.tmp"), &env)?;
     std::fs::rename(opts.state_dir.join("dev.env.tmp"), &env_path)?;
@@ -226,6 +355,13 @@ pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
             opts.scoped_service, opts.scoped_service
         );
     }
+    for other in &running.others {
+        let suffix = other.region.to_uppercase().replace('-', "_");
+        eprintln!(
+            "beacon dev: {} too, replicated {} ms behind (a test stand-in for global tables): its own fan-out, sweeper, topic {} and catalog API {}/catalog; watch a write arrive there with `AWS_REGION={} BEACON_REPLICA_REGION={} beacon watch --topic-arn $BEACON_TOPIC_ARN_{suffix}`",
+            other.region, opts.replication_ms, other.resources.topic_arn, other.api_url, other.region, other.region,
+        );
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let demo = async {
         if opts.demo
@@ -242,6 +378,9 @@ pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
     }
     eprintln!("\nbeacon dev: stopping");
     let _ = running.stop.send(true);
+    if let Some(replication) = running.replication {
+        let _ = tokio::time::timeout(Duration::from_secs(10), replication.stop()).await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(running.tasks)).await;
     if let Some((_, report)) = faulted {
         report.abort();

@@ -184,11 +184,18 @@ impl LocalEndpoints {
     /// An SDK config pointing every service at the local engines, built
     /// explicitly (no process environment is read or changed).
     pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        self.sdk_config_in(LOCAL_REGION)
+    }
+
+    /// The same in `region`: DynamoDB Local keeps a table per Region, and
+    /// moto a topic and queues per Region, so one engine of each holds
+    /// every Region of a multi-Region registry.
+    pub fn sdk_config_in(&self, region: &str) -> aws_config::SdkConfig {
         let creds =
             aws_sdk_dynamodb::config::Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "beacon-local");
         aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(LOCAL_REGION))
+            .region(aws_config::Region::new(region.to_owned()))
             .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(creds))
             .retry_config(beacon_aws::config::retry_config())
             .timeout_config(beacon_aws::config::timeout_config())
@@ -224,6 +231,25 @@ impl LocalEndpoints {
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
         let conf = aws_sdk_sqs::config::Builder::from(&self.sdk_config()).endpoint_url(&self.sns_sqs).build();
         aws_sdk_sqs::Client::from_conf(conf)
+    }
+
+    /// Every client the pipeline needs in `region`, each pointed at its
+    /// engine.
+    pub fn clients_in(&self, region: &str) -> crate::pipeline::Clients {
+        let config = self.sdk_config_in(region);
+        crate::pipeline::Clients {
+            dynamodb: Dynamo::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(&self.dynamodb).build(),
+            ),
+            streams: aws_sdk_dynamodbstreams::Client::from_conf(
+                aws_sdk_dynamodbstreams::config::Builder::from(&config).endpoint_url(&self.dynamodb).build(),
+            ),
+            sns: Sns::from_conf(aws_sdk_sns::config::Builder::from(&config).endpoint_url(&self.sns_sqs).build()),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&config).endpoint_url(&self.sns_sqs).build(),
+            ),
+            region: region.to_owned(),
+        }
     }
 
     /// Every client the pipeline needs, each pointed at its engine.
