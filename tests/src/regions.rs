@@ -24,6 +24,10 @@ pub async fn replica(region: &str, table: &str) -> Replica {
     Replica { region: region.to_owned(), dynamodb, streams, table: table.to_owned(), stream_arn }
 }
 
+/// A Region's pipeline options: the real registry and publisher (faults
+/// come at the wire).
+pub type RegionOptions = Options<beacon_aws::SnsPublisher, beacon_aws::DynamoTable>;
+
 /// A registry in several Regions, replicating.
 pub struct Regions {
     /// One pipeline per Region, in the order given.
@@ -36,12 +40,25 @@ impl Regions {
     /// Starts a pipeline in each of `regions` over one new table, then the
     /// replication between them (before anything is written).
     pub async fn start(name: &str, regions: &[&str], config: ReplicationConfig) -> Self {
+        Self::start_with(name, regions, config, |_, _, options| options).await
+    }
+
+    /// The same, each Region's pipeline adjusted by `adjust` (its Region,
+    /// that Region's SDK config, and its options): faults, limits, clients.
+    pub async fn start_with(
+        name: &str,
+        regions: &[&str],
+        config: ReplicationConfig,
+        adjust: impl Fn(&str, &aws_config::SdkConfig, RegionOptions) -> RegionOptions,
+    ) -> Self {
         let table = unique(name);
         let conf = crate::sdk_config().await;
         let mut pipelines = Vec::new();
         let mut replicas = Vec::new();
         for region in regions {
-            pipelines.push(TestPipeline::start_with(name, Options::new().region_of(&table, region, &conf)).await);
+            let regional = conf.to_builder().region(aws_config::Region::new((*region).to_owned())).build();
+            let options = adjust(region, &regional, Options::new().region_of(&table, region, &conf));
+            pipelines.push(TestPipeline::start_with(name, options).await);
             replicas.push(replica(region, &table).await);
         }
         Self { pipelines, replication: Replication::start(replicas, config) }

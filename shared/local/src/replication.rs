@@ -28,7 +28,12 @@
 //!
 //! What it does not model: AWS's replication of TTL deletes and of its own
 //! system attributes, throughput limits, and the multi-Region strong
-//! consistency mode. It is a test stand-in, used only by the tests, the
+//! consistency mode. And where AWS stamps a write when it is made, this
+//! stand-in stamps it when its replica's stream shows it, within a poll
+//! interval of the write: two writes of one item in two Regions closer
+//! together than that may be ordered as they were seen rather than as they
+//! were made (a test that needs them ordered leaves more time between
+//! them). It is a test stand-in, used only by the tests, the
 //! benches and `beacon dev --regions`, never in the product.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -358,7 +363,7 @@ impl Shared {
                 state.last_due[dest].insert(key.clone(), due);
                 state.pending.push(Copy { due, dest, key: key.clone(), image: image.clone(), stamp });
             }
-            debug!(region = %self.replicas[index].region, pk = %key.0, sk = %key.1, "local write; copies queued");
+            debug!(region = %self.replicas[index].region, pk = %key.0, sk = %key.1, ?stamp, deleted = image.is_none(), "local write; copies queued");
         }
         drop(state);
         self.wake.notify_one();
@@ -412,7 +417,11 @@ impl Shared {
         let expected = {
             let mut state = self.state.lock().await;
             let known = state.known[copy.dest].get(&copy.key).cloned();
-            if known.as_ref().is_some_and(|v| v.stamp >= copy.stamp) {
+            if let Some(v) = known.as_ref().filter(|v| v.stamp >= copy.stamp) {
+                debug!(
+                    region = %replica.region, pk = %copy.key.0, sk = %copy.key.1,
+                    held = ?v.stamp, copy = ?copy.stamp, "copy superseded"
+                );
                 self.stats.superseded.fetch_add(1, Ordering::Relaxed);
                 return;
             }

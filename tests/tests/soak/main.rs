@@ -148,6 +148,7 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
                 seed,
                 p.registry.clone(),
                 (p.dynamodb.clone(), p.table.clone()),
+                Vec::new(),
                 ops / WRITERS,
                 deadline,
             ))
