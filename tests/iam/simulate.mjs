@@ -3,11 +3,12 @@
 // never shipped). Reads a JSON array of cases on stdin:
 //   { name, principal, action, resource, account, context,
 //     identityPolicies: [policy...], resourcePolicy?: policy,
-//     scps?: [policy...] }
+//     scps?: [policy...], rcps?: [policy...] }
 // `account` is the resource's account; a principal of another account makes
 // the request cross-account (both its identity policies and the resource
 // policy must allow it). `scps` apply to the principal's account, beside
-// AWS's default FullAWSAccess, as an Organization attaches them.
+// AWS's default FullAWSAccess, as an Organization attaches them; `rcps`
+// apply to the resource's account (denies only, as an RCP holds).
 // As AWS does, a request by an IAM role or user carries aws:PrincipalArn
 // (the role's ARN) and aws:PrincipalAccount unless the case sets them: the
 // topic's and queues' explicit denies name principals by aws:PrincipalArn.
@@ -43,7 +44,14 @@ for (const c of cases) {
           ]
         }]
       : [],
-    resourceControlPolicies: [],
+    resourceControlPolicies: c.rcps
+      ? [{
+          orgIdentifier: 'r-root',
+          // AWS's RCPFullAWSAccess allows all; the simulator takes only
+          // the denies an RCP may hold, and allows what none denies.
+          policies: c.rcps.map((policy, i) => ({ name: `rcp${i}`, policy }))
+        }]
+      : [],
     request: {
       principal: c.principal,
       action: c.action,

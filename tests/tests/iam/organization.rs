@@ -419,13 +419,32 @@ fn a_member_account_subscribes_only_its_own_queues_and_functions() {
             &admin(),
             "sns:Subscribe",
             TOPIC,
-            who(Some(ORG), &[], json!({ "sns:Protocol": protocol, "sns:Endpoint": endpoint })),
+            who(
+                Some(ORG),
+                &tag("beacon:viewer", "true"),
+                json!({ "sns:Protocol": protocol, "sns:Endpoint": endpoint }),
+            ),
             e,
         )
         .by(&me)
         .under(&r.topic)
     };
     assert_decisions(&[
+        // Events carry every endpoint: only viewers of the Organization follow.
+        expect(
+            "an untagged member subscribes its own queue",
+            &admin(),
+            "sns:Subscribe",
+            TOPIC,
+            who(
+                Some(ORG),
+                &[],
+                json!({ "sns:Protocol": "sqs", "sns:Endpoint": format!("arn:aws:sqs:us-east-1:{B}:q") }),
+            ),
+            Expect::Denied,
+        )
+        .by(&me)
+        .under(&r.topic),
         sub("B subscribes its queue", "sqs", format!("arn:aws:sqs:us-east-1:{B}:orders-changes"), Expect::Allowed),
         sub(
             "B subscribes its function",
@@ -511,6 +530,29 @@ fn only_the_onboarding_role_sets_beacon_tags_under_the_organizations_scp() {
             Expect::ExplicitlyDenied,
         ),
         tagging("a member admin tags a role otherwise", &admin_role, "iam:TagRole", &["team"], Expect::Allowed),
+        // IAM reads ${aws:PrincipalTag/beacon:service} whatever the key's
+        // case, so every case of the keys is governed.
+        tagging(
+            "a member admin tags a role Beacon:Service",
+            &admin_role,
+            "iam:TagRole",
+            &["Beacon:Service"],
+            Expect::ExplicitlyDenied,
+        ),
+        tagging(
+            "a member admin creates a role tagged BEACON:CONSUMER",
+            &admin_role,
+            "iam:CreateRole",
+            &["BEACON:CONSUMER"],
+            Expect::ExplicitlyDenied,
+        ),
+        tagging(
+            "a session tagged Beacon:Viewer",
+            &admin_role,
+            "sts:TagSession",
+            &["Beacon:Viewer"],
+            Expect::ExplicitlyDenied,
+        ),
         tagging(
             "the onboarding role tags beacon:service",
             &onboarding,
@@ -594,6 +636,37 @@ fn only_the_onboarding_role_sets_beacon_tags_under_the_organizations_scp() {
             assert_eq!(s["Action"].as_str(), Some("sts:AssumeRole"), "{name} trusts only sts:AssumeRole");
         }
     }
+}
+
+#[test]
+fn no_session_anywhere_in_the_organization_carries_a_beacon_tag_under_the_rcp() {
+    // An SCP binds only the member's own principals; a federated session
+    // (web identity, SAML) is tagged by its identity provider, which a
+    // member administrator may create. The RCP binds the roles themselves:
+    // no one may tag a session of a member account's role with a beacon:
+    // key, in any case, whatever the role's trust policy allows.
+    let rcp = policy_file("organization-session-tags-rcp.json", &[]);
+    let target = role(B, "federated");
+    let trust = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow", "Principal": { "AWS": "*" }, "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Resource": target
+        }]
+    });
+    let tagging = |name: &str, keys: &[&str], e: Expect| {
+        expect(name, &admin(), "sts:TagSession", &target, json!({ "aws:TagKeys": keys }), e)
+            .by(&role(B, "team-admin"))
+            .owned_by(B)
+            .under(&trust)
+            .rcps(std::slice::from_ref(&rcp))
+    };
+    assert_decisions(&[
+        tagging("a session tagged beacon:service", &["beacon:service"], Expect::ExplicitlyDenied),
+        tagging("a session tagged Beacon:Consumer", &["Beacon:Consumer"], Expect::ExplicitlyDenied),
+        tagging("a session tagged BEACON:VIEWER among others", &["team", "BEACON:VIEWER"], Expect::ExplicitlyDenied),
+        tagging("a session tagged otherwise", &["team"], Expect::Allowed),
+    ]);
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub(crate) struct Case {
     account: String,
     /// Service control policies on the principal's account.
     scps: Vec<Value>,
+    /// Resource control policies on the resource's account.
+    rcps: Vec<Value>,
     principal: String,
     action: &'static str,
     resource: String,
@@ -61,6 +63,12 @@ impl Case {
         self.scps = scps.to_vec();
         self
     }
+
+    /// The resource's account is under these resource control policies.
+    pub(crate) fn rcps(mut self, rcps: &[Value]) -> Self {
+        self.rcps = rcps.to_vec();
+        self
+    }
 }
 
 pub(crate) fn case(
@@ -88,6 +96,7 @@ pub(crate) fn expect(
         resource_policy: None,
         account: ACCOUNT.to_owned(),
         scps: Vec::new(),
+        rcps: Vec::new(),
         principal: format!("arn:aws:iam::{ACCOUNT}:role/tested"),
         action,
         resource: resource.to_owned(),
@@ -112,6 +121,9 @@ pub(crate) fn assert_decisions(cases: &[Case]) {
             });
             if !c.scps.is_empty() {
                 v["scps"] = json!(c.scps);
+            }
+            if !c.rcps.is_empty() {
+                v["rcps"] = json!(c.rcps);
             }
             if let Some(p) = &c.resource_policy {
                 v["resourcePolicy"] = p.clone();

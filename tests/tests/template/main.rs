@@ -104,7 +104,14 @@ fn the_table_is_what_the_code_expects() {
         [format!("{} HASH", beacon_domain::keys::EXPIRY_SHARD), format!("{} RANGE", beacon_domain::keys::PK)]
     );
     assert_eq!(listing["Projection"]["ProjectionType"].as_str(), Some("KEYS_ONLY"));
-    assert_eq!(table["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
+    // The AWS managed key in one account; the AWS owned key for an
+    // Organization (DynamoDB refuses cross-account access under the former).
+    let sse = match &table["SSESpecification"] {
+        Value::Tagged(t) => t.value.as_sequence().unwrap().clone(),
+        other => panic!("SSESpecification is not the OrganizationOn choice: {other:?}"),
+    };
+    assert_eq!(sse[0].as_str(), Some("OrganizationOn"));
+    assert_eq!((sse[1]["SSEEnabled"].as_bool(), sse[2]["SSEEnabled"].as_bool()), (Some(false), Some(true)));
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
 }
 
@@ -124,10 +131,12 @@ fn the_global_table_is_the_one_region_table_in_every_region() {
         "KeySchema",
         "StreamSpecification",
         "TimeToLiveSpecification",
-        "SSESpecification",
     ] {
         assert_eq!(table[property], replicated[property], "{property} differs");
     }
+    // Encrypted as the one-Region table is outside an Organization.
+    let Value::Tagged(sse) = &table["SSESpecification"] else { panic!("SSESpecification") };
+    assert_eq!(sse.value.as_sequence().unwrap()[2], replicated["SSESpecification"]);
     // The indexes, without the comments' difference in layout.
     let strip = |v: &Value| {
         as_list(v)
