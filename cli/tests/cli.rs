@@ -278,6 +278,49 @@ fn read_env(path: &std::path::Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A `beacon dev up` of its own: free ports, its own state directory,
+/// `args` added. Fails the test with the runner's log if it does not start.
+struct DevStack {
+    state: std::path::PathBuf,
+}
+
+impl DevStack {
+    fn up(name: &str, args: &[&str]) -> Self {
+        let state = std::env::temp_dir().join(beacon_tests::unique(name));
+        let stack = Self { state };
+        let up = Command::new(env!("CARGO_BIN_EXE_beacon"))
+            .current_dir(Self::root())
+            .args(["dev", "up", "--dynamodb-port", "0", "--sns-port", "0", "--api-port", "0"])
+            .args(["--state-dir", stack.state.to_str().unwrap()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if !up.status.success() {
+            let log = stack.log();
+            stack.down();
+            panic!("dev up {args:?} failed: {}\n{log}", stderr(&up));
+        }
+        stack
+    }
+
+    fn root() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.state.join("dev.log")).unwrap_or_default()
+    }
+
+    fn down(&self) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_beacon"))
+            .current_dir(Self::root())
+            .args(["dev", "down", "--state-dir", self.state.to_str().unwrap()])
+            .output()
+            .unwrap()
+    }
+}
+
 /// `beacon dev up` starts its runner with exactly the flags it was given:
 /// the runner says it sweeps every second, and a registration past its
 /// `expires_at` is gone within seconds. (The disappearance alone no longer
@@ -287,25 +330,10 @@ fn read_env(path: &std::path::Path) -> Vec<(String, String)> {
 /// directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_up_passes_every_flag_to_the_runner() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let state = std::env::temp_dir().join(beacon_tests::unique("dev-up"));
-    let state_arg = state.to_str().unwrap();
     let bin = env!("CARGO_BIN_EXE_beacon");
-    let up = Command::new(bin)
-        .current_dir(&root)
-        .args(["dev", "up", "--dynamodb-port", "0", "--sns-port", "0", "--api-port", "0"])
-        .args(["--table", "dev-up", "--sweep-every-seconds", "1", "--state-dir", state_arg])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let down =
-        || Command::new(bin).current_dir(&root).args(["dev", "down", "--state-dir", state_arg]).output().unwrap();
-    if !up.status.success() {
-        let log = std::fs::read_to_string(state.join("dev.log")).unwrap_or_default();
-        down();
-        panic!("dev up failed: {}\n{log}", stderr(&up));
-    }
-    let log = std::fs::read_to_string(state.join("dev.log")).unwrap_or_default();
+    let stack = DevStack::up("dev-up", &["--table", "dev-up", "--sweep-every-seconds", "1"]);
+    let (state, down) = (&stack.state, || stack.down());
+    let log = stack.log();
     if !log.contains("sweeper every 1 s") {
         down();
         panic!("the runner did not get --sweep-every-seconds 1:\n{log}");
@@ -372,7 +400,7 @@ async fn dev_up_passes_every_flag_to_the_runner() {
     let stopped = down();
     assert!(stopped.status.success(), "{}", stderr(&stopped));
     assert!(gone, "an expired registration was not deleted within 20 s");
-    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(state);
 }
 
 /// A service with more healthy endpoints than a view shows (issue 27): each
@@ -612,23 +640,11 @@ async fn dev_runs_two_regions_and_a_write_in_one_arrives_in_the_other() {
         assert!(!state.join("dev.env").exists(), "--regions {bad} started something");
     }
 
-    let state = std::env::temp_dir().join(beacon_tests::unique("dev-regions"));
-    let state_arg = state.to_str().unwrap();
-    let up = Command::new(bin)
-        .current_dir(&root)
-        .args(["dev", "up", "--dynamodb-port", "0", "--sns-port", "0", "--api-port", "0", "--ui-port", "0"])
-        .args(["--table", "dev-regions", "--regions", "us-east-1,eu-west-1", "--replication-ms", "300"])
-        .args(["--state-dir", state_arg])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let down =
-        || Command::new(bin).current_dir(&root).args(["dev", "down", "--state-dir", state_arg]).output().unwrap();
-    if !up.status.success() {
-        let log = std::fs::read_to_string(state.join("dev.log")).unwrap_or_default();
-        down();
-        panic!("dev up --regions failed: {}\n{log}", stderr(&up));
-    }
+    let stack = DevStack::up(
+        "dev-regions",
+        &["--ui-port", "0", "--table", "dev-regions", "--regions", "us-east-1,eu-west-1", "--replication-ms", "300"],
+    );
+    let (state, down) = (&stack.state, || stack.down());
     let env = read_env(&state.join("dev.env"));
     let var = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let west_topic = var("BEACON_TOPIC_ARN_EU_WEST_1").expect("the second Region's topic in dev.env");
@@ -669,5 +685,5 @@ async fn dev_runs_two_regions_and_a_write_in_one_arrives_in_the_other() {
     assert_eq!(parsed["outcome"]["resolved"]["version"], "1.0.0", "{}", stderr(&get));
     let stopped = down();
     assert!(stopped.status.success(), "{}", stderr(&stopped));
-    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(state);
 }

@@ -76,38 +76,8 @@ async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoin
             None => table,
         }
     };
-    let fanout = std::sync::Arc::new(FanOut::new(
-        registry(),
-        beacon_aws::SnsPublisher::new(clients.sns.clone(), &resources.topic_arn),
-        resources.refresh_queue(&clients),
-    ));
-    let handler = pipeline::fanout_handler(fanout.clone(), |seen| {
-        tracing::debug!(records = seen.records, published = ?seen.report.published, failed = seen.report.failed, "batch");
-    });
-    let pages = pipeline::pages_handler(fanout, |seen| {
-        tracing::debug!(
-            pages = seen.report.pages,
-            views_changed = seen.report.views_changed,
-            failed = seen.report.failed,
-            "refresh pages"
-        );
-    });
-    let checkpoints = opts.state_dir.join("checkpoints");
-    std::fs::create_dir_all(&checkpoints)?;
-    let config = MappingConfig {
-        checkpoint_path: Some(checkpoints.join(format!("{}.json", sanitize(&resources.stream_arn)))),
-        ..MappingConfig::default()
-    };
-    let mapping = Mapping::start(&clients, &resources, config, handler);
-    let mut tasks = vec![tokio::spawn(mapping.run_until(stop_rx.clone()))];
-    let pages = pipeline::start_pages(&clients, &resources, beacon_local::queue::QueueMappingConfig::default(), pages);
-    tasks.push(tokio::spawn(pages.run_until(stop_rx.clone())));
-    tasks.push(pipeline::spawn_sweeper(
-        registry(),
-        Duration::from_secs(opts.sweep_every_seconds.max(1)),
-        Duration::from_millis(opts.sweep_interval_ms),
-        stop_rx.clone(),
-    ));
+    let mut tasks = Vec::new();
+    start_pipeline(opts, &clients, &resources, registry, &stop_rx, &mut tasks)?;
     // The sweeper's janitor, on the same schedule (one Lambda in AWS).
     tasks.push(spawn_janitor(
         beacon_aws::janitor::SnsSqsSubscribers::new(clients.sns.clone(), clients.sqs.clone(), &resources.topic_arn),
@@ -132,14 +102,7 @@ async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoin
     let api_listener = TcpListener::bind(("127.0.0.1", opts.api_port))
         .await
         .with_context(|| format!("port {} for the catalog API is busy: pick another with --api-port", opts.api_port))?;
-    let api_url = format!("http://{}", api_listener.local_addr()?);
-    tasks.push(tokio::spawn(beacon_local::api_server::serve(
-        api_listener,
-        registry(),
-        beacon_local::api_server::LocalCredentials::local(LOCAL_SECRET_KEY, &opts.scoped_service),
-        beacon_local::api_server::ApiConfig { unscoped_writes: opts.unscoped_writes == "on" },
-        stop_rx.clone(),
-    )));
+    let api_url = serve_api(opts, api_listener, registry(), &stop_rx, &mut tasks)?;
     // The registry page, subscribed to the topic like any subscriber.
     let ui_listener = TcpListener::bind(("127.0.0.1", opts.ui_port))
         .await
@@ -204,26 +167,48 @@ async fn start_region(
         .await
         .with_context(|| format!("creating {region}'s replica, topic and queues"))?;
     let registry = || beacon_aws::DynamoTable::new(clients.dynamodb.clone(), &opts.table).in_region(region);
+    start_pipeline(opts, &clients, &resources, registry, stop_rx, tasks)?;
+    let api_listener = TcpListener::bind(("127.0.0.1", 0)).await.context("a port for a Region's catalog API")?;
+    let api_url = serve_api(opts, api_listener, registry(), stop_rx, tasks)?;
+    Ok(OtherRegion { region: region.to_owned(), resources, api_url })
+}
+
+/// One Region's pipeline on `clients`: the fan-out behind the stream's
+/// event source mapping (checkpointed in the state directory), the
+/// refresh pages' queue mapping, and the sweeper's schedule.
+fn start_pipeline(
+    opts: &DevOpts,
+    clients: &Clients,
+    resources: &Resources,
+    registry: impl Fn() -> beacon_aws::DynamoTable,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<()> {
     let fanout = std::sync::Arc::new(FanOut::new(
         registry(),
         beacon_aws::SnsPublisher::new(clients.sns.clone(), &resources.topic_arn),
-        resources.refresh_queue(&clients),
+        resources.refresh_queue(clients),
     ));
+    let handler = pipeline::fanout_handler(fanout.clone(), |seen| {
+        tracing::debug!(records = seen.records, published = ?seen.report.published, failed = seen.report.failed, "batch");
+    });
+    let pages = pipeline::pages_handler(fanout, |seen| {
+        tracing::debug!(
+            pages = seen.report.pages,
+            views_changed = seen.report.views_changed,
+            failed = seen.report.failed,
+            "refresh pages"
+        );
+    });
     let checkpoints = opts.state_dir.join("checkpoints");
     std::fs::create_dir_all(&checkpoints)?;
     let config = MappingConfig {
         checkpoint_path: Some(checkpoints.join(format!("{}.json", sanitize(&resources.stream_arn)))),
         ..MappingConfig::default()
     };
-    let handler = pipeline::fanout_handler(fanout.clone(), |_| {});
-    let mapping = Mapping::start(&clients, &resources, config, handler);
+    let mapping = Mapping::start(clients, resources, config, handler);
     tasks.push(tokio::spawn(mapping.run_until(stop_rx.clone())));
-    let pages = pipeline::start_pages(
-        &clients,
-        &resources,
-        beacon_local::queue::QueueMappingConfig::default(),
-        pipeline::pages_handler(fanout, |_| {}),
-    );
+    let pages = pipeline::start_pages(clients, resources, beacon_local::queue::QueueMappingConfig::default(), pages);
     tasks.push(tokio::spawn(pages.run_until(stop_rx.clone())));
     tasks.push(pipeline::spawn_sweeper(
         registry(),
@@ -231,16 +216,27 @@ async fn start_region(
         Duration::from_millis(opts.sweep_interval_ms),
         stop_rx.clone(),
     ));
-    let api_listener = TcpListener::bind(("127.0.0.1", 0)).await.context("a port for a Region's catalog API")?;
-    let api_url = format!("http://{}", api_listener.local_addr()?);
+    Ok(())
+}
+
+/// API Gateway's stand-in on `listener`: the catalog handler, SigV4 on
+/// writes. Returns its URL.
+fn serve_api(
+    opts: &DevOpts,
+    listener: TcpListener,
+    registry: beacon_aws::DynamoTable,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<String> {
+    let url = format!("http://{}", listener.local_addr()?);
     tasks.push(tokio::spawn(beacon_local::api_server::serve(
-        api_listener,
-        registry(),
+        listener,
+        registry,
         beacon_local::api_server::LocalCredentials::local(LOCAL_SECRET_KEY, &opts.scoped_service),
         beacon_local::api_server::ApiConfig { unscoped_writes: opts.unscoped_writes == "on" },
         stop_rx.clone(),
     )));
-    Ok(OtherRegion { region: region.to_owned(), resources, api_url })
+    Ok(url)
 }
 
 /// The janitor's schedule: every `period` (first after one period), it

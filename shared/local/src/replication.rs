@@ -436,36 +436,35 @@ impl Shared {
             expected
         };
         let (condition, names, values) = condition_on(expected.as_ref());
+        let values = (!values.is_empty()).then_some(values);
+        // The put and the delete take the same condition; their builders
+        // are different types, so the common tail is spelled by a macro.
+        macro_rules! conditioned {
+            ($request:expr) => {
+                $request
+                    .table_name(&replica.table)
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(values)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        (e.code().map(str::to_owned), aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+                    })
+            };
+        }
         let result = match &copy.image {
-            Some(image) => replica
-                .dynamodb
-                .put_item()
-                .table_name(&replica.table)
-                .set_item(Some(beacon_aws::item::to_sdk(image.clone())))
-                .condition_expression(condition)
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values((!values.is_empty()).then_some(values))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    (e.code().map(str::to_owned), aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-                }),
-            None => replica
-                .dynamodb
-                .delete_item()
-                .table_name(&replica.table)
-                .key(keys::PK, AttributeValue::S(copy.key.0.clone()))
-                .key(keys::SK, AttributeValue::S(copy.key.1.clone()))
-                .condition_expression(condition)
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values((!values.is_empty()).then_some(values))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    (e.code().map(str::to_owned), aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-                }),
+            Some(image) => {
+                conditioned!(replica.dynamodb.put_item().set_item(Some(beacon_aws::item::to_sdk(image.clone()))))
+            }
+            None => conditioned!(
+                replica
+                    .dynamodb
+                    .delete_item()
+                    .key(keys::PK, AttributeValue::S(copy.key.0.clone()))
+                    .key(keys::SK, AttributeValue::S(copy.key.1.clone()))
+            ),
         };
         let mut state = self.state.lock().await;
         match result {

@@ -9,16 +9,18 @@
 //! and every Region's resolved items must equal a fresh resolution of its
 //! converged replica.
 //!
-//! Bounded: `BEACON_REGION_SOAK_OPS` (default 320) and
-//! `BEACON_REGION_SOAK_SECONDS` (default 20 s of writing); `BEACON_SEED`
+//! Bounded: `BEACON_REGION_SOAK_OPS` (default 240) and
+//! `BEACON_REGION_SOAK_SECONDS` (default 15 s of writing); `BEACON_SEED`
 //! replays a run. Figures go to docs/reliability.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
+#[path = "../soak/account.rs"]
+mod account;
 #[path = "../soak/writer.rs"]
 mod writer;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,42 +29,21 @@ use beacon_domain::view::Needs;
 use beacon_local::proxy::{Fault, Matcher, Mix};
 use beacon_local::replication::ReplicationConfig;
 use beacon_tests::faults::{Rng, seed};
+use beacon_tests::now;
 use beacon_tests::regions::Regions;
 use beacon_tests::wire::Wire;
-use beacon_tests::{Queue, now};
 use serde_json::Value;
 
+use account::{drain, env_or};
 use writer::{WRITERS, Written, writer};
 
 const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn drain(queue: Queue, into: Arc<Mutex<Vec<Value>>>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while !stop.load(Ordering::Relaxed) {
-            let got = queue.receive_once().await;
-            if got.is_empty() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            into.lock().unwrap().extend(got);
-        }
-    })
-}
-
-fn key_of(e: &Value) -> Option<(String, String)> {
-    let kind = e["kind"].as_str()?;
-    let image = if matches!(kind, "deregistered" | "expired") { &e["before"] } else { &e["after"] };
-    Some((kind.to_owned(), image["attributes"]["op"].as_str()?.to_owned()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_across_two_regions_under_wire_faults_loses_nothing_in_either() {
     let seed = seed();
-    let ops = env_or("BEACON_REGION_SOAK_OPS", 320);
-    let seconds = env_or("BEACON_REGION_SOAK_SECONDS", 20);
+    let ops = env_or("BEACON_REGION_SOAK_OPS", 240);
+    let seconds = env_or("BEACON_REGION_SOAK_SECONDS", 15);
     eprintln!(
         "regions soak: seed {seed} (BEACON_SEED={seed} replays), {ops} operations, at most {seconds} s of writing"
     );
@@ -174,12 +155,7 @@ async fn soak_across_two_regions_under_wire_faults_loses_nothing_in_either() {
     // Every change, in every Region.
     let expected: HashSet<(String, String)> = written.changes.iter().cloned().collect();
     let junk: HashSet<&str> = written.junk.iter().map(String::as_str).collect();
-    let missing = |all: &[Value]| {
-        let seen: HashSet<(String, String)> = all.iter().filter_map(key_of).collect();
-        let seen_junk: HashSet<&str> =
-            all.iter().filter(|e| e["kind"] == "invalid").filter_map(|e| e["sk"].as_str()).collect();
-        (expected.difference(&seen).cloned().collect::<Vec<_>>(), junk.difference(&seen_junk).count())
-    };
+    let missing = |all: &[Value]| account::missing(all, &expected, &junk);
     for (got, region) in events.iter().zip(REGIONS) {
         let (mut last_progress, mut owed) = (Instant::now(), usize::MAX);
         loop {
@@ -218,26 +194,10 @@ async fn soak_across_two_regions_under_wire_faults_loses_nothing_in_either() {
     let mut figures = serde_json::Map::new();
     for (got, region) in events.iter().zip(REGIONS) {
         let events = std::mem::take(&mut *got.lock().unwrap());
-        let mut by_id: HashMap<&str, Vec<&Value>> = HashMap::new();
-        for e in &events {
-            by_id.entry(e["event_id"].as_str().unwrap()).or_default().push(e);
-        }
-        let mut ids_per_key: HashMap<(String, String), HashSet<&str>> = HashMap::new();
-        for (id, copies) in &by_id {
-            assert!(copies.iter().all(|c| *c == copies[0]), "seed {seed}: {region}: copies of {id} differ");
-            if let Some(key) = key_of(copies[0]) {
-                assert!(expected.contains(&key), "seed {seed}: {region}: an event no write explains: {:#}", copies[0]);
-                ids_per_key.entry(key).or_default().insert(id);
-            } else {
-                assert_eq!(copies[0]["kind"], "invalid", "seed {seed}: {region}: unaccountable {:#}", copies[0]);
-            }
-        }
-        for (key, ids) in &ids_per_key {
-            assert_eq!(ids.len(), 1, "seed {seed}: {region}: {key:?} was published under {} ids", ids.len());
-        }
+        let distinct = account::assert_accounted(&events, &expected, &junk, &format!("seed {seed}: {region}"));
         figures.insert(
             region.to_owned(),
-            serde_json::json!({ "events_delivered": events.len(), "distinct_events": by_id.len() }),
+            serde_json::json!({ "events_delivered": events.len(), "distinct_events": distinct }),
         );
     }
 

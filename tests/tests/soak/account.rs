@@ -1,0 +1,80 @@
+//! What both soaks share: their settings, the subscriber's drain, and
+//! the accounting of events against the writes that explain them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use beacon_tests::Queue;
+use serde_json::Value;
+
+/// A bound from the environment, else its default.
+pub(crate) fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Keeps receiving from `queue` into `into` until `stop`.
+pub(crate) fn drain(queue: Queue, into: Arc<Mutex<Vec<Value>>>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            let got = queue.receive_once().await;
+            if got.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            into.lock().unwrap().extend(got);
+        }
+    })
+}
+
+/// The key an event is accounted under: its kind and the op id of the
+/// write it reports (the removed write's, for deletions).
+pub(crate) fn key_of(e: &Value) -> Option<(String, String)> {
+    let kind = e["kind"].as_str()?;
+    let image = if matches!(kind, "deregistered" | "expired") { &e["before"] } else { &e["after"] };
+    Some((kind.to_owned(), image["attributes"]["op"].as_str()?.to_owned()))
+}
+
+/// The expected changes no event has reported yet, and how many malformed
+/// writes have no `invalid` report.
+pub(crate) fn missing(
+    all: &[Value],
+    expected: &HashSet<(String, String)>,
+    junk: &HashSet<&str>,
+) -> (Vec<(String, String)>, usize) {
+    let seen: HashSet<(String, String)> = all.iter().filter_map(key_of).collect();
+    let seen_junk: HashSet<&str> =
+        all.iter().filter(|e| e["kind"] == "invalid").filter_map(|e| e["sk"].as_str()).collect();
+    (expected.difference(&seen).cloned().collect(), junk.difference(&seen_junk).count())
+}
+
+/// Nothing extra, and every copy of an event the same event under one id:
+/// every event is explained by a write (or reports a malformed one), and
+/// each change went out under one id. Returns the distinct ids.
+pub(crate) fn assert_accounted(
+    events: &[Value],
+    expected: &HashSet<(String, String)>,
+    junk: &HashSet<&str>,
+    what: &str,
+) -> usize {
+    let mut by_id: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for e in events {
+        by_id.entry(e["event_id"].as_str().unwrap()).or_default().push(e);
+    }
+    let mut ids_per_key: HashMap<(String, String), HashSet<&str>> = HashMap::new();
+    for (id, copies) in &by_id {
+        assert!(copies.iter().all(|c| *c == copies[0]), "{what}: copies of {id} differ");
+        if let Some(key) = key_of(copies[0]) {
+            assert!(expected.contains(&key), "{what}: an event no write explains: {:#}", copies[0]);
+            ids_per_key.entry(key).or_default().insert(id);
+        } else {
+            assert_eq!(copies[0]["kind"], "invalid", "{what}: an unaccountable event {:#}", copies[0]);
+            let sk = copies[0]["sk"].as_str().unwrap_or_default();
+            assert!(junk.contains(sk), "{what}: an invalid report for a write that was valid: {:#}", copies[0]);
+        }
+    }
+    for (key, ids) in &ids_per_key {
+        assert_eq!(ids.len(), 1, "{what}: {key:?} was published under {} ids", ids.len());
+    }
+    by_id.len()
+}
