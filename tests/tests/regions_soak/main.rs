@@ -141,13 +141,7 @@ async fn soak_across_two_regions_under_wire_faults_loses_nothing_in_either() {
     }
     let mut written = Written::default();
     for w in writers {
-        let part = w.await.unwrap();
-        written.changes.extend(part.changes);
-        written.junk.extend(part.junk);
-        written.needs.extend(part.needs);
-        for (k, v) in part.ops {
-            *written.ops.entry(k).or_default() += v;
-        }
+        written.absorb(w.await.unwrap());
     }
     let writing = started.elapsed();
     eprintln!("regions soak: writes done in {writing:?}: {:?}", written.ops);

@@ -153,13 +153,7 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
     }
     let mut written = Written::default();
     for w in writers {
-        let part = w.await.unwrap();
-        written.changes.extend(part.changes);
-        written.junk.extend(part.junk);
-        written.needs.extend(part.needs);
-        for (k, v) in part.ops {
-            *written.ops.entry(k).or_default() += v;
-        }
+        written.absorb(w.await.unwrap());
     }
     let writing = started.elapsed();
     eprintln!("soak: writes done in {writing:?}: {:?}", written.ops);

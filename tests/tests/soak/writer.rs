@@ -45,6 +45,18 @@ pub(crate) struct Written {
     pub(crate) ops: BTreeMap<&'static str, u64>,
 }
 
+impl Written {
+    /// Adds what another writer did.
+    pub(crate) fn absorb(&mut self, part: Written) {
+        self.changes.extend(part.changes);
+        self.junk.extend(part.junk);
+        self.needs.extend(part.needs);
+        for (k, v) in part.ops {
+            *self.ops.entry(k).or_default() += v;
+        }
+    }
+}
+
 /// A slot's key; `epoch` > 0 names a later life of the slot (a new
 /// instance id), used across Regions after an expiry.
 fn slot_key(w: u64, slot: usize, epoch: u32) -> (String, &'static str, String) {
