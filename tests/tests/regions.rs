@@ -228,10 +228,12 @@ async fn a_cut_off_region_keeps_no_dead_instance_alive_elsewhere_and_hears_of_it
     assert!(regions.settle(Duration::from_millis(300), WAIT).await);
 
     // The west goes down (no replication, no sweeper) before o-1 expires.
+    // o-1 was written in the west, so the east sweeps it only once the
+    // foreign grace has passed (1 s here, minutes in AWS).
     regions.replication.pause(WEST).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let swept = beacon_domain::sweep::sweep(&east.registry, now()).await.unwrap();
-    assert_eq!(swept.due, 1);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let swept = beacon_domain::sweep::sweep(&east.registry.clone().with_foreign_grace(1), now()).await.unwrap();
+    assert_eq!((swept.due, swept.expired), (1, 1));
     TestPipeline::eventually(WAIT, "the east to drop o-1", || resolves(east, "web", "orders", 0)).await;
     assert_eq!(registrations(west, "orders").await.len(), 1, "the west, cut off, still holds it");
 
@@ -365,5 +367,41 @@ async fn needs_and_changes_racing_across_regions_end_in_the_same_views_everywher
     }
     let (e, w) = (view(east.resolved("web").await), view(west.resolved("web").await));
     assert_eq!(e, w, "the Regions' views differ:\n{e:#}\n{w:#}");
+    regions.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_cut_off_never_sweeps_away_a_registration_renewed_elsewhere() {
+    // The race the multi-Region soak found: the cut-off Region still holds
+    // the expired version; were it to delete it, the delete would be the
+    // last write and remove the re-registration everywhere on reconnection.
+    let regions = Regions::start("regions-partition", &[EAST, WEST], config()).await;
+    let (east, west) = (&regions.pipelines[0], &regions.pipelines[1]);
+    let needs = Needs { consumer: "web".into(), needs: parse_needs("orders^1").unwrap() };
+    west.registry.put_needs(&needs, now()).await.unwrap();
+    east.registry.put(&expiring("orders", "o-1", 3)).await.unwrap();
+    assert!(regions.settle(Duration::from_millis(300), WAIT).await);
+    regions.replication.pause(WEST).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The east expires it and the instance comes back there.
+    assert_eq!(beacon_domain::sweep::sweep(&east.registry, now()).await.unwrap().expired, 1);
+    east.registry.put(&reg("orders", "o-1")).await.unwrap();
+    // The west, cut off, sees it expired but written in the east: not its
+    // to sweep within the grace.
+    let west_sweep = beacon_domain::sweep::sweep(&west.registry, now()).await.unwrap();
+    assert_eq!((west_sweep.due, west_sweep.expired), (1, 0), "the cut-off Region swept another Region's registration");
+    // A second sweep does not even try again (one refused delete per expiry).
+    let again = beacon_domain::sweep::sweep(&west.registry, now()).await.unwrap();
+    assert_eq!(again.due, 0, "the refused key was tried again within its grace");
+
+    regions.replication.resume(WEST).await;
+    assert!(regions.settle(Duration::from_millis(500), WAIT).await);
+    for (p, region) in [(east, EAST), (west, WEST)] {
+        TestPipeline::eventually(WAIT, &format!("{region} to resolve the renewed o-1"), || {
+            resolves(p, "web", "orders", 1)
+        })
+        .await;
+        assert_eq!(registrations(p, "orders").await.len(), 1, "{region} lost the renewed registration");
+    }
     regions.stop().await;
 }

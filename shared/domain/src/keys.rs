@@ -38,6 +38,16 @@ pub const EXPIRY_SHARDS: u32 = 8;
 pub const LISTING_INDEX: &str = "listing";
 /// The table's TTL attribute (DynamoDB's own backstop deletion).
 pub const EXPIRES_AT: &str = "expires_at";
+/// On a registration in a multi-Region registry: the Region Beacon last
+/// wrote it in. That Region's sweeper expires it at once; the others only
+/// after [`FOREIGN_EXPIRY_GRACE_SECONDS`], so a Region cut off from
+/// replication cannot delete an instance re-registered elsewhere meanwhile
+/// (docs/architecture.md, "Every Region at once").
+pub const WRITTEN_IN: &str = "written_in";
+/// How long past its `expires_at` another Region's registration waits
+/// before a Region's sweeper deletes it (its own Region being down).
+/// Readers hide it from `expires_at` on in every Region regardless.
+pub const FOREIGN_EXPIRY_GRACE_SECONDS: i64 = 300;
 
 const SERVICE: &str = "SERVICE#";
 const FANOUT: &str = "FANOUT#";

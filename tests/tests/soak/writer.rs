@@ -57,16 +57,13 @@ impl Written {
     }
 }
 
-/// A slot's key; `epoch` > 0 names a later life of the slot (a new
-/// instance id), used across Regions after an expiry.
-fn slot_key(w: u64, slot: usize, epoch: u32) -> (String, &'static str, String) {
+fn slot_key(w: u64, slot: usize) -> (String, &'static str, String) {
     let versions = ["1.0.0", "1.1.0", "2.0.0"];
-    let id = if epoch == 0 { format!("w{w}-i{slot}") } else { format!("w{w}-i{slot}e{epoch}") };
-    (format!("s{}", (w as usize + slot) % SERVICES), versions[slot % versions.len()], id)
+    (format!("s{}", (w as usize + slot) % SERVICES), versions[slot % versions.len()], format!("w{w}-i{slot}"))
 }
 
-fn registration(w: u64, slot: usize, epoch: u32, op: &str, status: Status, expired: bool) -> Registration {
-    let (service, version, id) = slot_key(w, slot, epoch);
+fn registration(w: u64, slot: usize, op: &str, status: Status, expired: bool) -> Registration {
+    let (service, version, id) = slot_key(w, slot);
     let (ttl, at) = if expired { (10, now() - 120) } else { (600, now()) };
     let mut r =
         Registration::new_at(&service, version, &id, &format!("https://{id}.{service}.example/{op}"), status, ttl, at)
@@ -91,7 +88,6 @@ pub(crate) async fn writer(
 ) -> Written {
     let mut rng = Rng::new(seed ^ (w + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut slots = vec![Slot::Absent; SLOTS];
-    let mut epochs = [0u32; SLOTS];
     let mut out = Written::default();
     let statuses = [Status::Healthy, Status::Unhealthy, Status::Draining];
     for n in 0..ops {
@@ -104,7 +100,7 @@ pub(crate) async fn writer(
         let name: &'static str = match slots[i].clone() {
             _ if roll == 99 => {
                 // A malformed item written directly (a status no one knows).
-                let (service, version, _) = slot_key(w, i, epochs[i]);
+                let (service, version, _) = slot_key(w, i);
                 let id = format!("w{w}-junk{n}");
                 let mut item = to_sdk(encode_registration(
                     &Registration::new_at(&service, version, &id, "https://j.example", Status::Healthy, 600, now())
@@ -133,7 +129,7 @@ pub(crate) async fn writer(
                 }
             }
             Slot::Expiring => {
-                let (service, version, id) = slot_key(w, i, epochs[i]);
+                let (service, version, id) = slot_key(w, i);
                 let mut gone = true;
                 for replica in std::iter::once(&registry).chain(&elsewhere) {
                     let partition = replica.read_service(&service).await.unwrap();
@@ -141,29 +137,19 @@ pub(crate) async fn writer(
                         !partition.instances.iter().any(|r| r.instance_id == id && r.version.to_string() == version);
                 }
                 if gone {
-                    // Across Regions, the slot's next life is a new
-                    // instance: a Region cut off while it expired may sweep
-                    // the expired version late, and last writer wins would
-                    // let that delete remove a re-registration of the same
-                    // instance made meanwhile (docs/architecture.md, "Every
-                    // Region at once"; the soak accounts for every write,
-                    // so it keeps clear of that documented race).
-                    if !elsewhere.is_empty() {
-                        epochs[i] += 1;
-                    }
                     slots[i] = Slot::Absent;
                 }
                 "waited for the sweeper"
             }
             Slot::Absent if roll < 85 => {
-                let written = registration(w, i, epochs[i], &op, Status::Healthy, false);
+                let written = registration(w, i, &op, Status::Healthy, false);
                 registry.put(&written).await.unwrap();
                 out.changes.push(("registered".into(), op.clone()));
                 slots[i] = Slot::Live(written);
                 "registered"
             }
             Slot::Absent => {
-                registry.put(&registration(w, i, epochs[i], &op, Status::Healthy, true)).await.unwrap();
+                registry.put(&registration(w, i, &op, Status::Healthy, true)).await.unwrap();
                 out.changes.push(("registered".into(), op.clone()));
                 out.changes.push(("expired".into(), op.clone()));
                 slots[i] = Slot::Expiring;
@@ -175,7 +161,7 @@ pub(crate) async fn writer(
                     "heartbeat"
                 }
                 30..50 => {
-                    let written = registration(w, i, epochs[i], &op, r.status, false);
+                    let written = registration(w, i, &op, r.status, false);
                     registry.put(&written).await.unwrap();
                     out.changes.push(("updated".into(), op.clone()));
                     slots[i] = Slot::Live(written);
@@ -183,7 +169,7 @@ pub(crate) async fn writer(
                 }
                 50..70 => {
                     let status = statuses.iter().copied().filter(|s| *s != r.status).nth(rng.below(2)).unwrap();
-                    let written = registration(w, i, epochs[i], &op, status, false);
+                    let written = registration(w, i, &op, status, false);
                     registry.put(&written).await.unwrap();
                     out.changes.push(("status_changed".into(), op.clone()));
                     slots[i] = Slot::Live(written);
@@ -196,7 +182,7 @@ pub(crate) async fn writer(
                     "deregistered"
                 }
                 _ => {
-                    registry.put(&registration(w, i, epochs[i], &op, r.status, true)).await.unwrap();
+                    registry.put(&registration(w, i, &op, r.status, true)).await.unwrap();
                     out.changes.push(("updated".into(), op.clone()));
                     out.changes.push(("expired".into(), op.clone()));
                     slots[i] = Slot::Expiring;

@@ -164,13 +164,22 @@ impl DynamoTable {
         what: &str,
     ) -> Result<Existing, StoreError> {
         self.write();
+        // In several Regions, a write says where it was made (the sweepers'
+        // rule, keys::WRITTEN_IN).
+        let expression = match &self.region {
+            Some(_) => format!("{expression}, {} = :in", keys::WRITTEN_IN),
+            None => expression.to_owned(),
+        };
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(instance_key(key)))
-            .update_expression(expression)
+            .update_expression(&expression)
             .condition_expression("attribute_exists(pk)");
+        if let Some(region) = &self.region {
+            update = update.expression_attribute_values(":in", s(region.to_string()));
+        }
         if expression.contains("#status") {
             update = update.expression_attribute_names("#status", "status");
         }
@@ -182,6 +191,18 @@ impl DynamoTable {
     }
 }
 
+impl DynamoTable {
+    /// A registration as written: in several Regions, with the Region it
+    /// was written in (keys::WRITTEN_IN).
+    fn registration_item(&self, r: &Registration) -> HashMap<String, AttributeValue> {
+        let mut item = to_sdk(encode_registration(r));
+        if let Some(region) = &self.region {
+            item.insert(keys::WRITTEN_IN.to_owned(), s(region.to_string()));
+        }
+        item
+    }
+}
+
 #[async_trait]
 impl Registrations for DynamoTable {
     async fn put(&self, r: &Registration) -> Result<(), StoreError> {
@@ -189,7 +210,7 @@ impl Registrations for DynamoTable {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_sdk(encode_registration(r))))
+            .set_item(Some(self.registration_item(r)))
             .send()
             .await
             .map_err(|e| store_error(format!("PutItem {}#{}", r.service, r.instance_id), e))?;
@@ -202,7 +223,7 @@ impl Registrations for DynamoTable {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_sdk(encode_registration(r))))
+            .set_item(Some(self.registration_item(r)))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;

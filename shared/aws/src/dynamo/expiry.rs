@@ -22,21 +22,58 @@ impl ExpiryIndex for DynamoTable {
             .expression_attribute_values(":shard", s(shard.to_string()))
             .expression_attribute_values(":now", n(now));
         let items = self.query_all(query, format!("{} shard {shard}", keys::EXPIRY_INDEX)).await?;
-        Ok(items.into_iter().filter_map(|item| item_key(&from_sdk(item))).map(|(pk, sk)| DueKey { pk, sk }).collect())
+        let mut out = Vec::new();
+        let mut memo = self.expiry_memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for item in items {
+            let expires_at = item.get(keys::EXPIRES_AT).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+            let Some(key) = item_key(&from_sdk(item)) else { continue };
+            if self.region.is_some()
+                && let Some(at) = expires_at
+            {
+                // Another Region's, refused at this same expiry: not again
+                // until its grace has passed (a heartbeat moves the expiry).
+                if memo.refused.get(&key) == Some(&at) && now < at + self.foreign_grace {
+                    continue;
+                }
+                memo.seen.insert(key.clone(), at);
+            }
+            out.push(DueKey { pk: key.0, sk: key.1 });
+        }
+        Ok(out)
     }
 
     async fn delete_if_expired(&self, key: &DueKey, now: i64) -> Result<bool, StoreError> {
         self.write();
-        let result = self
+        let delete = self
             .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(key.pk.clone(), &key.sk)))
-            .condition_expression("#exp <= :now")
             .expression_attribute_names("#exp", keys::EXPIRES_AT)
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        self.conditional(result, || format!("DeleteItem expired {}/{}", key.pk, key.sk))
+            .expression_attribute_values(":now", n(now));
+        let delete = match &self.region {
+            // In several Regions: at once only what was last written here
+            // (or not through Beacon), another Region's after the grace.
+            Some(region) => delete
+                .condition_expression("#exp <= :now AND (attribute_not_exists(#in) OR #in = :me OR #exp <= :grace)")
+                .expression_attribute_names("#in", keys::WRITTEN_IN)
+                .expression_attribute_values(":me", s(region.to_string()))
+                .expression_attribute_values(":grace", n(now - self.foreign_grace)),
+            None => delete.condition_expression("#exp <= :now"),
+        };
+        let gone = self.conditional(delete.send().await, || format!("DeleteItem expired {}/{}", key.pk, key.sk))?;
+        if !gone && self.region.is_some() {
+            let mut memo = self.expiry_memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let k = (key.pk.clone(), key.sk.clone());
+            if let Some(at) = memo.seen.get(&k).copied() {
+                memo.refused.insert(k, at);
+            }
+        } else if gone {
+            let mut memo = self.expiry_memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let k = (key.pk.clone(), key.sk.clone());
+            memo.seen.remove(&k);
+            memo.refused.remove(&k);
+        }
+        Ok(gone)
     }
 }

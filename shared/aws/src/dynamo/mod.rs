@@ -68,6 +68,21 @@ pub struct DynamoTable {
     /// and consumers' resolved items are kept per Region
     /// ([`keys::fanout_pk_in`], [`keys::resolved_sk_in`]).
     region: Option<Arc<str>>,
+    /// In a multi-Region registry: how long another Region's expired
+    /// registrations wait before this Region sweeps them.
+    foreign_grace: i64,
+    /// What the sweeper learnt of due keys: the `expires_at` the index
+    /// showed, and which of them this Region may not sweep yet (another
+    /// Region's, within the grace), so each costs one refused delete, not
+    /// one a sweep.
+    expiry_memo: Arc<std::sync::Mutex<ExpiryMemo>>,
+}
+
+/// See [`DynamoTable`]'s `expiry_memo`.
+#[derive(Debug, Default)]
+pub(crate) struct ExpiryMemo {
+    pub(crate) seen: HashMap<(String, String), i64>,
+    pub(crate) refused: HashMap<(String, String), i64>,
 }
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
@@ -243,13 +258,27 @@ pub(crate) fn internal_error(operation: String, e: impl std::fmt::Display) -> St
 impl DynamoTable {
     /// An adapter over `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), counts: Arc::default(), region: None }
+        Self {
+            client,
+            table: table.into(),
+            counts: Arc::default(),
+            region: None,
+            foreign_grace: keys::FOREIGN_EXPIRY_GRACE_SECONDS,
+            expiry_memo: Arc::default(),
+        }
     }
 
     /// The same table as one Region of a multi-Region registry sees it: its
     /// bookkeeping and resolved views under this Region's keys.
     pub fn in_region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(Arc::from(region.into()));
+        self
+    }
+
+    /// Another Region's expired registrations wait this long before this
+    /// Region sweeps them (default [`keys::FOREIGN_EXPIRY_GRACE_SECONDS`]).
+    pub fn with_foreign_grace(mut self, seconds: i64) -> Self {
+        self.foreign_grace = seconds;
         self
     }
 
