@@ -43,10 +43,15 @@ impl Common {
         })
     }
 
-    /// The catalog port over the table (the DynamoDB adapter).
+    /// The catalog port over the table (the DynamoDB adapter). In a
+    /// registry of several Regions (`BEACON_REPLICA_REGION`), as that
+    /// Region sees it: its writes say where they were made.
     pub async fn catalog(&self) -> Result<DynamoTable> {
-        let table = self.table()?.to_owned();
-        Ok(beacon_aws::dynamo_table(&beacon_aws::config::sdk_config().await, table))
+        let table = beacon_aws::dynamo_table(&beacon_aws::config::sdk_config().await, self.table()?.to_owned());
+        Ok(match beacon_aws::config::replica_region_from_env()? {
+            Some(region) => table.in_region(region),
+            None => table,
+        })
     }
 }
 

@@ -405,3 +405,42 @@ async fn a_region_cut_off_never_sweeps_away_a_registration_renewed_elsewhere() {
     }
     regions.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_registration_written_in_two_regions_at_once_converges_on_one_endpoint_everywhere() {
+    let regions = Regions::start("regions-conflict", &[EAST, WEST], config()).await;
+    let (east, west) = (&regions.pipelines[0], &regions.pipelines[1]);
+    let (east_q, west_q) = (east.subscribe(None).await, west.subscribe(None).await);
+    let needs = Needs { consumer: "web".into(), needs: parse_needs("orders^1").unwrap() };
+    east.registry.put_needs(&needs, now()).await.unwrap();
+    assert!(regions.settle(Duration::from_millis(300), WAIT).await);
+    // The same instance, registered in both Regions at once with different endpoints.
+    let at = |url: &str| Registration::new_at("orders", "1.0.0", "o-1", url, Status::Healthy, 600, now()).unwrap();
+    let (a, b) = (at("https://east.orders.example"), at("https://west.orders.example"));
+    let (x, y) = tokio::join!(east.registry.put(&a), west.registry.put(&b));
+    x.unwrap();
+    y.unwrap();
+    assert!(regions.settle(Duration::from_millis(800), WAIT).await);
+    // One of them won, in both replicas, and both Regions' views show it.
+    let (e, w) = (
+        east.registry.instances("orders").await.unwrap().registrations,
+        west.registry.instances("orders").await.unwrap().registrations,
+    );
+    assert_eq!((e.len(), w.len()), (1, 1));
+    assert_eq!(e[0].endpoint_url, w[0].endpoint_url, "the replicas disagree");
+    let won = e[0].endpoint_url.clone();
+    for (p, region) in [(east, EAST), (west, WEST)] {
+        TestPipeline::eventually(WAIT, &format!("{region}'s view to show the winner"), || async {
+            p.resolved("web").await.is_some_and(|i| serde_json::to_string(&i.services).unwrap().contains(&won))
+        })
+        .await;
+    }
+    assert_eq!(view(east.resolved("web").await), view(west.resolved("web").await));
+    // Each subscriber's last word on o-1 carries the winner.
+    let (ev_e, ev_w) = tokio::join!(drain(&east_q), drain(&west_q));
+    for (events, region) in [(ev_e, EAST), (ev_w, WEST)] {
+        let last = events.iter().rfind(|e| e["kind"] != "resolved").cloned().unwrap_or_default();
+        assert_eq!(last["after"]["endpoint_url"].as_str(), Some(won.as_str()), "{region}: {events:#?}");
+    }
+    regions.stop().await;
+}
