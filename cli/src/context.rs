@@ -48,10 +48,7 @@ impl Common {
     /// Region sees it: its writes say where they were made.
     pub async fn catalog(&self) -> Result<DynamoTable> {
         let table = beacon_aws::dynamo_table(&beacon_aws::config::sdk_config().await, self.table()?.to_owned());
-        Ok(match beacon_aws::config::replica_region_from_env()? {
-            Some(region) => table.in_region(region),
-            None => table,
-        })
+        Ok(table.scoped_to(beacon_aws::config::replica_region_from_env()?))
     }
 }
 

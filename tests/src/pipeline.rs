@@ -79,10 +79,8 @@ impl TestPipeline {
             ..Names::for_table(&table)
         };
         let resources = pipeline::create(&clients, &names).await.expect("creating the table, topic and queues");
-        let scoped = |t: DynamoTable| match &options.region {
-            Some((_, region)) => t.in_region(region.clone()),
-            None => t,
-        };
+        let region = options.region.as_ref().map(|(_, region)| region.clone());
+        let scoped = |t: DynamoTable| t.scoped_to(region.clone());
         let registry = scoped(DynamoTable::new(clients.dynamodb.clone(), &table));
         let fan_clients = options.fanout_clients.take().unwrap_or_else(|| clients.clone());
         let fan_registry = scoped(DynamoTable::new(fan_clients.dynamodb.clone(), &table));

@@ -37,6 +37,13 @@ struct OtherRegion {
     api_url: String,
 }
 
+impl OtherRegion {
+    /// How dev.env names its variables: `BEACON_TOPIC_ARN_EU_WEST_1`.
+    fn env_suffix(&self) -> String {
+        self.region.to_uppercase().replace('-', "_")
+    }
+}
+
 fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
@@ -69,13 +76,7 @@ async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoin
             replication: None,
         });
     }
-    let registry = || {
-        let table = beacon_aws::DynamoTable::new(clients.dynamodb.clone(), &opts.table);
-        match &scope {
-            Some(region) => table.in_region(region.clone()),
-            None => table,
-        }
-    };
+    let registry = || beacon_aws::DynamoTable::new(clients.dynamodb.clone(), &opts.table).scoped_to(scope.clone());
     let mut tasks = Vec::new();
     start_pipeline(opts, &clients, &resources, registry, &stop_rx, &mut tasks)?;
     // The sweeper's janitor, on the same schedule (one Lambda in AWS).
@@ -322,7 +323,7 @@ pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
         env.push_str(&format!("export BEACON_REPLICA_REGION={}\n", beacon_local::setup::LOCAL_REGION));
         env.push_str(&format!("export BEACON_REGIONS={}\n", opts.regions.join(",")));
         for other in &running.others {
-            let suffix = other.region.to_uppercase().replace('-', "_");
+            let suffix = other.env_suffix();
             env.push_str(&format!("export BEACON_TOPIC_ARN_{suffix}={}\n", other.resources.topic_arn));
             env.push_str(&format!("export BEACON_API_URL_{suffix}={}\n", other.api_url));
         }
@@ -352,7 +353,7 @@ pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
         );
     }
     for other in &running.others {
-        let suffix = other.region.to_uppercase().replace('-', "_");
+        let suffix = other.env_suffix();
         eprintln!(
             "beacon dev: {} too, replicated {} ms behind (a test stand-in for global tables): its own fan-out, sweeper, topic {} and catalog API {}/catalog; watch a write arrive there with `AWS_REGION={} BEACON_REPLICA_REGION={} beacon watch --topic-arn $BEACON_TOPIC_ARN_{suffix}`",
             other.region, opts.replication_ms, other.resources.topic_arn, other.api_url, other.region, other.region,

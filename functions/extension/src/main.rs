@@ -67,10 +67,7 @@ async fn main() -> Result<(), Error> {
         }
     };
     let sdk = beacon_aws::config::sdk_config().await;
-    let registry = match &config.replica_region {
-        Some(region) => beacon_aws::dynamo_table(&sdk, &config.table).in_region(region.clone()),
-        None => beacon_aws::dynamo_table(&sdk, &config.table),
-    };
+    let registry = beacon_aws::dynamo_table(&sdk, &config.table).scoped_to(config.replica_region.clone());
     let (http_port, refresh_timeout) = (config.http_port, config.refresh_timeout);
     let mut w = Watcher::new(registry, config);
     w.init().await;

@@ -41,7 +41,7 @@ pub fn table_from_env() -> Result<String, MissingEnv> {
 pub fn replica_region_from_env() -> Result<Option<String>, MissingEnv> {
     match std::env::var("BEACON_REPLICA_REGION") {
         Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(v) if v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') => Ok(Some(v)),
+        Ok(v) if crate::table_ref::is_region_name(&v) => Ok(Some(v)),
         Ok(v) => Err(MissingEnv::Invalid("BEACON_REPLICA_REGION", format!("{v:?} is not a Region's name"))),
         Err(_) => Ok(None),
     }

@@ -65,11 +65,7 @@ pub fn dynamo_table(config: &aws_config::SdkConfig, table: impl Into<String>) ->
 /// The registry as a binary is configured to see it: `BEACON_TABLE`, and in
 /// a multi-Region registry `BEACON_REPLICA_REGION` (its Region's keys).
 pub fn registry_from_env(config: &aws_config::SdkConfig) -> Result<DynamoTable, config::MissingEnv> {
-    let table = dynamo_table(config, config::table_from_env()?);
-    Ok(match config::replica_region_from_env()? {
-        Some(region) => table.in_region(region),
-        None => table,
-    })
+    Ok(dynamo_table(config, config::table_from_env()?).scoped_to(config::replica_region_from_env()?))
 }
 
 /// A publisher to `topic_arn`, from the shared AWS configuration.

@@ -29,6 +29,12 @@ pub struct TableRef {
     pub account: Option<String>,
 }
 
+/// Whether `s` can be a Region's name as ARNs and endpoints spell it:
+/// lower-case letters, digits and `-` (`eu-west-1`).
+pub fn is_region_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 fn valid_name(name: &str) -> Result<(), String> {
     if !(3..=255).contains(&name.len()) {
         return Err(format!("a table name is 3 to 255 characters, not {}", name.len()));
@@ -58,7 +64,7 @@ impl TableRef {
         if *service != "dynamodb" {
             return Err(bad(format!("the ARN is of {service:?}, not of a DynamoDB table")));
         }
-        if region.is_empty() || !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        if !is_region_name(region) {
             return Err(bad(format!("{region:?} is not a Region")));
         }
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {

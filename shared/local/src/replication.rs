@@ -200,14 +200,6 @@ impl std::fmt::Debug for Replication {
     }
 }
 
-fn key_of(item: &Item) -> Option<Key> {
-    let s = |name: &str| match item.inner().get(name) {
-        Some(serde_dynamo::AttributeValue::S(s)) => Some(s.clone()),
-        _ => None,
-    };
-    Some((s(keys::PK)?, s(keys::SK)?))
-}
-
 impl Replication {
     /// Starts replicating between `replicas` (two or more Regions of one
     /// table). Each replica's stream is read from its start, so start this
@@ -335,9 +327,9 @@ impl Shared {
         let mut state = self.state.lock().await;
         for record in event.records {
             let image = (!record.change.new_image.inner().is_empty()).then(|| record.change.new_image.clone());
-            let Some(key) = key_of(&record.change.keys)
-                .or_else(|| image.as_ref().and_then(key_of))
-                .or_else(|| key_of(&record.change.old_image))
+            let Some(key) = beacon_aws::item::item_key(&record.change.keys)
+                .or_else(|| image.as_ref().and_then(beacon_aws::item::item_key))
+                .or_else(|| beacon_aws::item::item_key(&record.change.old_image))
             else {
                 continue;
             };

@@ -32,7 +32,6 @@ use beacon_tests::faults::{Rng, seed};
 use beacon_tests::now;
 use beacon_tests::regions::Regions;
 use beacon_tests::wire::Wire;
-use serde_json::Value;
 
 use account::{drain, env_or};
 use writer::{WRITERS, Written, writer};
@@ -139,43 +138,27 @@ async fn soak_across_two_regions_under_wire_faults_loses_nothing_in_either() {
             cuts += 1;
         }
     }
-    let mut written = Written::default();
-    for w in writers {
-        written.absorb(w.await.unwrap());
-    }
+    let written = Written::gather(writers).await;
     let writing = started.elapsed();
     eprintln!("regions soak: writes done in {writing:?}: {:?}", written.ops);
 
     // Every change, in every Region.
     let expected: HashSet<(String, String)> = written.changes.iter().cloned().collect();
     let junk: HashSet<&str> = written.junk.iter().map(String::as_str).collect();
-    let missing = |all: &[Value]| account::missing(all, &expected, &junk);
     for (got, region) in events.iter().zip(REGIONS) {
-        let (mut last_progress, mut owed) = (Instant::now(), usize::MAX);
-        loop {
-            let (lost, lost_junk) = missing(&got.lock().unwrap());
-            if lost.is_empty() && lost_junk == 0 {
-                break;
-            }
-            if lost.len() + lost_junk < owed {
-                (last_progress, owed) = (Instant::now(), lost.len() + lost_junk);
-            }
-            if last_progress.elapsed() >= Duration::from_secs(90) {
-                let stats = regions.replication.stats();
-                panic!(
-                    "seed {seed}: {region}: {} changes and {lost_junk} invalid reports never arrived, e.g. {:?}; \
-                     replication: {} local writes, {} applied, {} superseded, {} raced, {} retried",
-                    lost.len(),
-                    &lost[..lost.len().min(5)],
-                    stats.local_writes.load(Ordering::Relaxed),
-                    stats.applied.load(Ordering::Relaxed),
-                    stats.superseded.load(Ordering::Relaxed),
-                    stats.raced.load(Ordering::Relaxed),
-                    stats.retried.load(Ordering::Relaxed),
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        let replication = || {
+            let stats = regions.replication.stats();
+            format!(
+                "; replication: {} local writes, {} applied, {} superseded, {} raced, {} retried",
+                stats.local_writes.load(Ordering::Relaxed),
+                stats.applied.load(Ordering::Relaxed),
+                stats.superseded.load(Ordering::Relaxed),
+                stats.raced.load(Ordering::Relaxed),
+                stats.retried.load(Ordering::Relaxed),
+            )
+        };
+        let what = format!("seed {seed}: {region}");
+        account::await_owed(got, &expected, &junk, Duration::from_secs(90), &what, replication).await;
     }
     assert!(regions.settle(Duration::from_secs(1), Duration::from_secs(60)).await, "seed {seed}: no settling");
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -37,7 +37,7 @@ pub(crate) fn key_of(e: &Value) -> Option<(String, String)> {
 
 /// The expected changes no event has reported yet, and how many malformed
 /// writes have no `invalid` report.
-pub(crate) fn missing(
+fn missing(
     all: &[Value],
     expected: &HashSet<(String, String)>,
     junk: &HashSet<&str>,
@@ -46,6 +46,38 @@ pub(crate) fn missing(
     let seen_junk: HashSet<&str> =
         all.iter().filter(|e| e["kind"] == "invalid").filter_map(|e| e["sk"].as_str()).collect();
     (expected.difference(&seen).cloned().collect(), junk.difference(&seen_junk).count())
+}
+
+/// Waits until `events` report every expected change and malformed write.
+/// Bounded by progress, not a fixed time, so a longer soak gets longer to
+/// drain: it fails, naming `what` and then `context()`, when nothing owed
+/// has arrived for `patience`.
+pub(crate) async fn await_owed(
+    events: &Mutex<Vec<Value>>,
+    expected: &HashSet<(String, String)>,
+    junk: &HashSet<&str>,
+    patience: Duration,
+    what: &str,
+    context: impl Fn() -> String,
+) {
+    let (mut last_progress, mut owed) = (std::time::Instant::now(), usize::MAX);
+    loop {
+        let (lost, lost_junk) = missing(&events.lock().unwrap(), expected, junk);
+        if lost.is_empty() && lost_junk == 0 {
+            return;
+        }
+        if lost.len() + lost_junk < owed {
+            (last_progress, owed) = (std::time::Instant::now(), lost.len() + lost_junk);
+        }
+        assert!(
+            last_progress.elapsed() < patience,
+            "{what}: {} changes and {lost_junk} invalid reports never arrived, e.g. {:?}{}",
+            lost.len(),
+            &lost[..lost.len().min(5)],
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Nothing extra, and every copy of an event the same event under one id:

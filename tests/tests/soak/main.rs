@@ -36,7 +36,6 @@ use beacon_local::proxy::{Fault, Matcher, Mix};
 use beacon_tests::faults::{ChaosPublisher, FaultyRegistry, Outage, RegistryFaults, Rng, seed};
 use beacon_tests::wire::Wire;
 use beacon_tests::{Options, TestPipeline, now, unique};
-use serde_json::Value;
 
 use account::{drain, env_or};
 use writer::{WRITERS, Written, writer};
@@ -151,10 +150,7 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
             outages += 1;
         }
     }
-    let mut written = Written::default();
-    for w in writers {
-        written.absorb(w.await.unwrap());
-    }
+    let written = Written::gather(writers).await;
     let writing = started.elapsed();
     eprintln!("soak: writes done in {writing:?}: {:?}", written.ops);
 
@@ -162,26 +158,9 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
     let expected: HashSet<(String, String)> = written.changes.iter().cloned().collect();
     assert_eq!(expected.len(), written.changes.len(), "two expected changes share a key");
     let junk: HashSet<&str> = written.junk.iter().map(String::as_str).collect();
-    let missing = |all: &[Value]| account::missing(all, &expected, &junk);
-    // Bounded by progress, not a fixed time, so a longer soak gets longer to
-    // drain: it fails when nothing owed has arrived for two minutes.
-    let (mut last_progress, mut owed) = (Instant::now(), usize::MAX);
-    loop {
-        let (lost, lost_junk) = missing(&events.lock().unwrap());
-        if lost.is_empty() && lost_junk == 0 {
-            break;
-        }
-        if lost.len() + lost_junk < owed {
-            (last_progress, owed) = (Instant::now(), lost.len() + lost_junk);
-        }
-        assert!(
-            last_progress.elapsed() < Duration::from_secs(120),
-            "seed {seed}: {} changes and {lost_junk} invalid reports never arrived, e.g. {:?}",
-            lost.len(),
-            &lost[..lost.len().min(5)]
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // It fails when nothing owed has arrived for two minutes.
+    account::await_owed(&events, &expected, &junk, Duration::from_secs(120), &format!("seed {seed}"), String::new)
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop_drain.store(true, Ordering::Relaxed);
     drainer.await.unwrap();

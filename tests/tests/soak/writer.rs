@@ -46,8 +46,17 @@ pub(crate) struct Written {
 }
 
 impl Written {
+    /// What all the writers did, once they are done.
+    pub(crate) async fn gather(writers: Vec<tokio::task::JoinHandle<Written>>) -> Self {
+        let mut written = Self::default();
+        for w in writers {
+            written.absorb(w.await.unwrap());
+        }
+        written
+    }
+
     /// Adds what another writer did.
-    pub(crate) fn absorb(&mut self, part: Written) {
+    fn absorb(&mut self, part: Written) {
         self.changes.extend(part.changes);
         self.junk.extend(part.junk);
         self.needs.extend(part.needs);

@@ -22,17 +22,23 @@ impl ExpiryIndex for DynamoTable {
             .expression_attribute_values(":shard", s(shard.to_string()))
             .expression_attribute_values(":now", n(now));
         let items = self.query_all(query, format!("{} shard {shard}", keys::EXPIRY_INDEX)).await?;
-        let mut out = Vec::new();
-        let mut memo = self.expiry_memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for item in items {
+        let keys = items.into_iter().filter_map(|item| {
             let expires_at = item.get(keys::EXPIRES_AT).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
-            let Some(key) = item_key(&from_sdk(item)) else { continue };
-            if self.region.is_some()
-                && let Some(at) = expires_at
-            {
+            item_key(&from_sdk(item)).map(|key| (key, expires_at))
+        });
+        if self.region.is_none() {
+            return Ok(keys.map(|((pk, sk), _)| DueKey { pk, sk }).collect());
+        }
+        let mut memo = self.expiry_memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Refusals whose grace has passed are tried again (and forgotten).
+        let grace = self.foreign_grace;
+        memo.refused.retain(|_, at| now < *at + grace);
+        let mut out = Vec::new();
+        for (key, expires_at) in keys {
+            if let Some(at) = expires_at {
                 // Another Region's, refused at this same expiry: not again
-                // until its grace has passed (a heartbeat moves the expiry).
-                if memo.refused.get(&key) == Some(&at) && now < at + self.foreign_grace {
+                // within its grace (a heartbeat moves the expiry).
+                if memo.refused.get(&key) == Some(&at) {
                     continue;
                 }
                 memo.seen.insert(key.clone(), at);
@@ -62,17 +68,16 @@ impl ExpiryIndex for DynamoTable {
             None => delete.condition_expression("#exp <= :now"),
         };
         let gone = self.conditional(delete.send().await, || format!("DeleteItem expired {}/{}", key.pk, key.sk))?;
-        if !gone && self.region.is_some() {
+        if self.region.is_some() {
+            // What due() saw of this key is settled either way: gone, or
+            // refused at that expiry.
             let mut memo = self.expiry_memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let k = (key.pk.clone(), key.sk.clone());
-            if let Some(at) = memo.seen.get(&k).copied() {
+            if let Some(at) = memo.seen.remove(&k)
+                && !gone
+            {
                 memo.refused.insert(k, at);
             }
-        } else if gone {
-            let mut memo = self.expiry_memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let k = (key.pk.clone(), key.sk.clone());
-            memo.seen.remove(&k);
-            memo.refused.remove(&k);
         }
         Ok(gone)
     }

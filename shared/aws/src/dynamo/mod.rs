@@ -275,6 +275,15 @@ impl DynamoTable {
         self
     }
 
+    /// [`Self::in_region`] when `region` is set (a multi-Region registry),
+    /// else the table as one Region sees it.
+    pub fn scoped_to(self, region: Option<String>) -> Self {
+        match region {
+            Some(region) => self.in_region(region),
+            None => self,
+        }
+    }
+
     /// Another Region's expired registrations wait this long before this
     /// Region sweeps them (default [`keys::FOREIGN_EXPIRY_GRACE_SECONDS`]).
     pub fn with_foreign_grace(mut self, seconds: i64) -> Self {
