@@ -12,7 +12,7 @@ mod demo;
 mod dev;
 mod ui;
 
-use commands::{deregister, drain, get, list, needs, register, resolve, upgrade, watch};
+use commands::{deregister, drain, get, list, needs, openapi, register, resolve, upgrade, watch};
 
 /// Beacon: push-based service discovery for serverless systems on AWS.
 ///
@@ -39,6 +39,7 @@ enum Command {
     Watch(watch::WatchArgs),
     Ui(ui::UiArgs),
     Upgrade(upgrade::UpgradeArgs),
+    Openapi(openapi::OpenapiArgs),
     /// Run the local stack (DynamoDB Local, the SNS/SQS server) and the
     /// pipeline (stream poller + fan-out + sweeper), with no AWS account.
     Dev(dev::DevArgs),
@@ -65,6 +66,7 @@ async fn main() -> std::process::ExitCode {
         Command::Watch(a) => watch::run(a).await,
         Command::Ui(a) => ui::run(a).await,
         Command::Upgrade(a) => upgrade::run(a).await,
+        Command::Openapi(a) => openapi::run(a),
         Command::Dev(a) => dev::run(a).await,
     };
     match result {

@@ -687,3 +687,65 @@ async fn dev_runs_two_regions_and_a_write_in_one_arrives_in_the_other() {
     assert!(stopped.status.success(), "{}", stderr(&stopped));
     let _ = std::fs::remove_dir_all(state);
 }
+
+/// `beacon openapi` prints the document as written, and a stack's own with
+/// its switches; a client generated from it by a generator nobody here
+/// wrote (PyPI's openapi-python-client) registers, looks up, lists and
+/// deregisters against `beacon dev`, signed as the README says
+/// (tests/api/generated_client.py), and the generator skips nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_generated_from_beacon_openapi_works_against_beacon_dev() {
+    let root = DevStack::root();
+    let bin = env!("CARGO_BIN_EXE_beacon");
+    let printed = Command::new(bin).arg("openapi").output().unwrap();
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    assert_eq!(stdout(&printed), std::fs::read_to_string(root.join("infra/openapi.yaml")).unwrap());
+    let locked = Command::new(bin)
+        .args(["openapi", "--json", "--unscoped-write-routes", "off", "--signed-reads", "on"])
+        .output()
+        .unwrap();
+    let locked: serde_json::Value = serde_json::from_slice(&locked.stdout).unwrap();
+    assert!(locked["paths"].get("/catalog/register").is_none(), "the unscoped route is still there");
+    assert_eq!(locked["paths"]["/catalog"]["get"]["security"], serde_json::json!([{ "sigv4": [] }]));
+    let bad = Command::new(bin).args(["openapi", "--signed-reads", "yes"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--signed-reads"), "{}", stderr(&bad));
+
+    let dir = std::env::temp_dir().join(beacon_tests::unique("generated-client"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let document = dir.join("openapi.yaml");
+    std::fs::write(&document, printed.stdout).unwrap();
+    let generated = Command::new(root.join(".venv/bin/openapi-python-client"))
+        .args(["generate", "--meta", "none", "--path"])
+        .arg(&document)
+        .arg("--output-path")
+        .arg(dir.join("beacon_catalog_client"))
+        .output()
+        .expect("openapi-python-client (./scripts/bootstrap installs it)");
+    let said = format!("{}{}", stdout(&generated), stderr(&generated));
+    assert!(generated.status.success(), "{said}");
+    assert!(!said.contains("WARNING"), "the generator skipped part of the document:\n{said}");
+
+    let stack = DevStack::up("generated-client", &["--ui-port", "0", "--table", "generated-client"]);
+    let env = read_env(&stack.state.join("dev.env"));
+    let url = env.iter().find(|(k, _)| k == "BEACON_API_URL").map(|(_, v)| v.clone()).expect("BEACON_API_URL");
+    let run = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("tests/api/generated_client.py"))
+        .arg(&dir)
+        .args([&url, "orders"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let log = stack.log();
+    stack.down();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(run.status.success(), "{}{}\n{log}", stdout(&run), stderr(&run));
+    let seen: serde_json::Value = serde_json::from_str(stdout(&run).trim()).unwrap();
+    assert_eq!(seen["unsigned"], 403);
+    assert_eq!(seen["lookup"]["endpoint_url"], "https://orders-1.example");
+    assert_eq!(seen["listed_after_seed_register"], serde_json::json!(["i-1", "i-2"]));
+    assert_eq!(seen["bad"], serde_json::json!(["endpoint_url"]));
+    assert_eq!(seen["after"], 404);
+}

@@ -15,6 +15,7 @@ pub mod drain;
 pub mod get;
 pub mod list;
 pub mod needs;
+pub mod openapi;
 pub mod register;
 pub mod resolve;
 pub mod upgrade;

@@ -1,4 +1,4 @@
-//! The API's definition, `infra/openapi.yaml`, compiled in, and every
+//! The API's definition, `infra/openapi.yaml` (`crate::openapi`), and every
 //! request checked against it before a handler reads it: an operation's
 //! path, query and header parameters and its JSON body must match their
 //! schemas, or the answer is the usual 400 naming each bad field. The same
@@ -10,9 +10,8 @@
 //! after: the definition never accepts what they refuse, and the fuzzer in
 //! `tests/tests/api_fuzz.rs` holds both to that.
 //!
-//! The file is a CloudFormation fragment (`Fn::If` on the stack's
-//! conditions, `Fn::Sub` in integration URIs): it is rendered for the
-//! function's own [`ApiConfig`] first, as CloudFormation would.
+//! The document is taken as one stack deploys it, for the function's own
+//! [`ApiConfig`] ([`crate::openapi::for_stack`]).
 
 use std::sync::OnceLock;
 
@@ -21,47 +20,15 @@ use serde_json::{Map, Value};
 use crate::routes::Route;
 use crate::{ApiConfig, ApiError, ApiRequest, FieldError};
 
-/// The definition as written.
-pub const OPENAPI_YAML: &str = include_str!("../../../infra/openapi.yaml");
-
 /// Body fields with another accepted name (the seed's and Beacon's); the
-/// definition requires one of each pair (`anyOf`).
+/// definition requires one of each pair.
 const ALIASES: &[(&str, &str)] = &[("service", "service_name"), ("version", "service_version")];
 
-/// The definition rendered for one setting of the stack's switches, as
-/// plain OpenAPI 3.0 (no CloudFormation intrinsics).
+/// The document for one setting of the stack's switches
+/// ([`crate::openapi::for_stack`]).
 pub fn rendered(config: ApiConfig, signed_reads: bool) -> Value {
-    let yaml: Value = serde_yaml::from_str(OPENAPI_YAML).unwrap_or(Value::Null);
-    render(yaml, &|condition| match condition {
-        "UnscopedWriteRoutesOn" => config.unscoped_writes,
-        "SignedReadsOn" => signed_reads,
-        _ => false,
-    })
-    .unwrap_or(Value::Null)
-}
-
-/// Resolves `Fn::If`, `Ref: AWS::NoValue` (removed) and `Fn::Sub` (kept as
-/// its template) the way CloudFormation would.
-fn render(value: Value, condition: &dyn Fn(&str) -> bool) -> Option<Value> {
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::Array(branches)) = map.get("Fn::If")
-                && let [Value::String(name), then, otherwise] = branches.as_slice()
-            {
-                let chosen = if condition(name) { then } else { otherwise };
-                return render(chosen.clone(), condition);
-            }
-            if map.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue") {
-                return None;
-            }
-            if let Some(template) = map.get("Fn::Sub") {
-                return Some(template.clone());
-            }
-            Some(Value::Object(map.into_iter().filter_map(|(k, v)| render(v, condition).map(|v| (k, v))).collect()))
-        }
-        Value::Array(items) => Some(Value::Array(items.into_iter().filter_map(|v| render(v, condition)).collect())),
-        other => Some(other),
-    }
+    let stack = crate::openapi::Stack { unscoped_write_routes: config.unscoped_writes, signed_reads };
+    crate::openapi::for_stack(stack).unwrap_or(Value::Null)
 }
 
 /// Replaces every local `$ref` by what it points to, turns OpenAPI 3.0's
@@ -258,8 +225,10 @@ impl Definition {
                 Ok(Some(body)) => {
                     for e in schema.iter_errors(&body) {
                         errors.push(match e.kind() {
-                            // The alias pairs' `anyOf`: name what is missing.
-                            jsonschema::error::ValidationErrorKind::AnyOf { .. }
+                            // The alias pairs' "not neither" (infra/openapi.yaml's
+                            // `not: { not: { anyOf } }`): name what is missing.
+                            jsonschema::error::ValidationErrorKind::Not { .. }
+                            | jsonschema::error::ValidationErrorKind::AnyOf { .. }
                                 if e.instance_path().as_str().is_empty() =>
                             {
                                 let missing = ALIASES.iter().find(|(alias, canonical)| {

@@ -25,6 +25,7 @@ use serde_json::Value;
 
 pub mod definition;
 mod error;
+pub mod openapi;
 pub mod reads;
 pub mod routes;
 pub mod writes;

@@ -239,7 +239,7 @@ pub(crate) fn organization_stack(signed_reads: bool) -> BTreeMap<&'static str, V
 }
 
 /// A template read as written (no SAM transform: `infra/member.yaml` is
-/// plain CloudFormation, and `infra/openapi.yaml` is included as is).
+/// plain CloudFormation, and `infra/api-gateway.json` is included as is).
 pub(crate) fn raw(name: &str) -> Yaml {
     serde_yaml::from_str(&std::fs::read_to_string(root().join("infra").join(name)).unwrap()).unwrap()
 }
@@ -253,10 +253,10 @@ pub(crate) fn table_policy(t: &Yaml, env: &BTreeMap<&str, Value>) -> Value {
 }
 
 /// The API's resource policy (`x-amazon-apigateway-policy` of
-/// `infra/openapi.yaml`), its `execute-api:/` shorthand expanded to the
+/// `infra/api-gateway.json`, from `infra/api-policy.yaml`), its `execute-api:/` shorthand expanded to the
 /// API's ARN as API Gateway does when it attaches it.
 pub(crate) fn api_policy(env: &BTreeMap<&str, Value>) -> Value {
-    let policy = resolve(&raw("openapi.yaml")["x-amazon-apigateway-policy"], env);
+    let policy = resolve(&raw("api-gateway.json")["x-amazon-apigateway-policy"], env);
     let api = crate::API.rsplit_once('/').unwrap().0;
     serde_json::from_str(&policy.to_string().replace("execute-api:/", &format!("{api}/"))).unwrap()
 }
