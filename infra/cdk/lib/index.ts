@@ -1,0 +1,1 @@
+export { Beacon, BeaconProps, ConsumerOptions } from './beacon';
