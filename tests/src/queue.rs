@@ -14,6 +14,11 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// A queue the test made itself (a rule's target, say).
+    pub fn at(url: String, arn: String, sqs: aws_sdk_sqs::Client) -> Self {
+        Self { url, arn, sqs }
+    }
+
     /// Receives what is available now (one short poll of up to 10 messages),
     /// deleting what it receives.
     pub async fn receive_once(&self) -> Vec<Value> {

@@ -355,3 +355,103 @@ async fn the_catalog_api_and_the_registrar_ride_out_wire_faults() {
     assert!(counts.iter().any(|(f, n)| *f != Fault::Pass && *n > 0), "faults were injected: {counts:?}");
     wire.stop().await;
 }
+
+/// Change events on an EventBridge bus beside SNS (the stack's
+/// `EventBusArn`), through the fault proxy in front of moto's EventBridge:
+/// a rule on the bus sends the stack's source to an SQS queue, as a user's
+/// rule would. PutEvents is throttled entry by entry (which the SDK does
+/// not retry), then fails with a 500, then is reset after the bus took the
+/// events: the fan-out's record retry puts them again, so every change
+/// arrives on the bus, with `detail-type` its kind, `source` the stack's and
+/// `detail` the very event SNS carries, and nothing is lost on either side.
+#[tokio::test]
+async fn an_event_bus_beside_sns_gets_every_change_through_throttles_and_faults() {
+    use beacon_aws::{ChangePublisher, EventBridgePublisher};
+    let wire = Wire::start().await;
+    let config = sdk_config().await;
+    let moto = std::env::var("AWS_ENDPOINT_URL_SNS").expect("the local stack's dev.env");
+    let events_proxy = beacon_local::proxy::FaultProxy::start(&moto, 0, wire.plan.clone()).await.unwrap();
+    let direct = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&config).endpoint_url(&moto).build(),
+    );
+    let through = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&config).endpoint_url(&events_proxy.url).build(),
+    );
+    let bus_name = unique("bus");
+    let bus = direct.create_event_bus().name(&bus_name).send().await.unwrap().event_bus_arn.unwrap();
+    let source = format!("beacon.{}", unique("stage"));
+    let direct_clients = Clients::from_config(&config);
+    let queue_name = unique("bus-q");
+    let queue_url = direct_clients.sqs.create_queue().queue_name(&queue_name).send().await.unwrap().queue_url.unwrap();
+    let queue_arn = direct_clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    direct
+        .put_rule()
+        .name("beacon-changes")
+        .event_bus_name(&bus_name)
+        .event_pattern(serde_json::json!({ "source": [source] }).to_string())
+        .send()
+        .await
+        .unwrap();
+    direct
+        .put_targets()
+        .rule("beacon-changes")
+        .event_bus_name(&bus_name)
+        .targets(aws_sdk_eventbridge::types::Target::builder().id("queue").arn(&queue_arn).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let on_bus = beacon_tests::Queue::at(queue_url, queue_arn, direct_clients.sqs.clone());
+
+    let (bus_arn, src) = (bus.clone(), source.clone());
+    let p = TestPipeline::start_with(
+        "wire-bus",
+        Options::new()
+            .fanout_clients(wire.clients(&config))
+            .publisher(move |sns| ChangePublisher::new(sns).with_bus(EventBridgePublisher::new(through, bus_arn, src))),
+    )
+    .await;
+    let on_topic = p.subscribe(None).await;
+    wire.plan
+        .script(Matcher::op(Service::Events, "PutEvents"), [Fault::Throttle, Fault::ServerError, Fault::ResetAfter]);
+    for i in 0..3 {
+        p.registry.put(&registration("bus", &format!("i{i}"))).await.unwrap();
+    }
+    let ids = |events: &[serde_json::Value]| -> std::collections::BTreeSet<String> {
+        events
+            .iter()
+            .filter(|e| e["kind"] == "registered")
+            .map(|e| e["instance_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let topic = on_topic.receive_until(Duration::from_secs(60), |e| ids(e).len() == 3).await;
+    let bus_events = on_bus
+        .receive_until(Duration::from_secs(60), |e| {
+            ids(&e.iter().map(|x| x["detail"].clone()).collect::<Vec<_>>()).len() == 3
+        })
+        .await;
+    assert_eq!(ids(&topic).len(), 3, "SNS: {topic:?}");
+    let details: Vec<serde_json::Value> = bus_events.iter().map(|e| e["detail"].clone()).collect();
+    assert_eq!(ids(&details).len(), 3, "every change reached the bus: {bus_events:?}");
+    for e in &bus_events {
+        assert_eq!(e["source"].as_str(), Some(source.as_str()), "{e}");
+        assert_eq!(e["detail-type"], e["detail"]["kind"], "{e}");
+        let same = topic.iter().find(|t| t["event_id"] == e["detail"]["event_id"]);
+        assert_eq!(same, Some(&e["detail"]), "the bus carries the event SNS carries");
+    }
+    let puts: Vec<Fault> = wire.plan.seen(Service::Events, "PutEvents").iter().map(|s| s.fault).collect();
+    assert_eq!(puts[..3], [Fault::Throttle, Fault::ServerError, Fault::ResetAfter], "{puts:?}");
+    assert!(p.on_failure.receive_once().await.is_empty(), "nothing went to the on-failure queue");
+    p.stop().await;
+    events_proxy.stop().await;
+    wire.stop().await;
+}

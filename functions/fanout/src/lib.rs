@@ -68,6 +68,10 @@ pub const IAM_ACTIONS: &[&str] = &[
     "sqs:SendMessage",
 ];
 
+/// The one action either function adds when the stack puts events on a bus
+/// (`EventBusArn`): PutEvents, on that bus, as the stack's source.
+pub const EVENT_BUS_IAM_ACTIONS: &[&str] = &["events:PutEvents"];
+
 /// Every IAM action the refresh-queue consumer (`bin/refresh.rs`) and its
 /// event source mapping need: it reads a service's groups and edges, writes
 /// views (UpdateItem), sends the next page and publishes `resolved` events.
@@ -115,19 +119,20 @@ struct RecordRef {
 
 /// The fan-out as both Lambdas run it: the table, topic and refresh queue
 /// from the environment (failing at start, naming a missing variable).
-pub type AwsFanOut = FanOut<beacon_aws::DynamoTable, beacon_aws::SnsPublisher, beacon_aws::SqsRefreshQueue>;
+pub type AwsFanOut = FanOut<beacon_aws::DynamoTable, beacon_aws::ChangePublisher, beacon_aws::SqsRefreshQueue>;
 
 impl AwsFanOut {
-    /// Reads `BEACON_TABLE` (and `BEACON_REPLICA_REGION`), `BEACON_TOPIC_ARN`
-    /// and `BEACON_REFRESH_QUEUE_URL` and builds the adapters from the
-    /// shared AWS configuration.
+    /// Reads `BEACON_TABLE` (and `BEACON_REPLICA_REGION`), `BEACON_TOPIC_ARN`,
+    /// `BEACON_REFRESH_QUEUE_URL` and, when events also go on a bus,
+    /// `BEACON_EVENT_BUS_ARN` and `BEACON_EVENT_SOURCE`, and builds the
+    /// adapters from the shared AWS configuration.
     pub async fn from_env() -> Result<Self, beacon_aws::config::MissingEnv> {
-        use beacon_aws::config::{refresh_queue_from_env, sdk_config, topic_from_env};
-        let (topic, queue) = (topic_from_env()?, refresh_queue_from_env()?);
+        use beacon_aws::config::{event_bus_from_env, refresh_queue_from_env, sdk_config, topic_from_env};
+        let (topic, queue, bus) = (topic_from_env()?, refresh_queue_from_env()?, event_bus_from_env()?);
         let config = sdk_config().await;
         Ok(FanOut::new(
             beacon_aws::registry_from_env(&config)?,
-            beacon_aws::sns_publisher(&config, topic),
+            beacon_aws::change_publisher(&config, topic, bus),
             beacon_aws::refresh_queue(&config, queue),
         ))
     }

@@ -52,6 +52,39 @@ pub fn topic_from_env() -> Result<String, MissingEnv> {
     require_env("BEACON_TOPIC_ARN", "it is the ARN of the SNS topic change events are published to")
 }
 
+/// The bus change events also go to, and their source:
+/// `BEACON_EVENT_BUS_ARN` (unset or empty: none) and `BEACON_EVENT_SOURCE`
+/// (default `beacon`). A bus that is not an EventBridge bus ARN, or a
+/// source EventBridge would refuse (empty, over 256 characters, or AWS's
+/// own `aws.` prefix), stops the binary at start, naming the variable.
+pub fn event_bus_from_env() -> Result<Option<(String, String)>, MissingEnv> {
+    let bus = match std::env::var("BEACON_EVENT_BUS_ARN") {
+        Ok(v) if v.trim().is_empty() => return Ok(None),
+        Ok(v) => v,
+        Err(_) => return Ok(None),
+    };
+    let parts: Vec<&str> = bus.splitn(6, ':').collect();
+    let is_bus = matches!(parts.as_slice(), ["arn", partition, "events", region, account, resource]
+        if partition.starts_with("aws")
+            && crate::table_ref::is_region_name(region)
+            && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+            && resource.strip_prefix("event-bus/").is_some_and(|n| !n.is_empty()));
+    if !is_bus {
+        return Err(MissingEnv::Invalid(
+            "BEACON_EVENT_BUS_ARN",
+            format!("{bus:?} is not an EventBridge bus ARN (arn:aws:events:<region>:<account>:event-bus/<name>)"),
+        ));
+    }
+    let source = std::env::var("BEACON_EVENT_SOURCE").unwrap_or_else(|_| "beacon".to_owned());
+    if source.is_empty() || source.len() > 256 || source.starts_with("aws.") {
+        return Err(MissingEnv::Invalid(
+            "BEACON_EVENT_SOURCE",
+            format!("{source:?}: a source is 1 to 256 characters and does not start with \"aws.\""),
+        ));
+    }
+    Ok(Some((bus, source)))
+}
+
 /// The refresh queue's URL (`BEACON_REFRESH_QUEUE_URL`).
 pub fn refresh_queue_from_env() -> Result<String, MissingEnv> {
     require_env("BEACON_REFRESH_QUEUE_URL", "it is the URL of the FIFO queue the pages of large refreshes go to")

@@ -29,6 +29,7 @@
 pub mod components;
 pub mod config;
 pub mod dynamo;
+pub mod eventbridge;
 pub mod item;
 pub mod janitor;
 pub mod logging;
@@ -41,6 +42,7 @@ pub mod table_ref;
 pub mod viewer;
 
 pub use dynamo::{DynamoTable, RequestCounts};
+pub use eventbridge::{ChangePublisher, EventBridgePublisher};
 pub use sns::SnsPublisher;
 pub use sqs::SqsRefreshQueue;
 
@@ -71,6 +73,22 @@ pub fn registry_from_env(config: &aws_config::SdkConfig) -> Result<DynamoTable, 
 /// A publisher to `topic_arn`, from the shared AWS configuration.
 pub fn sns_publisher(config: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> SnsPublisher {
     SnsPublisher::new(aws_sdk_sns::Client::new(config), topic_arn)
+}
+
+/// What the fan-out and refresh functions publish through: the topic, and
+/// the bus `BEACON_EVENT_BUS_ARN` names (with `BEACON_EVENT_SOURCE`) when set.
+pub fn change_publisher(
+    config: &aws_config::SdkConfig,
+    topic_arn: impl Into<String>,
+    bus: Option<(String, String)>,
+) -> ChangePublisher {
+    let publisher = ChangePublisher::new(sns_publisher(config, topic_arn));
+    match bus {
+        Some((bus, source)) => {
+            publisher.with_bus(EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), bus, source))
+        }
+        None => publisher,
+    }
 }
 
 /// The refresh queue at `url`, from the shared AWS configuration.

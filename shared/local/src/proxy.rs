@@ -7,7 +7,10 @@
 //!   `application/x-amz-json-1.0` body naming `ThrottlingException` or
 //!   `ProvisionedThroughputExceededException` (DynamoDB, DynamoDB Streams),
 //!   `RequestThrottled` (SQS's JSON protocol), or the query protocol's XML
-//!   `ErrorResponse` with code `Throttling` (SNS);
+//!   `ErrorResponse` with code `Throttling` (SNS); for EventBridge's
+//!   PutEvents, the form its throttles take: a 200 whose every entry failed
+//!   with `ThrottlingException` (`FailedEntryCount`), which the SDK does not
+//!   retry;
 //! - a 500 or 503 in the same formats;
 //! - a connection reset before the request is forwarded (nothing happened);
 //! - a connection reset after the engine answered, part-way through the
@@ -136,6 +139,7 @@ async fn handle(
     let forward = || forward(upstream, Request::from_parts(parts.clone(), Full::new(body.clone())));
     match fault {
         Fault::Pass => forward().await,
+        Fault::Throttle if service == Service::Events && operation == "PutEvents" => Ok(entries_throttled(&body)),
         Fault::Throttle | Fault::ServerError | Fault::Unavailable | Fault::Denied => {
             Ok(error_response(service, &operation, fault, &resource_of(service, &body)))
         }
@@ -184,6 +188,7 @@ fn classify(headers: &hyper::HeaderMap, body: &[u8]) -> (Service, String) {
             "DynamoDB_20120810" => Service::DynamoDb,
             "DynamoDBStreams_20120810" => Service::Streams,
             "AmazonSQS" => Service::Sqs,
+            "AWSEvents" => Service::Events,
             _ => Service::Other,
         };
         return (service, op.to_owned());
@@ -207,6 +212,12 @@ fn resource_of(service: Service, body: &[u8]) -> String {
         Service::DynamoDb | Service::Streams => "TableName",
         Service::Sqs => "QueueUrl",
         Service::Sns => "TopicArn",
+        Service::Events => {
+            return serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["Entries"][0]["EventBusName"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+        }
         Service::Other => return String::new(),
     };
     if service == Service::Sns {
@@ -221,6 +232,26 @@ fn resource_of(service: Service, body: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// PutEvents throttled entry by entry, as EventBridge does when a
+/// throughput quota is hit: the call succeeds and every entry fails with
+/// `ThrottlingException`. Nothing is forwarded.
+fn entries_throttled(body: &[u8]) -> Response<ProxyBody> {
+    let entries = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["Entries"].as_array().map(Vec::len))
+        .unwrap_or(0);
+    let failed = serde_json::json!({
+        "ErrorCode": "ThrottlingException",
+        "ErrorMessage": "Request rate exceeded (injected by the fault proxy)."
+    });
+    let answer = serde_json::json!({ "FailedEntryCount": entries, "Entries": vec![failed; entries] });
+    let mut response = Response::new(full(Bytes::from(answer.to_string())));
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"));
+    response
+}
+
 /// The error AWS's own service would send, in its wire format. A refusal
 /// is worded as AWS words one (`User: … is not authorized to perform: …
 /// on resource: …`), with the resource the request named, so callers'
@@ -230,6 +261,7 @@ fn error_response(service: Service, operation: &str, fault: Fault, resource: &st
         Service::DynamoDb | Service::Streams => "dynamodb",
         Service::Sqs => "sqs",
         Service::Sns => "SNS",
+        Service::Events => "events",
         Service::Other => "",
     };
     let denied = format!(
@@ -254,6 +286,8 @@ fn error_response(service: Service, operation: &str, fault: Fault, resource: &st
         (Service::DynamoDb | Service::Streams, Fault::Throttle) => (status, "ThrottlingException"),
         (Service::Sqs, Fault::Throttle) => (status, "RequestThrottled"),
         (Service::Sns, Fault::Throttle) => (status, "Throttling"),
+        (Service::Events, Fault::Throttle) => (status, "ThrottlingException"),
+        (Service::Events, Fault::ServerError) => (status, "InternalException"),
         (Service::DynamoDb | Service::Streams, Fault::ServerError) => (status, "InternalServerError"),
         (_, Fault::ServerError) => (status, "InternalError"),
         (Service::Sns, Fault::Denied) => (403, "AuthorizationError"),
@@ -281,6 +315,9 @@ fn error_response(service: Service, operation: &str, fault: Fault, resource: &st
             "application/x-amz-json-1.0",
             serde_json::json!({ "__type": format!("com.amazonaws.sqs#{code}"), "message": message }).to_string(),
         ),
+        Service::Events => {
+            ("application/x-amz-json-1.1", serde_json::json!({ "__type": code, "message": message }).to_string())
+        }
     };
     let mut response = Response::new(full(body));
     *response.status_mut() = status;

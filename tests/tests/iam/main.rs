@@ -18,6 +18,7 @@
 // queues' resource policies (resource_policies.rs), and what a registry
 // viewer may do (viewers.rs).
 mod deployed;
+mod event_bus;
 mod functions;
 mod organization;
 mod regions;

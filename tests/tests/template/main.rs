@@ -9,6 +9,7 @@
 // The deployed roles' grants (roles.rs) and the API's definition (api.rs);
 // the resources the code depends on are checked here.
 mod api;
+mod events;
 mod roles;
 
 use std::path::Path;

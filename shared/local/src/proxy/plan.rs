@@ -71,6 +71,8 @@ pub enum Service {
     Sqs,
     /// A form body with `Action=...` (SNS's query protocol).
     Sns,
+    /// `X-Amz-Target: AWSEvents.*` (EventBridge's JSON protocol).
+    Events,
     /// Anything else (passed through, never faulted).
     Other,
 }
