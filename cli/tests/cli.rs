@@ -749,3 +749,129 @@ async fn a_client_generated_from_beacon_openapi_works_against_beacon_dev() {
     assert_eq!(seen["bad"], serde_json::json!(["endpoint_url"]));
     assert_eq!(seen["after"], 404);
 }
+
+/// `beacon dev --event-bus` puts every event on an EventBridge bus as well,
+/// as the template's `EventBusArn` does: a rule made with the AWS CLI, as
+/// the runner's own line says, sends a registration's event to a queue,
+/// with `detail-type` its kind and `source` `beacon.dev`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_with_an_event_bus_puts_each_change_on_it() {
+    let root = DevStack::root();
+    let stack = DevStack::up("dev-bus", &["--ui-port", "0", "--table", "dev-bus", "--event-bus"]);
+    let env = read_env(&stack.state.join("dev.env"));
+    let var = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let bus = var("BEACON_EVENT_BUS_ARN").expect("dev.env names the bus");
+    assert!(bus.ends_with(":event-bus/dev-bus"), "{bus}");
+    assert_eq!(var("BEACON_EVENT_SOURCE").as_deref(), Some("beacon.dev"));
+    let run = |program: std::path::PathBuf, args: &[&str]| {
+        let out = Command::new(&program)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{} {args:?}: {}{}", program.display(), stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    let aws = root.join(".venv/bin/aws");
+    // AWS CLI v1 sends SQS calls in us-east-1 to queue.amazonaws.com
+    // whatever AWS_ENDPOINT_URL_SQS says (a customization of its own):
+    // they name the endpoint. EventBridge's variable is honoured.
+    let sqs_endpoint = var("AWS_ENDPOINT_URL_SQS").expect("dev.env names SQS's endpoint");
+    let url = run(
+        aws.clone(),
+        &[
+            "sqs",
+            "create-queue",
+            "--endpoint-url",
+            &sqs_endpoint,
+            "--queue-name",
+            "on-the-bus",
+            "--query",
+            "QueueUrl",
+            "--output",
+            "text",
+        ],
+    );
+    let url = url.trim();
+    let arn = run(
+        aws.clone(),
+        &[
+            "sqs",
+            "get-queue-attributes",
+            "--endpoint-url",
+            &sqs_endpoint,
+            "--queue-url",
+            url,
+            "--attribute-names",
+            "QueueArn",
+            "--query",
+            "Attributes.QueueArn",
+            "--output",
+            "text",
+        ],
+    );
+    run(
+        aws.clone(),
+        &[
+            "events",
+            "put-rule",
+            "--event-bus-name",
+            "dev-bus",
+            "--name",
+            "mine",
+            "--event-pattern",
+            r#"{"source":["beacon.dev"]}"#,
+        ],
+    );
+    run(
+        aws.clone(),
+        &[
+            "events",
+            "put-targets",
+            "--event-bus-name",
+            "dev-bus",
+            "--rule",
+            "mine",
+            "--targets",
+            &format!("Id=q,Arn={}", arn.trim()),
+        ],
+    );
+    run(
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_beacon")),
+        &["register", "orders", "1.0.0", "--endpoint", "https://orders.example", "--instance", "i-1"],
+    );
+    let mut received = Vec::new();
+    for _ in 0..20 {
+        let body = run(
+            aws.clone(),
+            &[
+                "sqs",
+                "receive-message",
+                "--endpoint-url",
+                &sqs_endpoint,
+                "--queue-url",
+                url,
+                "--wait-time-seconds",
+                "1",
+                "--query",
+                "Messages[].Body",
+                "--output",
+                "json",
+            ],
+        );
+        let bodies: Vec<String> = serde_json::from_str(body.trim()).unwrap_or_default();
+        received.extend(bodies.iter().map(|b| serde_json::from_str::<serde_json::Value>(b).unwrap()));
+        if !received.is_empty() {
+            break;
+        }
+    }
+    let log = stack.log();
+    stack.down();
+    let event = received.first().unwrap_or_else(|| panic!("nothing arrived from the bus\n{log}"));
+    assert_eq!(event["source"], "beacon.dev", "{event}");
+    assert_eq!(event["detail-type"], "registered", "{event}");
+    assert_eq!(event["detail"]["service"], "orders", "{event}");
+    assert_eq!(event["detail"]["instance_id"], "i-1", "{event}");
+}

@@ -52,6 +52,13 @@ pub struct DevOpts {
     /// integration tests run their own pipelines in-process).
     #[arg(long, global = true)]
     pub no_pipeline: bool,
+    /// Also put every change event on an EventBridge bus (moto's), named
+    /// after the table, as the template's `EventBusArn` does in AWS:
+    /// `detail-type` the kind, `source` `beacon.dev`. dev.env names it
+    /// (`BEACON_EVENT_BUS_ARN`); a rule on it with an SQS target receives
+    /// them. The first Region only, with `--regions`.
+    #[arg(long, global = true)]
+    pub event_bus: bool,
     /// Run the demo once the pipeline is up.
     #[arg(long, global = true)]
     pub demo: bool,

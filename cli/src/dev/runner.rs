@@ -28,7 +28,13 @@ struct Running {
     /// With `--regions`: the other Regions, and the replication between all.
     others: Vec<OtherRegion>,
     replication: Option<beacon_local::replication::Replication>,
+    /// With `--event-bus`: the bus's ARN and the events' source.
+    event_bus: Option<(String, String)>,
 }
+
+/// The source events carry on `beacon dev`'s bus (the template's is
+/// `beacon.<Stage>`).
+const DEV_EVENT_SOURCE: &str = "beacon.dev";
 
 /// A Region beyond the first, with `--regions`.
 struct OtherRegion {
@@ -74,11 +80,25 @@ async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoin
             tasks: Vec::new(),
             others: Vec::new(),
             replication: None,
+            event_bus: None,
         });
     }
+    // The bus, made as CloudFormation (or its owner) would, on the engine.
+    let event_bus = match opts.event_bus {
+        true => Some((
+            beacon_local::setup::ensure_event_bus(&direct.sdk_config_for_moto(), &opts.table)
+                .await
+                .context("creating the EventBridge bus (--event-bus)")?,
+            DEV_EVENT_SOURCE.to_owned(),
+        )),
+        false => None,
+    };
+    let bus = event_bus
+        .as_ref()
+        .map(|(arn, source)| beacon_aws::event_bus_publisher(&endpoints.sdk_config_for_moto(), arn, source));
     let registry = || beacon_aws::DynamoTable::new(clients.dynamodb.clone(), &opts.table).scoped_to(scope.clone());
     let mut tasks = Vec::new();
-    start_pipeline(opts, &clients, &resources, registry, &stop_rx, &mut tasks)?;
+    start_pipeline(opts, &clients, &resources, registry, bus, &stop_rx, &mut tasks)?;
     // The sweeper's janitor, on the same schedule (one Lambda in AWS).
     tasks.push(spawn_janitor(
         beacon_aws::janitor::SnsSqsSubscribers::new(clients.sns.clone(), clients.sqs.clone(), &resources.topic_arn),
@@ -130,7 +150,7 @@ async fn start(opts: &DevOpts, direct: &LocalEndpoints, endpoints: &LocalEndpoin
             },
         ));
     }
-    Ok(Running { resources, api_url: Some(api_url), ui: Some(ui), stop, tasks, others, replication })
+    Ok(Running { resources, api_url: Some(api_url), ui: Some(ui), stop, tasks, others, replication, event_bus })
 }
 
 /// One Region's replica, as the replication stand-in reaches it (the
@@ -168,7 +188,7 @@ async fn start_region(
         .await
         .with_context(|| format!("creating {region}'s replica, topic and queues"))?;
     let registry = || beacon_aws::DynamoTable::new(clients.dynamodb.clone(), &opts.table).in_region(region);
-    start_pipeline(opts, &clients, &resources, registry, stop_rx, tasks)?;
+    start_pipeline(opts, &clients, &resources, registry, None, stop_rx, tasks)?;
     let api_listener = TcpListener::bind(("127.0.0.1", 0)).await.context("a port for a Region's catalog API")?;
     let api_url = serve_api(opts, api_listener, registry(), stop_rx, tasks)?;
     Ok(OtherRegion { region: region.to_owned(), resources, api_url })
@@ -182,14 +202,17 @@ fn start_pipeline(
     clients: &Clients,
     resources: &Resources,
     registry: impl Fn() -> beacon_aws::DynamoTable,
+    bus: Option<beacon_aws::EventBridgePublisher>,
     stop_rx: &watch::Receiver<bool>,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> Result<()> {
-    let fanout = std::sync::Arc::new(FanOut::new(
-        registry(),
-        beacon_aws::SnsPublisher::new(clients.sns.clone(), &resources.topic_arn),
-        resources.refresh_queue(clients),
-    ));
+    let publisher =
+        beacon_aws::ChangePublisher::new(beacon_aws::SnsPublisher::new(clients.sns.clone(), &resources.topic_arn));
+    let publisher = match bus {
+        Some(bus) => publisher.with_bus(bus),
+        None => publisher,
+    };
+    let fanout = std::sync::Arc::new(FanOut::new(registry(), publisher, resources.refresh_queue(clients)));
     let handler = pipeline::fanout_handler(fanout.clone(), |seen| {
         tracing::debug!(records = seen.records, published = ?seen.report.published, failed = seen.report.failed, "batch");
     });
@@ -317,6 +340,9 @@ pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
     if let Some(ui) = &running.ui {
         env.push_str(&format!("export BEACON_UI_URL=http://{}/\n", ui.addr));
     }
+    if let Some((bus, source)) = &running.event_bus {
+        env.push_str(&format!("export BEACON_EVENT_BUS_ARN={bus}\nexport BEACON_EVENT_SOURCE={source}\n"));
+    }
     if !running.others.is_empty() {
         // The first Region's binaries key by their Region too; the others'
         // topics and APIs, for watching a write arrive there.
@@ -350,6 +376,12 @@ pub async fn serve(opts: &DevOpts, stack: &Stack) -> Result<()> {
         eprintln!(
             "beacon dev: BEACON_SCOPED_* keys may write only `{}` (POST /catalog/services/{}/register)",
             opts.scoped_service, opts.scoped_service
+        );
+    }
+    if let Some((bus, source)) = &running.event_bus {
+        eprintln!(
+            "beacon dev: every event also goes on the EventBridge bus {bus} (source {source}, detail-type the kind); a rule with an SQS target receives them: `aws events put-rule --event-bus-name {} --name mine --event-pattern '{{\"source\":[\"{source}\"]}}'`",
+            opts.table
         );
     }
     for other in &running.others {

@@ -84,11 +84,15 @@ pub fn change_publisher(
 ) -> ChangePublisher {
     let publisher = ChangePublisher::new(sns_publisher(config, topic_arn));
     match bus {
-        Some((bus, source)) => {
-            publisher.with_bus(EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), bus, source))
-        }
+        Some((bus, source)) => publisher.with_bus(event_bus_publisher(config, &bus, &source)),
         None => publisher,
     }
+}
+
+/// A publisher onto the EventBridge bus `bus` as `source`, from the shared
+/// AWS configuration.
+pub fn event_bus_publisher(config: &aws_config::SdkConfig, bus: &str, source: &str) -> EventBridgePublisher {
+    EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), bus, source)
 }
 
 /// The refresh queue at `url`, from the shared AWS configuration.

@@ -156,6 +156,24 @@ pub async fn ensure_topic(client: &Sns, name: &str) -> Result<String, SetupError
     out.topic_arn.ok_or_else(|| SetupError::Incomplete(format!("CreateTopic {name} returned no ARN")))
 }
 
+/// Creates an EventBridge bus (or finds it, on a second run) and returns
+/// its ARN.
+pub async fn ensure_event_bus(config: &aws_config::SdkConfig, name: &str) -> Result<String, SetupError> {
+    let client = aws_sdk_eventbridge::Client::new(config);
+    if let Ok(found) = client.describe_event_bus().name(name).send().await
+        && let Some(arn) = found.arn
+    {
+        return Ok(arn);
+    }
+    let out = client
+        .create_event_bus()
+        .name(name)
+        .send()
+        .await
+        .map_err(SetupError::call(format!("CreateEventBus {name}")))?;
+    out.event_bus_arn.ok_or_else(|| SetupError::Incomplete(format!("CreateEventBus {name} returned no ARN")))
+}
+
 /// Where the local engines listen, and the one set of dummy credentials and
 /// region every client uses (DynamoDB Local keeps tables per key and region).
 #[derive(Debug, Clone)]
