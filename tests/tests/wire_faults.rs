@@ -360,7 +360,8 @@ async fn the_catalog_api_and_the_registrar_ride_out_wire_faults() {
 /// `EventBusArn`), through the fault proxy in front of moto's EventBridge:
 /// a rule on the bus sends the stack's source to an SQS queue, as a user's
 /// rule would. PutEvents is throttled entry by entry (which the SDK does
-/// not retry), then fails with a 500, then is reset after the bus took the
+/// not retry), then the bus is unreachable for a whole call's attempts,
+/// then a call fails with a 500 and is reset after the bus took the
 /// events: the fan-out's record retry puts them again, so every change
 /// arrives on the bus, with `detail-type` its kind, `source` the stack's and
 /// `detail` the very event SNS carries, and nothing is lost on either side.
@@ -421,8 +422,12 @@ async fn an_event_bus_beside_sns_gets_every_change_through_throttles_and_faults(
     )
     .await;
     let on_topic = p.subscribe(None).await;
-    wire.plan
-        .script(Matcher::op(Service::Events, "PutEvents"), [Fault::Throttle, Fault::ServerError, Fault::ResetAfter]);
+    // A per-entry throttle; then the bus unreachable for every attempt of
+    // a call (the SDK gives up, the record is retried); then a 500, and a
+    // reset after the bus took the batch (the SDK retries both).
+    let unreachable = vec![Fault::ResetBefore; MAX_ATTEMPTS as usize];
+    let script: Vec<Fault> = [vec![Fault::Throttle], unreachable, vec![Fault::ServerError, Fault::ResetAfter]].concat();
+    wire.plan.script(Matcher::op(Service::Events, "PutEvents"), script.clone());
     for i in 0..3 {
         p.registry.put(&registration("bus", &format!("i{i}"))).await.unwrap();
     }
@@ -470,7 +475,7 @@ async fn an_event_bus_beside_sns_gets_every_change_through_throttles_and_faults(
         assert_eq!(same, Some(&e["detail"]), "the bus carries the event SNS carries");
     }
     let puts: Vec<Fault> = wire.plan.seen(Service::Events, "PutEvents").iter().map(|s| s.fault).collect();
-    assert_eq!(puts[..3], [Fault::Throttle, Fault::ServerError, Fault::ResetAfter], "{puts:?}");
+    assert_eq!(puts[..script.len()], script[..], "{puts:?}");
     assert!(p.on_failure.receive_once().await.is_empty(), "nothing went to the on-failure queue");
     p.stop().await;
     events_proxy.stop().await;
