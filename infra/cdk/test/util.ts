@@ -7,6 +7,11 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { Beacon, BeaconProps } from '../lib';
 
+// aws-cdk-lib's own CloudFormation validation at every synth (about 5 s
+// each here) runs once on the example app's synth by the CLI
+// (scripts/check), not on each of the tests' stacks.
+process.env.CDK_VALIDATION ??= 'false';
+
 /** The repository (the tests run from infra/cdk/dist/test). */
 export const REPO = path.resolve(__dirname, '..', '..', '..', '..');
 /** infra/cdk. */

@@ -17,6 +17,7 @@
 // (tenants.rs), what each function may do (functions.rs), the topic's and
 // queues' resource policies (resource_policies.rs), and what a registry
 // viewer may do (viewers.rs).
+mod cdk;
 mod deployed;
 mod event_bus;
 mod functions;
