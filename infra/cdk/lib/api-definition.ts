@@ -21,7 +21,7 @@ export interface ApiDefinitionContext {
   readonly variables: Record<string, string>;
 }
 
-/** The definition files, newest first: the generated JSON, then the YAML it replaced. */
+/** The definition files, newest first: the generated JSON, then the YAML fragment it replaced. */
 export const DEFINITION_FILES = ['api-gateway.json', 'openapi.yaml'];
 
 /** Reads the API definition: `file` if given, else the first of DEFINITION_FILES in `infraDir` that exists. */
@@ -31,7 +31,16 @@ export function readApiDefinition(infraDir: string, file?: string): { file: stri
     throw new Error(`Beacon: no API definition in ${infraDir} (looked for ${DEFINITION_FILES.join(', ')})`);
   }
   const text = fs.readFileSync(found, 'utf8');
-  return { file: found, document: found.endsWith('.json') ? JSON.parse(text) : parseYaml(text) };
+  const document: unknown = found.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  // infra/openapi.yaml was the fragment once; it is now the plain OpenAPI
+  // document, without the integrations that make it deployable.
+  if (!text.includes('x-amazon-apigateway-integration')) {
+    throw new Error(
+      `Beacon: ${found} has no API Gateway integration: it is not a deployable API definition ` +
+        '(infra/api-gateway.json is; `beacon openapi --api-gateway` generates it)',
+    );
+  }
+  return { file: found, document };
 }
 
 const NO_VALUE = Symbol('AWS::NoValue');

@@ -46,6 +46,13 @@ describe('the API definition renderer', () => {
     }
   });
 
+  it('refuses a document without integrations (the plain OpenAPI document)', () => {
+    assert.throws(
+      () => readApiDefinition(path.join(REPO, 'infra'), path.join(REPO, 'infra', 'openapi.yaml')),
+      /openapi\.yaml has no API Gateway integration: it is not a deployable API definition/,
+    );
+  });
+
   it('renders the repository\'s definition with no intrinsic left, for every setting', () => {
     const { file, document } = readApiDefinition(path.join(REPO, 'infra'));
     assert.match(file, /(api-gateway\.json|openapi\.yaml)$/);
