@@ -291,41 +291,43 @@ export class Beacon extends Construct {
     const table = this.tableArn;
     const registrationsOnly = leadingKeys('ForAllValues:StringLike', ['SERVICE#*']);
 
-    const fanoutEnvironment: Record<string, string> = {
+    // What both functions that publish events (the fan-out and the refresh
+    // function) get besides their own: the topic and the refresh queue. An
+    // optional destination of the events (an EventBridge bus) adds its
+    // variables to publisherEnvironment and its statement to publishing,
+    // which follows Publish in both roles as in the template.
+    const publisherEnvironment: Record<string, string> = {
       BEACON_TOPIC_ARN: topic.topicArn,
       BEACON_REFRESH_QUEUE_URL: refreshQueue.queueUrl,
     };
-    const fanoutStatements = [
-      // ConditionCheckItem: a view group's claim checks the service's
-      // generation in the same transaction.
-      allow(
-        'Registry',
-        [
-          'dynamodb:GetItem',
-          'dynamodb:Query',
-          'dynamodb:PutItem',
-          'dynamodb:UpdateItem',
-          'dynamodb:DeleteItem',
-          'dynamodb:ConditionCheckItem',
-        ],
-        [table],
-      ),
-      allow('Stream', ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'], [this.tableStreamArn]),
-      // ListStreams takes no resource (IAM defines it wildcard-only).
-      allow('ListStreams', ['dynamodb:ListStreams'], ['*']),
-      allow('Publish', ['sns:Publish'], [topic.topicArn]),
-      allow('OnFailure', ['sqs:SendMessage'], [onFailureQueue.queueArn, refreshQueue.queueArn]),
-    ];
-    // An optional destination of the fan-out adds its variable to
-    // fanoutEnvironment and its statement to fanoutStatements here, before
-    // the function and its role are made.
+    const publishing = [allow('Publish', ['sns:Publish'], [topic.topicArn])];
     const fanout = fn('FanoutFunction', {
       functionName: `beacon-fanout-${stage}`,
       description: 'Stream batch -> change events on SNS + resolved-item refresh.',
       artifact: 'fanout/bootstrap.zip',
       timeoutSeconds: 60,
-      environment: fanoutEnvironment,
-      statements: fanoutStatements,
+      environment: publisherEnvironment,
+      statements: [
+        // ConditionCheckItem: a view group's claim checks the service's
+        // generation in the same transaction.
+        allow(
+          'Registry',
+          [
+            'dynamodb:GetItem',
+            'dynamodb:Query',
+            'dynamodb:PutItem',
+            'dynamodb:UpdateItem',
+            'dynamodb:DeleteItem',
+            'dynamodb:ConditionCheckItem',
+          ],
+          [table],
+        ),
+        allow('Stream', ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'], [this.tableStreamArn]),
+        // ListStreams takes no resource (IAM defines it wildcard-only).
+        allow('ListStreams', ['dynamodb:ListStreams'], ['*']),
+        ...publishing,
+        allow('OnFailure', ['sqs:SendMessage'], [onFailureQueue.queueArn, refreshQueue.queueArn]),
+      ],
     });
 
     // The stream mapping as a plain CfnEventSourceMapping: the L2
@@ -352,12 +354,12 @@ export class Beacon extends Construct {
       functionName: `beacon-refresh-${stage}`,
       description: 'Writes one page of a large refresh\'s dependents (from the refresh queue).',
       artifact: 'refresh/bootstrap.zip',
-      environment: { BEACON_TOPIC_ARN: topic.topicArn, BEACON_REFRESH_QUEUE_URL: refreshQueue.queueUrl },
+      environment: publisherEnvironment,
       statements: [
         allow('Registry', ['dynamodb:Query'], [table]),
         // Views (CONSUMER#) and the fan-out's bookkeeping (FANOUT#), never a registration.
         allow('Views', ['dynamodb:UpdateItem'], [table], leadingKeys('ForAllValues:StringLike', ['CONSUMER#*', 'FANOUT#*'])),
-        allow('Publish', ['sns:Publish'], [topic.topicArn]),
+        ...publishing,
         allow(
           'Pages',
           ['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ChangeMessageVisibility'],
