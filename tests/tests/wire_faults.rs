@@ -356,97 +356,104 @@ async fn the_catalog_api_and_the_registrar_ride_out_wire_faults() {
     wire.stop().await;
 }
 
-/// Change events on an EventBridge bus beside SNS (the stack's
-/// `EventBusArn`), through the fault proxy in front of moto's EventBridge:
-/// a rule on the bus sends the stack's source to an SQS queue, as a user's
-/// rule would. PutEvents is throttled entry by entry (which the SDK does
-/// not retry), then the bus is unreachable for a whole call's attempts,
-/// then a call fails with a 500 and is reset after the bus took the
+/// A pipeline whose events also go on an EventBridge bus (the stack's
+/// `EventBusName`) through the fault proxy in front of moto's EventBridge,
+/// and a rule on that bus sending the stack's source to an SQS queue, as a
+/// user's rule would.
+struct BusRig {
+    wire: Wire,
+    events_proxy: beacon_local::proxy::FaultProxy,
+    p: TestPipeline,
+    on_topic: beacon_tests::Queue,
+    on_bus: beacon_tests::Queue,
+    source: String,
+}
+
+impl BusRig {
+    async fn start(name: &str) -> Self {
+        use beacon_aws::{ChangePublisher, EventBridgePublisher};
+        let wire = Wire::start().await;
+        let config = sdk_config().await;
+        let moto = std::env::var("AWS_ENDPOINT_URL_SNS").expect("the local stack's dev.env");
+        let events_proxy = beacon_local::proxy::FaultProxy::start(&moto, 0, wire.plan.clone()).await.unwrap();
+        let client = |url: &str| {
+            aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(&config).endpoint_url(url).build(),
+            )
+        };
+        let (direct, through) = (client(&moto), client(&events_proxy.url));
+        let bus_name = unique("bus");
+        let bus = direct.create_event_bus().name(&bus_name).send().await.unwrap().event_bus_arn.unwrap();
+        let source = format!("beacon.{}", unique("stage"));
+        let sqs = Clients::from_config(&config).sqs;
+        let url = sqs.create_queue().queue_name(unique("bus-q")).send().await.unwrap().queue_url.unwrap();
+        let arn_attribute = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+        let attributes = sqs.get_queue_attributes().queue_url(&url).attribute_names(arn_attribute.clone()).send();
+        let arn = attributes.await.unwrap().attributes.unwrap()[&arn_attribute].clone();
+        let pattern = serde_json::json!({ "source": [source] }).to_string();
+        direct.put_rule().name("beacon-changes").event_bus_name(&bus_name).event_pattern(pattern).send().await.unwrap();
+        let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(&arn).build().unwrap();
+        direct.put_targets().rule("beacon-changes").event_bus_name(&bus_name).targets(target).send().await.unwrap();
+        let on_bus = beacon_tests::Queue::at(url, arn, sqs);
+        let src = source.clone();
+        let p = TestPipeline::start_with(
+            name,
+            Options::new()
+                .fanout_clients(wire.clients(&config))
+                .publisher(move |sns| ChangePublisher::new(sns).with_bus(EventBridgePublisher::new(through, bus, src))),
+        )
+        .await;
+        let on_topic = p.subscribe(None).await;
+        Self { wire, events_proxy, p, on_topic, on_bus, source }
+    }
+
+    /// Registers `n` instances of `service`; returns what the topic and the
+    /// bus delivered once each has every registration (or a minute passed).
+    async fn register(&self, service: &str, n: usize) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+        for i in 0..n {
+            self.p.registry.put(&registration(service, &format!("i{i}"))).await.unwrap();
+        }
+        let topic = self.on_topic.receive_until(Duration::from_secs(60), |e| registered_ids(e).len() == n).await;
+        let bus = self
+            .on_bus
+            .receive_until(Duration::from_secs(60), |e| {
+                registered_ids(&e.iter().map(|x| x["detail"].clone()).collect::<Vec<_>>()).len() == n
+            })
+            .await;
+        (topic, bus)
+    }
+
+    async fn stop(self) {
+        assert!(self.p.on_failure.receive_once().await.is_empty(), "nothing went to the on-failure queue");
+        self.p.stop().await;
+        self.events_proxy.stop().await;
+        self.wire.stop().await;
+    }
+}
+
+/// The instance ids of the `registered` events among `events`.
+fn registered_ids(events: &[serde_json::Value]) -> std::collections::BTreeSet<String> {
+    events.iter().filter(|e| e["kind"] == "registered").map(|e| e["instance_id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Change events on an EventBridge bus beside SNS. PutEvents is throttled
+/// entry by entry (some entries refused, which the SDK does not retry),
+/// the resend of those finds the bus unreachable for every attempt of the
+/// call, then a call fails with a 500 and is reset after the bus took the
 /// events: the fan-out's record retry puts them again, so every change
 /// arrives on the bus, with `detail-type` its kind, `source` the stack's and
-/// `detail` the very event SNS carries, and nothing is lost on either side.
+/// `detail` the very event SNS carries, each valid against the schema the
+/// stack publishes, and nothing is lost on either side.
 #[tokio::test]
 async fn an_event_bus_beside_sns_gets_every_change_through_throttles_and_faults() {
-    use beacon_aws::{ChangePublisher, EventBridgePublisher};
-    let wire = Wire::start().await;
-    let config = sdk_config().await;
-    let moto = std::env::var("AWS_ENDPOINT_URL_SNS").expect("the local stack's dev.env");
-    let events_proxy = beacon_local::proxy::FaultProxy::start(&moto, 0, wire.plan.clone()).await.unwrap();
-    let direct = aws_sdk_eventbridge::Client::from_conf(
-        aws_sdk_eventbridge::config::Builder::from(&config).endpoint_url(&moto).build(),
-    );
-    let through = aws_sdk_eventbridge::Client::from_conf(
-        aws_sdk_eventbridge::config::Builder::from(&config).endpoint_url(&events_proxy.url).build(),
-    );
-    let bus_name = unique("bus");
-    let bus = direct.create_event_bus().name(&bus_name).send().await.unwrap().event_bus_arn.unwrap();
-    let source = format!("beacon.{}", unique("stage"));
-    let direct_clients = Clients::from_config(&config);
-    let queue_name = unique("bus-q");
-    let queue_url = direct_clients.sqs.create_queue().queue_name(&queue_name).send().await.unwrap().queue_url.unwrap();
-    let queue_arn = direct_clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    direct
-        .put_rule()
-        .name("beacon-changes")
-        .event_bus_name(&bus_name)
-        .event_pattern(serde_json::json!({ "source": [source] }).to_string())
-        .send()
-        .await
-        .unwrap();
-    direct
-        .put_targets()
-        .rule("beacon-changes")
-        .event_bus_name(&bus_name)
-        .targets(aws_sdk_eventbridge::types::Target::builder().id("queue").arn(&queue_arn).build().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let on_bus = beacon_tests::Queue::at(queue_url, queue_arn, direct_clients.sqs.clone());
-
-    let (bus_arn, src) = (bus.clone(), source.clone());
-    let p = TestPipeline::start_with(
-        "wire-bus",
-        Options::new()
-            .fanout_clients(wire.clients(&config))
-            .publisher(move |sns| ChangePublisher::new(sns).with_bus(EventBridgePublisher::new(through, bus_arn, src))),
-    )
-    .await;
-    let on_topic = p.subscribe(None).await;
-    // A per-entry throttle; then the bus unreachable for every attempt of
-    // a call (the SDK gives up, the record is retried); then a 500, and a
-    // reset after the bus took the batch (the SDK retries both).
+    let rig = BusRig::start("wire-bus").await;
     let unreachable = vec![Fault::ResetBefore; MAX_ATTEMPTS as usize];
     let script: Vec<Fault> = [vec![Fault::Throttle], unreachable, vec![Fault::ServerError, Fault::ResetAfter]].concat();
-    wire.plan.script(Matcher::op(Service::Events, "PutEvents"), script.clone());
-    for i in 0..3 {
-        p.registry.put(&registration("bus", &format!("i{i}"))).await.unwrap();
-    }
-    let ids = |events: &[serde_json::Value]| -> std::collections::BTreeSet<String> {
-        events
-            .iter()
-            .filter(|e| e["kind"] == "registered")
-            .map(|e| e["instance_id"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    let topic = on_topic.receive_until(Duration::from_secs(60), |e| ids(e).len() == 3).await;
-    let bus_events = on_bus
-        .receive_until(Duration::from_secs(60), |e| {
-            ids(&e.iter().map(|x| x["detail"].clone()).collect::<Vec<_>>()).len() == 3
-        })
-        .await;
-    assert_eq!(ids(&topic).len(), 3, "SNS: {topic:?}");
+    rig.wire.plan.script(Matcher::op(Service::Events, "PutEvents"), script.clone());
+    let (topic, bus_events) = rig.register("bus", 3).await;
+    assert_eq!(registered_ids(&topic).len(), 3, "SNS: {topic:?}");
     let details: Vec<serde_json::Value> = bus_events.iter().map(|e| e["detail"].clone()).collect();
-    assert_eq!(ids(&details).len(), 3, "every change reached the bus: {bus_events:?}");
+    assert_eq!(registered_ids(&details).len(), 3, "every change reached the bus: {bus_events:?}");
     // The schema the stack publishes to the schema registry for them
     // (infra/template.yaml, with this test's source for the stage's).
     let template: serde_yaml::Value = serde_yaml::from_str(
@@ -459,7 +466,7 @@ async fn an_event_bus_beside_sns_gets_every_change_through_throttles_and_faults(
         panic!("ChangeEventSchema's Content is not a !Sub")
     };
     let schema: serde_json::Value =
-        serde_json::from_str(&content.value.as_str().unwrap().replace("beacon.${Stage}", &source)).unwrap();
+        serde_json::from_str(&content.value.as_str().unwrap().replace("beacon.${Stage}", &rig.source)).unwrap();
     let schema = jsonschema::draft4::new(&schema).unwrap();
     for e in &bus_events {
         // moto's delivery leaves out the envelope's `account`, which
@@ -469,15 +476,32 @@ async fn an_event_bus_beside_sns_gets_every_change_through_throttles_and_faults(
         let e = &e;
         let errors: Vec<String> = schema.iter_errors(e).map(|x| x.to_string()).collect();
         assert!(errors.is_empty(), "an event on the bus breaks the published schema: {errors:?}\n{e}");
-        assert_eq!(e["source"].as_str(), Some(source.as_str()), "{e}");
+        assert_eq!(e["source"].as_str(), Some(rig.source.as_str()), "{e}");
         assert_eq!(e["detail-type"], e["detail"]["kind"], "{e}");
         let same = topic.iter().find(|t| t["event_id"] == e["detail"]["event_id"]);
         assert_eq!(same, Some(&e["detail"]), "the bus carries the event SNS carries");
     }
-    let puts: Vec<Fault> = wire.plan.seen(Service::Events, "PutEvents").iter().map(|s| s.fault).collect();
+    let puts: Vec<Fault> = rig.wire.plan.seen(Service::Events, "PutEvents").iter().map(|s| s.fault).collect();
     assert_eq!(puts[..script.len()], script[..], "{puts:?}");
-    assert!(p.on_failure.receive_once().await.is_empty(), "nothing went to the on-failure queue");
-    p.stop().await;
-    events_proxy.stop().await;
-    wire.stop().await;
+    rig.stop().await;
+}
+
+/// A throttle of some entries costs no record retry: the publisher resends
+/// just the refused entries, so the bus gets every event and SNS each
+/// exactly once (a record retry would have published them all again).
+#[tokio::test]
+async fn entries_the_bus_throttled_are_resent_alone() {
+    let rig = BusRig::start("wire-bus-resend").await;
+    rig.wire.plan.script(Matcher::op(Service::Events, "PutEvents"), [Fault::Throttle, Fault::Throttle]);
+    let (topic, bus_events) = rig.register("resend", 3).await;
+    let details: Vec<serde_json::Value> = bus_events.iter().map(|e| e["detail"].clone()).collect();
+    assert_eq!(registered_ids(&details).len(), 3, "every change reached the bus: {bus_events:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut topic = topic;
+    topic.extend(rig.on_topic.receive_once().await);
+    let published = topic.iter().filter(|e| e["kind"] == "registered").count();
+    assert_eq!(published, 3, "SNS got each event once, no record was retried: {topic:?}");
+    let puts = rig.wire.plan.seen(Service::Events, "PutEvents");
+    assert!(puts.len() >= 3, "two throttled rounds, then a resend that passed: {puts:?}");
+    rig.stop().await;
 }

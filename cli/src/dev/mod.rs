@@ -53,7 +53,7 @@ pub struct DevOpts {
     #[arg(long, global = true)]
     pub no_pipeline: bool,
     /// Also put every change event on an EventBridge bus (moto's), named
-    /// after the table, as the template's `EventBusArn` does in AWS:
+    /// after the table, as the template's `EventBusName` does in AWS:
     /// `detail-type` the kind, `source` `beacon.dev`. dev.env names it
     /// (`BEACON_EVENT_BUS_ARN`); a rule on it with an SQS target receives
     /// them. The first Region only, with `--regions`.

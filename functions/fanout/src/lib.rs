@@ -69,7 +69,7 @@ pub const IAM_ACTIONS: &[&str] = &[
 ];
 
 /// The one action either function adds when the stack puts events on a bus
-/// (`EventBusArn`): PutEvents, on that bus, as the stack's source.
+/// (`EventBusName`): PutEvents, on that bus, as the stack's source.
 pub const EVENT_BUS_IAM_ACTIONS: &[&str] = &["events:PutEvents"];
 
 /// Every IAM action the refresh-queue consumer (`bin/refresh.rs`) and its

@@ -58,10 +58,23 @@ pub fn topic_from_env() -> Result<String, MissingEnv> {
 /// source EventBridge would refuse (empty, over 256 characters, or AWS's
 /// own `aws.` prefix), stops the binary at start, naming the variable.
 pub fn event_bus_from_env() -> Result<Option<(String, String)>, MissingEnv> {
-    let bus = match std::env::var("BEACON_EVENT_BUS_ARN") {
-        Ok(v) if v.trim().is_empty() => return Ok(None),
-        Ok(v) => v,
-        Err(_) => return Ok(None),
+    let var = |name: &str| std::env::var(name).ok();
+    event_bus_from(
+        var("BEACON_EVENT_BUS_ARN"),
+        var("BEACON_EVENT_SOURCE"),
+        var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+    )
+}
+
+/// [`event_bus_from_env`]'s rules, on the variables' values.
+pub fn event_bus_from(
+    bus: Option<String>,
+    source: Option<String>,
+    own_region: Option<String>,
+) -> Result<Option<(String, String)>, MissingEnv> {
+    let bus = match bus {
+        Some(v) if !v.trim().is_empty() => v,
+        _ => return Ok(None),
     };
     let parts: Vec<&str> = bus.splitn(6, ':').collect();
     let is_bus = matches!(parts.as_slice(), ["arn", partition, "events", region, account, resource]
@@ -75,7 +88,20 @@ pub fn event_bus_from_env() -> Result<Option<(String, String)>, MissingEnv> {
             format!("{bus:?} is not an EventBridge bus ARN (arn:aws:events:<region>:<account>:event-bus/<name>)"),
         ));
     }
-    let source = std::env::var("BEACON_EVENT_SOURCE").unwrap_or_else(|_| "beacon".to_owned());
+    // PutEvents reaches another Region's bus only through a global
+    // endpoint: a bus elsewhere would fail every call, and with it every
+    // event. Refused at start instead.
+    if let Some(own) = own_region.filter(|r| !r.is_empty())
+        && parts[3] != own
+    {
+        return Err(MissingEnv::Invalid(
+            "BEACON_EVENT_BUS_ARN",
+            format!(
+                "{bus:?} is in another Region than this function's ({own}): put events on a bus here, and forward them with a rule"
+            ),
+        ));
+    }
+    let source = source.unwrap_or_else(|| "beacon".to_owned());
     if source.is_empty() || source.len() > 256 || source.starts_with("aws.") {
         return Err(MissingEnv::Invalid(
             "BEACON_EVENT_SOURCE",
@@ -168,4 +194,33 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .timeout_config(timeout_config())
         .load()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_bus_is_a_bus_arn_in_the_functions_own_region_with_a_usable_source() {
+        let bus = "arn:aws:events:us-east-1:123456789012:event-bus/platform";
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(event_bus_from(None, None, s("us-east-1")).unwrap(), None);
+        assert_eq!(event_bus_from(s(" "), None, None).unwrap(), None);
+        assert_eq!(
+            event_bus_from(s(bus), s("beacon.dev"), s("us-east-1")).unwrap(),
+            Some((bus.to_owned(), "beacon.dev".to_owned()))
+        );
+        assert_eq!(event_bus_from(s(bus), None, None).unwrap().unwrap().1, "beacon");
+        let refused = |bus: Option<String>, source: Option<String>, region: Option<String>, says: &str| {
+            let e = event_bus_from(bus, source, region).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        };
+        refused(s("platform"), None, None, "BEACON_EVENT_BUS_ARN");
+        refused(s("arn:aws:sns:us-east-1:123456789012:topic"), None, None, "not an EventBridge bus ARN");
+        refused(s("arn:aws:events:us-east-1:123456789012:event-bus/"), None, None, "not an EventBridge bus ARN");
+        refused(s("arn:aws:events:us-east-1:12345:event-bus/x"), None, None, "not an EventBridge bus ARN");
+        refused(s(bus), None, s("eu-west-1"), "another Region");
+        refused(s(bus), s("aws.events"), None, "BEACON_EVENT_SOURCE");
+        refused(s(bus), s(""), None, "BEACON_EVENT_SOURCE");
+    }
 }

@@ -8,9 +8,9 @@
 //!   `ProvisionedThroughputExceededException` (DynamoDB, DynamoDB Streams),
 //!   `RequestThrottled` (SQS's JSON protocol), or the query protocol's XML
 //!   `ErrorResponse` with code `Throttling` (SNS); for EventBridge's
-//!   PutEvents, the form its throttles take: a 200 whose every entry failed
-//!   with `ThrottlingException` (`FailedEntryCount`), which the SDK does not
-//!   retry;
+//!   PutEvents, the form its throttles take: a 200 in which some entries
+//!   failed with `ThrottlingException` (`FailedEntryCount`; the others
+//!   forwarded), which the SDK does not retry;
 //! - a 500 or 503 in the same formats;
 //! - a connection reset before the request is forwarded (nothing happened);
 //! - a connection reset after the engine answered, part-way through the
@@ -139,7 +139,9 @@ async fn handle(
     let forward = || forward(upstream, Request::from_parts(parts.clone(), Full::new(body.clone())));
     match fault {
         Fault::Pass => forward().await,
-        Fault::Throttle if service == Service::Events && operation == "PutEvents" => Ok(entries_throttled(&body)),
+        Fault::Throttle if service == Service::Events && operation == "PutEvents" => {
+            partly_throttled(upstream, &parts, &body).await
+        }
         Fault::Throttle | Fault::ServerError | Fault::Unavailable | Fault::Denied => {
             Ok(error_response(service, &operation, fault, &resource_of(service, &body)))
         }
@@ -233,23 +235,52 @@ fn resource_of(service: Service, body: &[u8]) -> String {
 }
 
 /// PutEvents throttled entry by entry, as EventBridge does when a
-/// throughput quota is hit: the call succeeds and every entry fails with
-/// `ThrottlingException`. Nothing is forwarded.
-fn entries_throttled(body: &[u8]) -> Response<ProxyBody> {
-    let entries = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["Entries"].as_array().map(Vec::len))
-        .unwrap_or(0);
-    let failed = serde_json::json!({
-        "ErrorCode": "ThrottlingException",
-        "ErrorMessage": "Request rate exceeded (injected by the fault proxy)."
-    });
-    let answer = serde_json::json!({ "FailedEntryCount": entries, "Entries": vec![failed; entries] });
+/// throughput quota is hit: the call succeeds, and some entries fail with
+/// `ThrottlingException` (`FailedEntryCount`). Here every other entry (all
+/// of a one-entry call) is refused, and the rest is forwarded; the answer
+/// merges both, in the request's order.
+async fn partly_throttled(
+    upstream: SocketAddr,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+) -> Result<Response<ProxyBody>, Dropped> {
+    let mut request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let entries = request["Entries"].as_array().cloned().unwrap_or_default();
+    let refused = |n: usize| entries.len() == 1 || n % 2 == 1;
+    let kept: Vec<serde_json::Value> =
+        entries.iter().enumerate().filter(|(n, _)| !refused(*n)).map(|(_, e)| e.clone()).collect();
+    let mut answered: Vec<serde_json::Value> = Vec::new();
+    let mut failed = 0;
+    if !kept.is_empty() {
+        request["Entries"] = serde_json::Value::Array(kept);
+        let forwarded = Bytes::from(request.to_string());
+        let mut parts = parts.clone();
+        parts.headers.insert(hyper::header::CONTENT_LENGTH, forwarded.len().into());
+        let response = forward(upstream, Request::from_parts(parts, Full::new(forwarded))).await?;
+        let bytes = response.into_body().collect().await.map_err(|e| Dropped::Upstream(e.to_string()))?.to_bytes();
+        let out: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        answered = out["Entries"].as_array().cloned().unwrap_or_default();
+        failed = out["FailedEntryCount"].as_u64().unwrap_or(0);
+    }
+    let mut answered = answered.into_iter();
+    let merged: Vec<serde_json::Value> = (0..entries.len())
+        .map(|n| match refused(n) {
+            true => {
+                failed += 1;
+                serde_json::json!({
+                    "ErrorCode": "ThrottlingException",
+                    "ErrorMessage": "Request rate exceeded (injected by the fault proxy)."
+                })
+            }
+            false => answered.next().unwrap_or_default(),
+        })
+        .collect();
+    let answer = serde_json::json!({ "FailedEntryCount": failed, "Entries": merged });
     let mut response = Response::new(full(Bytes::from(answer.to_string())));
     response
         .headers_mut()
         .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"));
-    response
+    Ok(response)
 }
 
 /// The error AWS's own service would send, in its wire format. A refusal

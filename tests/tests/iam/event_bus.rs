@@ -1,4 +1,4 @@
-//! Change events on an EventBridge bus (`EventBusArn`): with the parameter
+//! Change events on an EventBridge bus (`EventBusName`): with the parameter
 //! set, the fan-out and refresh functions may put events on that bus, as
 //! the stack's source, and nothing else; without it, on no bus.
 
@@ -15,7 +15,7 @@ fn the_functions_put_events_on_the_stacks_bus_as_its_source_only() {
     let t = deployed("template.yaml");
     let mut on = main_stack();
     on.insert("EventBusOn", json!(true));
-    on.insert("EventBusArn", json!(BUS));
+    on.insert("EventBusName", json!("platform"));
     let off = main_stack();
     // One source per entry of the call (IAM's events:source is multi-valued).
     let source = |s: &str| json!({ "events:source": [s] });
@@ -64,7 +64,7 @@ fn only_the_publishing_roles_put_the_stacks_source_on_the_bus() {
     let t = deployed("template.yaml");
     let mut env = main_stack();
     env.insert("EventBusOn", json!(true));
-    env.insert("EventBusArn", json!(BUS));
+    env.insert("EventBusName", json!("platform"));
     let r = &t["Resources"]["EventBusPolicy"];
     assert_eq!(r["Condition"].as_str(), Some("EventBusOn"));
     let policy = json!({ "Version": "2012-10-17", "Statement": [resolve(&r["Properties"]["Statement"], &env)] });

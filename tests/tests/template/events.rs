@@ -1,4 +1,4 @@
-//! Change events on EventBridge (`EventBusArn`): the schemas the stack
+//! Change events on EventBridge (`EventBusName`): the schemas the stack
 //! publishes to the EventBridge schema registry are the project's event
 //! schemas (`events/schema/`), as EventBridge carries them, and the
 //! functions put events on the bus only when the parameter is set.
@@ -99,9 +99,10 @@ pub(crate) fn kinds(name: &str) -> Vec<String> {
     }
 }
 
-/// The schemas a stack publishes, by resource: the change events' and the
-/// resolved events'.
-pub(crate) const SCHEMAS: &[(&str, &str)] = &[("ChangeEventSchema", "change"), ("ResolvedEventSchema", "resolved")];
+/// The schemas a stack publishes, by resource: one per schema in
+/// events/schema/ that an event on the bus follows (every kind's).
+pub(crate) const SCHEMAS: &[(&str, &str)] =
+    &[("ChangeEventSchema", "change"), ("InvalidEventSchema", "invalid"), ("ResolvedEventSchema", "resolved")];
 
 /// Each schema resource's content is the derivation above (with the
 /// stack's source), in the stack's registry, only when the bus is on.
@@ -120,7 +121,15 @@ fn the_schema_registry_holds_the_event_schemas_as_eventbridge_carries_them() {
             panic!("{resource}'s Content is not a !Sub")
         };
         assert_eq!(content.tag.to_string(), "!Sub");
-        let text = content.value.as_str().unwrap().replace("${Stage}", "dev");
+        // `!Sub` would read any other `${…}` in a schema (a pattern's, say)
+        // as a variable, and fail the deploy.
+        let text = content.value.as_str().unwrap();
+        assert_eq!(
+            text.matches("${").count(),
+            text.matches("${Stage}").count(),
+            "{resource}: a ${{ }} beside ${{Stage}}"
+        );
+        let text = text.replace("${Stage}", "dev");
         let deployed: Value = serde_json::from_str(&text).unwrap();
         let kinds = kinds(name);
         let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
@@ -131,4 +140,21 @@ fn the_schema_registry_holds_the_event_schemas_as_eventbridge_carries_them() {
             serde_json::to_string_pretty(&eventbridge_schema(name, &kinds, "beacon.${Stage}")).unwrap()
         );
     }
+}
+
+/// Every kind an event can have on the bus has its schema in the registry.
+#[test]
+fn every_kind_on_the_bus_has_a_schema() {
+    let mut covered: Vec<String> = SCHEMAS.iter().flat_map(|(_, name)| kinds(name)).collect();
+    covered.sort();
+    let mut all: Vec<String> = std::fs::read_dir(root().join("events/schema"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter_map(|f| f.strip_suffix(".schema.json").map(str::to_owned))
+        // The extension's file, not an event.
+        .filter(|name| name != "services-file")
+        .flat_map(|name| kinds(&name))
+        .collect();
+    all.sort();
+    assert_eq!(covered, all);
 }

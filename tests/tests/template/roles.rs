@@ -81,7 +81,7 @@ fn set(list: &[&str]) -> BTreeSet<String> {
 #[test]
 fn every_function_is_granted_exactly_what_its_code_calls() {
     let t = deployed("template.yaml");
-    // With EventBusArn set, both publishers put events on the bus too.
+    // With EventBusName set, both publishers put events on the bus too.
     let with_bus = |actions: &[&str]| set(&[actions, beacon_fanout::EVENT_BUS_IAM_ACTIONS].concat());
     assert_eq!(role_actions(&t, "FanoutFunction"), with_bus(beacon_fanout::IAM_ACTIONS));
     assert_eq!(role_actions(&t, "RefreshFunction"), with_bus(beacon_fanout::REFRESH_IAM_ACTIONS));
