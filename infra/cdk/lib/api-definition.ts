@@ -1,6 +1,6 @@
 // The catalog API's definition as the SAM template deploys it: a
-// CloudFormation fragment (infra/api-gateway.json; before it,
-// infra/openapi.yaml) that AWS::Include puts into the API's Body, with
+// CloudFormation fragment (infra/api-gateway.json, generated from the
+// OpenAPI document infra/openapi.yaml) that AWS::Include puts into the API's Body, with
 // conditions (Fn::If), Ref and Fn::Sub inside. Here it is rendered at synth
 // time for one construct's props: conditions are decided, AWS::NoValue
 // removes its key or element, Fn::Sub becomes a string with the
@@ -21,8 +21,8 @@ export interface ApiDefinitionContext {
   readonly variables: Record<string, string>;
 }
 
-/** The definition files, newest first: the generated JSON, then the YAML fragment it replaced. */
-export const DEFINITION_FILES = ['api-gateway.json', 'openapi.yaml'];
+/** The definition the template includes. */
+export const DEFINITION_FILES = ['api-gateway.json'];
 
 /** Reads the API definition: `file` if given, else the first of DEFINITION_FILES in `infraDir` that exists. */
 export function readApiDefinition(infraDir: string, file?: string): { file: string; document: unknown } {
@@ -32,8 +32,8 @@ export function readApiDefinition(infraDir: string, file?: string): { file: stri
   }
   const text = fs.readFileSync(found, 'utf8');
   const document: unknown = found.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-  // infra/openapi.yaml was the fragment once; it is now the plain OpenAPI
-  // document, without the integrations that make it deployable.
+  // A plain OpenAPI document (infra/openapi.yaml, say) has no
+  // integrations: deployed, every route would answer 500.
   if (!text.includes('x-amazon-apigateway-integration')) {
     throw new Error(
       `Beacon: ${found} has no API Gateway integration: it is not a deployable API definition ` +

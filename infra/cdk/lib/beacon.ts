@@ -4,6 +4,8 @@ import { Annotations, ArnFormat, Aws, CfnOutput, Duration, Names, RemovalPolicy,
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventschemas from 'aws-cdk-lib/aws-eventschemas';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
@@ -11,6 +13,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { readApiDefinition, renderApiDefinition } from './api-definition';
+import { EVENT_SCHEMAS, eventSchemaContent } from './event-schemas';
 import { checkInteger, checkName, checkNeeds, checkPattern } from './validation';
 
 /** This package's root (infra/cdk), from its compiled files in dist/lib. */
@@ -90,6 +93,16 @@ export interface BeaconProps {
    */
   readonly replicaStreamArn?: string;
   /**
+   * The name of an EventBridge bus in this stack's account and Region
+   * (`default`, or one of its own): every change event also goes on it,
+   * with `detail-type` the event's kind and `source` `beacon.<stage>`, the
+   * bus's policy lets only the construct's two publishing roles put that
+   * source, and the events' schemas go to an EventBridge schema registry
+   * `beacon-<stage>` (docs/deploy.md, "Change events on EventBridge").
+   * @default - events go to the SNS topic only
+   */
+  readonly eventBusName?: string;
+  /**
    * The directory of the Lambda artifacts `./scripts/package` builds:
    * `<name>/bootstrap.zip` for each function and
    * `extensions/beacon-extension.zip` for the layer.
@@ -99,7 +112,7 @@ export interface BeaconProps {
   /**
    * The catalog API's definition, a CloudFormation fragment as the SAM
    * template includes it.
-   * @default - the repository's infra/api-gateway.json (or, before it existed, infra/openapi.yaml)
+   * @default - the repository's infra/api-gateway.json
    */
   readonly apiDefinitionFile?: string;
 }
@@ -296,11 +309,29 @@ export class Beacon extends Construct {
     // optional destination of the events (an EventBridge bus) adds its
     // variables to publisherEnvironment and its statement to publishing,
     // which follows Publish in both roles as in the template.
+    const eventSource = `beacon.${stage}`;
+    const busArn =
+      settings.eventBusName === undefined
+        ? undefined
+        : Stack.of(this).formatArn({ service: 'events', resource: 'event-bus', resourceName: settings.eventBusName });
     const publisherEnvironment: Record<string, string> = {
       BEACON_TOPIC_ARN: topic.topicArn,
       BEACON_REFRESH_QUEUE_URL: refreshQueue.queueUrl,
+      ...(busArn !== undefined ? { BEACON_EVENT_BUS_ARN: busArn, BEACON_EVENT_SOURCE: eventSource } : {}),
     };
-    const publishing = [allow('Publish', ['sns:Publish'], [topic.topicArn])];
+    const publishing = [
+      allow('Publish', ['sns:Publish'], [topic.topicArn]),
+      // The same events on the bus, as the stack's source only (every
+      // entry's: events:source is multi-valued, and never none).
+      ...(busArn !== undefined
+        ? [
+            allow('PutEvents', ['events:PutEvents'], [busArn], {
+              'ForAllValues:StringEquals': { 'events:source': eventSource },
+              'Null': { 'events:source': 'false' },
+            }),
+          ]
+        : []),
+    ];
     const fanout = fn('FanoutFunction', {
       functionName: `beacon-fanout-${stage}`,
       description: 'Stream batch -> change events on SNS + resolved-item refresh.',
@@ -462,6 +493,39 @@ export class Beacon extends Construct {
         conditions: { ArnNotEquals: { 'aws:PrincipalArn': pipelineRoles } },
       }),
     );
+
+    // ---- change events on an EventBridge bus (eventBusName) -------------------
+    if (settings.eventBusName !== undefined && busArn !== undefined) {
+      // On the bus, only the two publishing roles put this source: the
+      // topic's NobodyElsePublishes, for the bus.
+      new events.CfnEventBusPolicy(this, 'EventBusPolicy', {
+        eventBusName: settings.eventBusName,
+        statementId: `beacon-${stage}-only-its-publishers`,
+        statement: {
+          Effect: 'Deny',
+          Principal: '*',
+          Action: 'events:PutEvents',
+          Resource: busArn,
+          Condition: {
+            'ForAnyValue:StringEquals': { 'events:source': eventSource },
+            'ArnNotEquals': { 'aws:PrincipalArn': pipelineRoles },
+          },
+        },
+      });
+      const registry = new eventschemas.CfnRegistry(this, 'EventSchemaRegistry', {
+        registryName: `beacon-${stage}`,
+        description: "Beacon's events as they arrive on an EventBridge bus (detail-type = the kind, source = beacon.<Stage>).",
+      });
+      for (const schema of EVENT_SCHEMAS) {
+        new eventschemas.CfnSchema(this, schema.id, {
+          registryName: registry.attrRegistryName,
+          schemaName: `beacon.${stage}@${schema.suffix}`,
+          type: 'JSONSchemaDraft4',
+          description: schema.description,
+          content: eventSchemaContent(REPO_ROOT, schema, eventSource),
+        });
+      }
+    }
 
     // ---- the catalog API ------------------------------------------------------
     const definition = readApiDefinition(path.join(REPO_ROOT, 'infra'), props.apiDefinitionFile);
@@ -898,6 +962,7 @@ interface Settings {
   readonly signedReads: boolean;
   readonly organizationId?: string;
   readonly replicaStreamArn?: string;
+  readonly eventBusName?: string;
 }
 
 const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
@@ -917,6 +982,7 @@ function checkProps(props: BeaconProps): Settings {
     // An empty string is the template's "not set".
     organizationId: props.organizationId || undefined,
     replicaStreamArn: props.replicaStreamArn || undefined,
+    eventBusName: props.eventBusName || undefined,
   };
   checkPattern(where, 'props.stage', s.stage, /^[a-z][a-z0-9-]{0,15}$/, 'a stage');
   checkInteger(where, 'props.parallelizationFactor', s.parallelizationFactor, 1, 10);
@@ -937,6 +1003,15 @@ function checkProps(props: BeaconProps): Settings {
       s.replicaStreamArn,
       /^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table\/beacon-[a-z0-9-]+\/stream\/[0-9T:.-]+$/,
       'a DynamoDB stream ARN of a beacon-<stage> table',
+    );
+  }
+  if (s.eventBusName !== undefined) {
+    checkPattern(
+      where,
+      'props.eventBusName',
+      s.eventBusName,
+      /^[A-Za-z0-9._-]{1,256}$/,
+      "an EventBridge bus's name in this stack's account and Region (a name, not an ARN)",
     );
   }
   // The template's rule OneRegionForOrganizations.

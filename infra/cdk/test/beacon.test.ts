@@ -314,6 +314,35 @@ describe('the props', () => {
     assert.equal(beacon.table, undefined);
   });
 
+  it('eventBusName: both publishers put on the bus as beacon.<stage>, the bus policy, the schema registry', () => {
+    const t = template({ eventBusName: 'platform', stage: 'prod' });
+    const bus = { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':events:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':event-bus/platform']] };
+    for (const name of ['beacon-fanout-prod', 'beacon-refresh-prod']) {
+      t.hasResourceProperties('AWS::Lambda::Function', {
+        FunctionName: name,
+        Environment: { Variables: Match.objectLike({ BEACON_EVENT_BUS_ARN: bus, BEACON_EVENT_SOURCE: 'beacon.prod' }) },
+      });
+    }
+    const putters = Object.values(t.findResources('AWS::IAM::Role')).filter((r) =>
+      JSON.stringify(r).includes('"events:PutEvents"'),
+    );
+    assert.equal(putters.length, 2, 'the fan-out\'s and the refresh function\'s roles only');
+    t.hasResourceProperties('AWS::Events::EventBusPolicy', {
+      EventBusName: 'platform',
+      Statement: Match.objectLike({ Effect: 'Deny', Condition: Match.objectLike({ 'ForAnyValue:StringEquals': { 'events:source': 'beacon.prod' } }) }),
+    });
+    t.hasResourceProperties('AWS::EventSchemas::Registry', { RegistryName: 'beacon-prod' });
+    t.resourceCountIs('AWS::EventSchemas::Schema', 3);
+    const change = Object.values(t.findResources('AWS::EventSchemas::Schema', { Properties: { SchemaName: 'beacon.prod@Change' } }));
+    const content = JSON.parse(change[0].Properties.Content);
+    assert.deepEqual(content.properties.source.enum, ['beacon.prod']);
+    assert.deepEqual(content.properties['detail-type'].enum, ['registered', 'updated', 'status_changed', 'deregistered', 'expired']);
+    const none = template();
+    none.resourceCountIs('AWS::EventSchemas::Schema', 0);
+    none.resourceCountIs('AWS::Events::EventBusPolicy', 0);
+    assert.doesNotMatch(JSON.stringify(none.toJSON()), /events:PutEvents|BEACON_EVENT_BUS_ARN/);
+  });
+
   it('bad values are refused at synth, naming the prop', () => {
     const cases: Array<[BeaconProps, string]> = [
       [{ organizationId: 'x' }, 'Beacon: props.organizationId "x" is not an Organization id (o-[a-z0-9]{10,32})'],
@@ -335,6 +364,11 @@ describe('the props', () => {
         'Beacon: props.replicaStreamArn "arn:aws:dynamodb:eu-west-1:123456789012:table/other/stream/2026" is not a DynamoDB stream ARN of a beacon-<stage> table',
       ],
       [{ organizationId: ORG, replicaStreamArn: REPLICA }, 'Beacon: props.organizationId and props.replicaStreamArn are not combined yet'],
+      [
+        { eventBusName: 'arn:aws:events:us-east-1:123456789012:event-bus/platform' },
+        'Beacon: props.eventBusName "arn:aws:events:us-east-1:123456789012:event-bus/platform" is not an EventBridge bus\'s name in this stack\'s account and Region (a name, not an ARN)',
+      ],
+      [{ eventBusName: 'two words' }, 'Beacon: props.eventBusName "two words" is not an EventBridge bus\'s name'],
     ];
     for (const [props, message] of cases) {
       assert.throws(() => beaconStack(props), (e: Error) => e.message.startsWith(message), `${JSON.stringify(props)} → ${message}`);
@@ -345,7 +379,8 @@ describe('the props', () => {
     for (const props of [
       { parallelizationFactor: 10, batchSize: 10000, maximumRetryAttempts: -1, refreshConcurrency: 1000, sweepIntervalMs: 100 },
       { parallelizationFactor: 1, batchSize: 1, maximumRetryAttempts: 10000, refreshConcurrency: 2, sweepIntervalMs: 60000 },
-      { organizationId: '', replicaStreamArn: '' },
+      { organizationId: '', replicaStreamArn: '', eventBusName: '' },
+      { eventBusName: 'default' },
       { stage: 'p', logLevel: lambda.ApplicationLogLevel.TRACE },
     ] as BeaconProps[]) {
       beaconStack(props);

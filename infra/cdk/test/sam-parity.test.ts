@@ -272,6 +272,7 @@ const CASES: Array<{ name: string; props: BeaconProps; params: Record<string, st
     },
   },
   { name: 'a replica of a global table', props: { replicaStreamArn: REPLICA }, params: { ReplicaStreamArn: REPLICA } },
+  { name: 'an EventBridge bus', props: { eventBusName: 'platform' }, params: { EventBusName: 'platform' } },
 ];
 
 describe('the construct deploys what infra/template.yaml deploys (after AWS\'s SAM transform)', { skip: !HAVE_SAM && 'no .venv: run ./scripts/bootstrap' }, () => {
