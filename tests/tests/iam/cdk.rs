@@ -41,7 +41,7 @@ use serde_yaml::Value as Yaml;
 use crate::deployed::{
     api_policy, deployed, main_stack, organization_stack, policy_file, resolve, resource_policy, root, table_policy,
 };
-use crate::simulator::keys;
+use crate::simulator::{keys, simulate};
 use crate::*;
 
 const ORGANIZATION: &[&str] = &["OrganizationId=o-a1b2c3d4e5", "SignedReads=on"];
@@ -251,21 +251,7 @@ fn assert_same_atoms(what: &str, sam: &[Value], cdk: &[Value]) {
 
 /// The simulator's decision for each request (`tests/iam/simulate.mjs`).
 fn decide(requests: &[Value]) -> Vec<String> {
-    let mut child = Command::new("node")
-        .arg(root().join("tests/iam/simulate.mjs"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node runs the simulator (./scripts/bootstrap installs it)");
-    let input = serde_json::to_vec(requests).unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(out.status.success(), "the simulator failed: {}", String::from_utf8_lossy(&out.stderr));
-    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    results.iter().map(|r| r["result"].as_str().unwrap().to_owned()).collect()
+    simulate(requests).iter().map(|r| r["result"].as_str().unwrap().to_owned()).collect()
 }
 
 /// The requests every role is asked about: functions.rs's, and around them.

@@ -10,13 +10,18 @@ use crate::{FANOUT_ROLE, REFRESH_ROLE, UNRELATED_ROLE};
 
 const BUS: &str = "arn:aws:events:us-east-1:123456789012:event-bus/platform";
 
+/// The SAM tests' stack with `EventBusName=platform`.
+fn bus_stack() -> std::collections::BTreeMap<&'static str, Value> {
+    let mut env = main_stack();
+    env.insert("EventBusOn", json!(true));
+    env.insert("EventBusName", json!("platform"));
+    env
+}
+
 #[test]
 fn the_functions_put_events_on_the_stacks_bus_as_its_source_only() {
     let t = deployed("template.yaml");
-    let mut on = main_stack();
-    on.insert("EventBusOn", json!(true));
-    on.insert("EventBusName", json!("platform"));
-    let off = main_stack();
+    let (on, off) = (bus_stack(), main_stack());
     // One source per entry of the call (IAM's events:source is multi-valued).
     let source = |s: &str| json!({ "events:source": [s] });
     let mut cases = Vec::new();
@@ -62,9 +67,7 @@ fn the_functions_put_events_on_the_stacks_bus_as_its_source_only() {
 #[test]
 fn only_the_publishing_roles_put_the_stacks_source_on_the_bus() {
     let t = deployed("template.yaml");
-    let mut env = main_stack();
-    env.insert("EventBusOn", json!(true));
-    env.insert("EventBusName", json!("platform"));
+    let env = bus_stack();
     let r = &t["Resources"]["EventBusPolicy"];
     assert_eq!(r["Condition"].as_str(), Some("EventBusOn"));
     let policy = json!({ "Version": "2012-10-17", "Statement": [resolve(&r["Properties"]["Statement"], &env)] });

@@ -109,6 +109,27 @@ pub(crate) fn keys(pk: &str) -> Value {
     json!({ "dynamodb:LeadingKeys": [pk] })
 }
 
+/// The simulator's answer to each request (`tests/iam/simulate.mjs`), in
+/// order: `{ name, result }`.
+pub(crate) fn simulate(requests: &[Value]) -> Vec<Value> {
+    let mut child = Command::new("node")
+        .arg(root().join("tests/iam/simulate.mjs"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs the simulator (./scripts/bootstrap installs it)");
+    // Written from a thread of its own: a large input would otherwise fill
+    // the pipe while the simulator waits to be read.
+    let input = serde_json::to_vec(requests).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "the simulator failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Runs the simulator over every case and fails naming each case whose
 /// decision differs (or that the simulator refused as input).
 pub(crate) fn assert_decisions(cases: &[Case]) {
@@ -131,17 +152,7 @@ pub(crate) fn assert_decisions(cases: &[Case]) {
             v
         })
         .collect();
-    let mut child = Command::new("node")
-        .arg(root().join("tests/iam/simulate.mjs"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node runs the simulator (./scripts/bootstrap installs it)");
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the simulator failed: {}", String::from_utf8_lossy(&out.stderr));
-    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let results = simulate(&input);
     assert_eq!(results.len(), cases.len());
     let wrong: Vec<String> = cases
         .iter()
