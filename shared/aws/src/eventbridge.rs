@@ -17,6 +17,7 @@
 //! `event_id`) on both sides.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use aws_sdk_eventbridge::Client;
@@ -36,12 +37,18 @@ pub struct EventBridgePublisher {
     client: Client,
     bus: String,
     source: String,
+    calls: Arc<AtomicU64>,
 }
 
 impl EventBridgePublisher {
     /// A publisher onto `bus` (a name or ARN) as `source`.
     pub fn new(client: Client, bus: impl Into<String>, source: impl Into<String>) -> Self {
-        Self { client, bus: bus.into(), source: source.into() }
+        Self { client, bus: bus.into(), source: source.into(), calls: Arc::default() }
+    }
+
+    /// PutEvents calls made so far, resends included (for the benchmarks).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// The size PutEvents counts for an entry (AWS's "Calculating PutEvents
@@ -123,6 +130,7 @@ impl EventBridgePublisher {
                         .build()
                 })
                 .collect();
+            self.calls.fetch_add(1, Ordering::Relaxed);
             let send = self.client.put_events().set_entries(Some(entries));
             calls.push(async move { (range, send.send().await) });
         }
