@@ -23,49 +23,13 @@ use beacon_domain::{Registration, Status};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::MappingConfig;
 use beacon_local::pipeline::{self, Clients, Mapping, Names};
+use beacon_tests::bench::{percentile, stamp_receipts};
 use beacon_tests::{now, sdk_config, unique};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// Stamps the receipt time of each `registered` event a queue gets, by
-/// instance id; `detail` says the body is an EventBridge envelope.
-fn drain(
-    sqs: aws_sdk_sqs::Client,
-    url: String,
-    detail: bool,
-    stop: watch::Receiver<bool>,
-) -> (Arc<Mutex<HashMap<String, Instant>>>, tokio::task::JoinHandle<()>) {
-    let received: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let seen = received.clone();
-    let task = tokio::spawn(async move {
-        while !*stop.borrow() {
-            let Ok(out) =
-                sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await
-            else {
-                continue;
-            };
-            let at = Instant::now();
-            for m in out.messages.unwrap_or_default() {
-                if let Some(h) = &m.receipt_handle {
-                    let _ = sqs.delete_message().queue_url(&url).receipt_handle(h).send().await;
-                }
-                let v: serde_json::Value = serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or_default();
-                let event = if detail { &v["detail"] } else { &v };
-                if event["kind"] == "registered"
-                    && let Some(id) = event["instance_id"].as_str()
-                {
-                    seen.lock().await.entry(id.to_owned()).or_insert(at);
-                }
-            }
-        }
-    });
-    (received, task)
+/// A `registered` event's instance id (the events these benches count).
+fn registered(event: &serde_json::Value) -> Option<String> {
+    (event["kind"] == "registered").then(|| event["instance_id"].as_str().map(str::to_owned)).flatten()
 }
 
 struct Run {
@@ -91,7 +55,7 @@ async fn run(changes: usize, with_bus: bool) -> Run {
         .await
         .unwrap()
         .url;
-    let (on_sns, sns_task) = drain(clients.sqs.clone(), sns_queue, false, stop_rx.clone());
+    let (on_sns, sns_task) = stamp_receipts(clients.sqs.clone(), sns_queue, stop_rx.clone(), registered);
     let sns = SnsPublisher::new(clients.sns.clone(), &resources.topic_arn);
     let mut publisher = ChangePublisher::new(sns.clone());
     let mut bus_side = None;
@@ -108,7 +72,8 @@ async fn run(changes: usize, with_bus: bool) -> Run {
         events.put_targets().rule("bench").event_bus_name(&name).targets(target).send().await.unwrap();
         let putter = EventBridgePublisher::new(events.clone(), bus, "beacon.bench");
         publisher = publisher.with_bus(putter.clone());
-        bus_side = Some((putter, drain(clients.sqs.clone(), url, true, stop_rx.clone())));
+        bus_side =
+            Some((putter, stamp_receipts(clients.sqs.clone(), url, stop_rx.clone(), |v| registered(&v["detail"]))));
     }
     let registry = DynamoTable::new(clients.dynamodb.clone(), &table);
     let fanout = Arc::new(FanOut::new(registry.clone(), publisher, resources.refresh_queue(&clients)));

@@ -26,16 +26,10 @@ use beacon_domain::{Registration, Status};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::MappingConfig;
 use beacon_local::pipeline::{self, Clients, Mapping, Names};
+use beacon_tests::bench::percentile;
 use beacon_tests::{sdk_config, unique};
 use futures::StreamExt;
 use tokio::sync::{Mutex, watch};
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 struct Run {
     interval_ms: u64,

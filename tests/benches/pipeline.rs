@@ -23,16 +23,9 @@ use beacon_domain::{Registration, Status, parse_needs};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::MappingConfig;
 use beacon_local::pipeline::{self, Clients, Mapping, Names};
+use beacon_tests::bench::percentile;
 use beacon_tests::{now, sdk_config, unique};
-use tokio::sync::{Mutex, watch};
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
+use tokio::sync::watch;
 
 fn summary(name: &str, mut ms: Vec<f64>) -> String {
     ms.sort_by(|a, b| a.total_cmp(b));
@@ -75,31 +68,10 @@ async fn main() {
         .await
         .expect("subscribing the queue")
         .url;
-    let received: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let (rx_stop, rx_stop_rx) = watch::channel(false);
-    let receiver = {
-        let (sqs, url, received) = (sqs.clone(), queue_url.clone(), received.clone());
-        tokio::spawn(async move {
-            while !*rx_stop_rx.borrow() {
-                let Ok(out) =
-                    sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await
-                else {
-                    continue;
-                };
-                let at = Instant::now();
-                for m in out.messages.unwrap_or_default() {
-                    if let Some(h) = &m.receipt_handle {
-                        let _ = sqs.delete_message().queue_url(&url).receipt_handle(h).send().await;
-                    }
-                    let v: serde_json::Value =
-                        serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or_default();
-                    if let Some(id) = v["instance_id"].as_str() {
-                        received.lock().await.entry(id.to_owned()).or_insert(at);
-                    }
-                }
-            }
-        })
-    };
+    let (received, receiver) = beacon_tests::bench::stamp_receipts(sqs.clone(), queue_url.clone(), rx_stop_rx, |v| {
+        v["instance_id"].as_str().map(str::to_owned)
+    });
 
     // Polling baselines on the same changes (seed 1's design): clients that
     // read every service's catalog entry each interval, from a random phase.

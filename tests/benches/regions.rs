@@ -18,18 +18,12 @@ use std::time::{Duration, Instant};
 use beacon_domain::ports::Registrations;
 use beacon_domain::{Registration, Status};
 use beacon_local::replication::ReplicationConfig;
+use beacon_tests::bench::percentile;
 use beacon_tests::regions::Regions;
 use beacon_tests::{Queue, now};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn row(name: &str, mut ms: Vec<f64>) -> String {

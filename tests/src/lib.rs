@@ -6,6 +6,7 @@
 //! moto SNS/SQS server.
 
 pub mod api;
+pub mod bench;
 pub mod extensions_api;
 pub mod faults;
 pub mod plot;
