@@ -19,12 +19,11 @@ use std::time::{Duration, Instant};
 use beacon_aws::viewer::subscribe_queue;
 use beacon_aws::{ChangePublisher, DynamoTable, EventBridgePublisher, SnsPublisher};
 use beacon_domain::ports::Registrations;
-use beacon_domain::{Registration, Status};
 use beacon_fanout::FanOut;
 use beacon_local::mapping::MappingConfig;
 use beacon_local::pipeline::{self, Clients, Mapping, Names};
 use beacon_tests::bench::{percentile, stamp_receipts};
-use beacon_tests::{now, sdk_config, unique};
+use beacon_tests::{sdk_config, unique};
 use tokio::sync::watch;
 
 /// A `registered` event's instance id (the events these benches count).
@@ -87,17 +86,8 @@ async fn run(changes: usize, with_bus: bool) -> Run {
 
     let mut written: HashMap<String, Instant> = HashMap::new();
     for i in 0..changes {
-        let id = format!("i{i}");
-        let r = Registration::new_at(
-            &format!("svc{}", i % 10),
-            "1.0.0",
-            &id,
-            "https://x.example",
-            Status::Healthy,
-            3600,
-            now(),
-        )
-        .unwrap();
+        let r = beacon_tests::bench::change(i);
+        let id = r.instance_id.clone();
         written.insert(id, Instant::now());
         registry.put(&r).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;

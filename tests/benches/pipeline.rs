@@ -122,17 +122,8 @@ async fn main() {
     let recs_before = handled_records.load(Ordering::Relaxed);
     let nanos_before = handler_nanos.load(Ordering::Relaxed);
     for i in 0..changes {
-        let id = format!("i{i}");
-        let r = Registration::new_at(
-            &format!("svc{}", i % 10),
-            "1.0.0",
-            &id,
-            "https://x.example",
-            Status::Healthy,
-            3600,
-            now(),
-        )
-        .expect("valid");
+        let r = beacon_tests::bench::change(i);
+        let id = r.instance_id.clone();
         written.insert(id, Instant::now());
         writer.put(&r).await.expect("write");
         tokio::time::sleep(Duration::from_millis(20)).await;

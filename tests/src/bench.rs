@@ -17,6 +17,22 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The benchmarks' `i`-th change: a new healthy instance `i<i>` of one of
+/// ten services with no dependents (`svc0`…`svc9`).
+pub fn change(i: usize) -> beacon_domain::Registration {
+    let (service, id) = (format!("svc{}", i % 10), format!("i{i}"));
+    beacon_domain::Registration::new_at(
+        &service,
+        "1.0.0",
+        &id,
+        "https://x.example",
+        beacon_domain::Status::Healthy,
+        3600,
+        crate::now(),
+    )
+    .expect("a valid registration")
+}
+
 /// When each event arrived, by the key `key` reads from its body.
 pub type Receipts = Arc<Mutex<HashMap<String, Instant>>>;
 
