@@ -124,7 +124,11 @@ pub fn for_stack(stack: Stack) -> Result<Value, String> {
 /// The definition infra/template.yaml deploys: a CloudFormation fragment
 /// (AWS::Include) for every setting at once.
 pub fn api_gateway() -> Result<Value, String> {
-    let mut doc = document();
+    api_gateway_from(document())
+}
+
+/// [`api_gateway`] of a given document.
+fn api_gateway_from(mut doc: Value) -> Result<Value, String> {
     let integration = json!({
         "type": "aws_proxy",
         "httpMethod": "POST",
@@ -132,8 +136,9 @@ pub fn api_gateway() -> Result<Value, String> {
     });
     // A path's operations that exist under a condition: the whole path
     // item goes behind it (CloudFormation cannot remove one key of an
-    // object otherwise), so its operations must agree on it.
-    let mut conditional: Map<String, Value> = Map::new();
+    // object otherwise), so its operations must agree on it, in whatever
+    // order they come.
+    let mut by_path: std::collections::BTreeMap<String, Option<String>> = std::collections::BTreeMap::new();
     for (path, method, op) in operations_mut(&mut doc) {
         op.insert("x-amazon-apigateway-integration".into(), integration.clone());
         if let Some(parameter) = op.remove(SIGNED_WHEN) {
@@ -141,15 +146,17 @@ pub fn api_gateway() -> Result<Value, String> {
             op.insert("security".into(), json!({ "Fn::If": [condition, [{ "sigv4": [] }], []] }));
         }
         let deployed_when = op.remove(DEPLOYED_WHEN).map(|p| condition_of(&p)).transpose()?;
-        match (conditional.get(path), deployed_when) {
-            (None, Some(c)) => {
-                conditional.insert(path.clone(), Value::String(c));
+        match by_path.get(path) {
+            Some(seen) if *seen != deployed_when => {
+                return Err(format!("{method} {path}: a path's operations must share one {DEPLOYED_WHEN}"));
             }
-            (Some(Value::String(c)), Some(d)) if *c == d => {}
-            (None, None) => {}
-            _ => return Err(format!("{method} {path}: a path's operations must share one {DEPLOYED_WHEN}")),
+            _ => {
+                by_path.insert(path.clone(), deployed_when);
+            }
         }
     }
+    let conditional: Vec<(String, String)> =
+        by_path.into_iter().filter_map(|(path, condition)| condition.map(|c| (path, c))).collect();
     let paths = doc.get_mut("paths").and_then(Value::as_object_mut).ok_or("the document has no paths")?;
     for (path, condition) in conditional {
         if let Some(item) = paths.remove(&path) {
@@ -221,6 +228,25 @@ mod tests {
             Value::Array(a) => a.iter().any(|v| has_key(v, prefix)),
             _ => false,
         }
+    }
+
+    #[test]
+    fn a_path_whose_operations_disagree_on_their_condition_is_refused_in_either_order() {
+        let conditional = json!({ "x-beacon-deployed-when": "UnscopedWriteRoutes", "responses": {} });
+        let plain = json!({ "responses": {} });
+        for (first, second) in [("get", "post"), ("post", "get")] {
+            let doc = json!({
+                "paths": { "/x": { first: conditional.clone(), second: plain.clone() } },
+                "components": { "securitySchemes": { "sigv4": {} } }
+            });
+            let err = api_gateway_from(doc).unwrap_err();
+            assert!(err.contains("/x") && err.contains("x-beacon-deployed-when"), "{err}");
+        }
+        let agreeing = json!({
+            "paths": { "/x": { "get": conditional.clone(), "post": conditional } },
+            "components": { "securitySchemes": { "sigv4": {} } }
+        });
+        assert_eq!(api_gateway_from(agreeing).unwrap()["paths"]["/x"]["Fn::If"][0], "UnscopedWriteRoutesOn");
     }
 
     #[test]
