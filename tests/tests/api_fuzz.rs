@@ -9,8 +9,8 @@
 //! deregistered version's lookup is 404 (`tests/api/beacon_hooks.py`).
 //!
 //! Bounded: `BEACON_FUZZ_EXAMPLES` examples per operation and phase
-//! (default 20) and `BEACON_FUZZ_SECONDS` for the whole run (default 50;
-//! 150, then 70, until CI's 15-minute budget needed the time).
+//! (default 20) and `BEACON_FUZZ_SECONDS` for the whole run (default 35;
+//! 150, then 70, then 50, until CI's 15-minute budget needed the time).
 //! A longer run: `BEACON_FUZZ_EXAMPLES=2000 BEACON_FUZZ_SECONDS=3600 cargo
 //! test -p beacon-tests --test api_fuzz -- --nocapture` with the stack from
 //! `beacon dev up --no-pipeline` and its `dev.env` sourced.
@@ -54,7 +54,7 @@ async fn the_fuzzer_finds_no_request_the_api_answers_against_its_definition() {
     std::fs::write(&schema, serde_json::to_vec_pretty(&document).unwrap()).unwrap();
 
     let examples = env_or("BEACON_FUZZ_EXAMPLES", 20);
-    let seconds = env_or("BEACON_FUZZ_SECONDS", 50);
+    let seconds = env_or("BEACON_FUZZ_SECONDS", 35);
     let seed = env_or("BEACON_SEED", beacon_tests::now() as u64);
     eprintln!("fuzz: seed {seed} (BEACON_SEED={seed} replays), {examples} examples, at most {seconds} s");
     let report = dir.join("report.json");
