@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use beacon_domain::view::Needs;
-use beacon_local::proxy::{Fault, Matcher, Mix};
 use beacon_local::replication::ReplicationConfig;
 use beacon_tests::faults::{Rng, seed};
 use beacon_tests::now;
@@ -48,18 +47,7 @@ async fn soak_across_two_regions_under_wire_faults_loses_nothing_in_either() {
     );
 
     let wire = Wire::start().await;
-    wire.plan.set_mix(Some(Mix {
-        seed: seed.rotate_left(29),
-        rates: vec![
-            (Fault::Throttle, 0.02),
-            (Fault::ServerError, 0.01),
-            (Fault::Unavailable, 0.01),
-            (Fault::ResetBefore, 0.01),
-            (Fault::ResetAfter, 0.01),
-            (Fault::Slow, 0.01),
-        ],
-        only: Matcher::default(),
-    }));
+    wire.plan.set_mix(Some(account::wire_mix(seed, false)));
     let replication = ReplicationConfig {
         delay: Duration::from_millis(500),
         jitter: Duration::from_millis(300),
@@ -74,13 +62,12 @@ async fn soak_across_two_regions_under_wire_faults_loses_nothing_in_either() {
     })
     .await;
 
-    let kinds = r#"{"kind":["registered","updated","status_changed","deregistered","expired","invalid"]}"#;
     let stop_drain = Arc::new(AtomicBool::new(false));
     let mut events = Vec::new();
     let mut drainers = Vec::new();
     for p in &regions.pipelines {
         let got = Arc::new(Mutex::new(Vec::new()));
-        drainers.push(drain(p.subscribe(Some(kinds)).await, got.clone(), stop_drain.clone()));
+        drainers.push(drain(p.subscribe(Some(account::CHANGE_KINDS)).await, got.clone(), stop_drain.clone()));
         events.push(got);
     }
 
@@ -206,11 +193,7 @@ async fn soak_across_two_regions_under_wire_faults_loses_nothing_in_either() {
     );
     let on_failure: u64 = regions.pipelines.iter().map(|p| p.stats.sent_to_on_failure.load(Ordering::Relaxed)).sum();
     regions.stop().await;
-    wire.plan.set_mix(None);
-    let wire_counts = wire.plan.counts();
-    wire.stop().await;
-    let wire_faults: BTreeMap<&str, usize> =
-        wire_counts.iter().filter(|(f, _)| **f != Fault::Pass).map(|(f, n)| (f.name(), *n)).collect();
+    let (wire_faults, _) = account::stop_wire(wire).await;
     assert_eq!(on_failure, 0, "seed {seed}: a batch went to the on-failure queue");
     let figures = serde_json::json!({
         "seed": seed,

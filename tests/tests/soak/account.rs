@@ -1,17 +1,53 @@
-//! What both soaks share: their settings, the subscriber's drain, and
-//! the accounting of events against the writes that explain them.
+//! What both soaks share: their settings, the wire faults, the
+//! subscriber's filter and drain, and the accounting of events against the
+//! writes that explain them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use beacon_local::proxy::{Fault, Matcher, Mix};
 use beacon_tests::Queue;
+use beacon_tests::wire::Wire;
 use serde_json::Value;
+
+/// The event kinds a soak's subscriber takes (every kind a write explains).
+pub(crate) const CHANGE_KINDS: &str =
+    r#"{"kind":["registered","updated","status_changed","deregistered","expired","invalid"]}"#;
+
+/// The soaks' wire faults, rates per request: low enough that a call
+/// exhausting its four attempts is rare (the mapping and the refresh queue
+/// retry those). `hangs` adds a rarer hang (each costs an attempt timeout);
+/// the Regions soak has none, as its two pipelines share the time budget.
+pub(crate) fn wire_mix(seed: u64, hangs: bool) -> Mix {
+    let mut rates = vec![
+        (Fault::Throttle, 0.02),
+        (Fault::ServerError, 0.01),
+        (Fault::Unavailable, 0.01),
+        (Fault::ResetBefore, 0.01),
+        (Fault::ResetAfter, 0.01),
+        (Fault::Slow, 0.01),
+    ];
+    if hangs {
+        rates.push((Fault::Hang, 0.001));
+    }
+    Mix { seed: seed.rotate_left(29), rates, only: Matcher::default() }
+}
 
 /// A bound from the environment, else its default.
 pub(crate) fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Stops injecting and stops the proxies: the faults injected, by name, and
+/// every request the proxies saw.
+pub(crate) async fn stop_wire(wire: Wire) -> (BTreeMap<&'static str, usize>, usize) {
+    wire.plan.set_mix(None);
+    let counts = wire.plan.counts();
+    wire.stop().await;
+    let faults = counts.iter().filter(|(f, _)| **f != Fault::Pass).map(|(f, n)| (f.name(), *n)).collect();
+    (faults, counts.values().sum())
 }
 
 /// Keeps receiving from `queue` into `into` until `stop`.

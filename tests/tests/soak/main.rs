@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 
 use beacon_aws::DynamoTable;
 use beacon_domain::view::Needs;
-use beacon_local::proxy::{Fault, Matcher, Mix};
 use beacon_tests::faults::{ChaosPublisher, FaultyRegistry, Outage, RegistryFaults, Rng, seed};
 use beacon_tests::wire::Wire;
 use beacon_tests::{Options, TestPipeline, now, unique};
@@ -56,25 +55,10 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
     std::fs::create_dir_all(&dir).unwrap();
     let checkpoint = dir.join("checkpoint.json");
     let (f, pf) = (faults.clone(), publish_faults.clone());
-    // The wire faults: SNS through the proxy, then the outage hop. Rates per
-    // request, low enough that a call exhausting its four attempts is rare
-    // (the mapping and the refresh queue retry those), hangs rarer still
-    // (each costs an attempt timeout).
+    // The wire faults: SNS through the proxy, then the outage hop.
     let wire = Wire::start_to(&outage.url()).await;
     let wire_clients = wire.clients(&beacon_tests::sdk_config().await);
-    wire.plan.set_mix(Some(Mix {
-        seed: seed.rotate_left(29),
-        rates: vec![
-            (Fault::Throttle, 0.02),
-            (Fault::ServerError, 0.01),
-            (Fault::Unavailable, 0.01),
-            (Fault::ResetBefore, 0.01),
-            (Fault::ResetAfter, 0.01),
-            (Fault::Slow, 0.01),
-            (Fault::Hang, 0.001),
-        ],
-        only: Matcher::default(),
-    }));
+    wire.plan.set_mix(Some(account::wire_mix(seed, true)));
     let mut p = TestPipeline::start_with(
         "soak",
         Options::new()
@@ -92,10 +76,9 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
             }),
     )
     .await;
-    let kinds = r#"{"kind":["registered","updated","status_changed","deregistered","expired","invalid"]}"#;
     let events = Arc::new(Mutex::new(Vec::new()));
     let stop_drain = Arc::new(AtomicBool::new(false));
-    let drainer = drain(p.subscribe(Some(kinds)).await, events.clone(), stop_drain.clone());
+    let drainer = drain(p.subscribe(Some(account::CHANGE_KINDS)).await, events.clone(), stop_drain.clone());
 
     // The sweeper, on a short period instead of a minute.
     let stop_sweeper = Arc::new(AtomicBool::new(false));
@@ -193,12 +176,7 @@ async fn soak_random_writes_under_random_faults_lose_nothing() {
     let on_failure = p.stats.sent_to_on_failure.load(Ordering::Relaxed);
     let failed_invocations = p.stats.failed_invocations.load(Ordering::Relaxed);
     p.stop().await;
-    wire.plan.set_mix(None);
-    let wire_counts = wire.plan.counts();
-    wire.stop().await;
-    let wire_faults: BTreeMap<&str, usize> =
-        wire_counts.iter().filter(|(f, _)| **f != Fault::Pass).map(|(f, n)| (f.name(), *n)).collect();
-    let wire_requests: usize = wire_counts.values().sum();
+    let (wire_faults, wire_requests) = account::stop_wire(wire).await;
     let _ = std::fs::remove_dir_all(dir);
     assert_eq!(on_failure, 0, "seed {seed}: a batch went to the on-failure queue");
 
