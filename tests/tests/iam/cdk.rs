@@ -39,7 +39,8 @@ use serde_json::{Value, json};
 use serde_yaml::Value as Yaml;
 
 use crate::deployed::{
-    api_policy, deployed, main_stack, organization_stack, policy_file, resolve, resource_policy, root, table_policy,
+    self, api_policy, deployed, main_stack, organization_stack, policy_file, resolve, resource_policy, root,
+    table_policy,
 };
 use crate::simulator::{keys, simulate};
 use crate::*;
@@ -161,22 +162,7 @@ fn cdk_env(t: &Yaml, env: &BTreeMap<&'static str, Value>) -> BTreeMap<&'static s
 /// Every policy of a role: inline, managed (only AWSLambdaBasicExecutionRole,
 /// as its statements), and the AWS::IAM::Policy resources attached to it.
 fn role_policies(t: &Yaml, role: &str, env: &BTreeMap<&str, Value>, managed: bool) -> Vec<Value> {
-    let r = &t["Resources"][role];
-    assert_eq!(r["Type"].as_str(), Some("AWS::IAM::Role"), "{role}");
-    let mut out: Vec<Value> = r["Properties"]["Policies"]
-        .as_sequence()
-        .into_iter()
-        .flatten()
-        .map(|p| resolve(&p["PolicyDocument"], env))
-        .collect();
-    for arn in r["Properties"]["ManagedPolicyArns"].as_sequence().into_iter().flatten() {
-        let arn = resolve(arn, env);
-        assert_eq!(arn, json!("arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"), "{role}");
-        if managed {
-            out.push(json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow",
-                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*" }] }));
-        }
-    }
+    let mut out = deployed::role_policies(t, role, env, managed);
     for p in t["Resources"].as_mapping().unwrap().values() {
         if p["Type"].as_str() == Some("AWS::IAM::Policy")
             && p["Properties"]["Roles"].as_sequence().into_iter().flatten().any(|r| r["Ref"].as_str() == Some(role))

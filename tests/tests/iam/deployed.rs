@@ -153,8 +153,14 @@ pub(crate) fn deployed(name: &str) -> Yaml {
 pub(crate) fn function_policies(t: &Yaml, function: &str, env: &BTreeMap<&str, Value>) -> Vec<Value> {
     let role_ref = &t["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"];
     let role_id = role_ref[0].as_str().unwrap_or_else(|| panic!("{function} has no role of the stack"));
+    role_policies(t, role_id, env, true)
+}
+
+/// A role's inline policies, and (with `managed`) the managed ones it
+/// carries as their statements; only AWSLambdaBasicExecutionRole may be one.
+pub(crate) fn role_policies(t: &Yaml, role_id: &str, env: &BTreeMap<&str, Value>, managed: bool) -> Vec<Value> {
     let role = &t["Resources"][role_id];
-    assert_eq!(role["Type"].as_str(), Some("AWS::IAM::Role"));
+    assert_eq!(role["Type"].as_str(), Some("AWS::IAM::Role"), "{role_id}");
     let mut policies: Vec<Value> = role["Properties"]["Policies"]
         .as_sequence()
         .into_iter()
@@ -163,8 +169,10 @@ pub(crate) fn function_policies(t: &Yaml, function: &str, env: &BTreeMap<&str, V
         .collect();
     for arn in role["Properties"]["ManagedPolicyArns"].as_sequence().into_iter().flatten() {
         let arn = resolve(arn, env);
-        assert_eq!(arn.as_str(), Some(BASIC_EXECUTION), "{function}'s role carries the managed policy {arn}");
-        policies.push(basic_execution_policy());
+        assert_eq!(arn.as_str(), Some(BASIC_EXECUTION), "{role_id} carries the managed policy {arn}");
+        if managed {
+            policies.push(basic_execution_policy());
+        }
     }
     policies
 }
