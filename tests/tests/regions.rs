@@ -71,6 +71,12 @@ async fn drain(q: &Queue) -> Vec<Value> {
     q.receive_for(Duration::from_secs(2)).await
 }
 
+/// Declares consumer `web`'s needs (`orders^1`, …) in `p`'s Region.
+async fn web_needs(p: &TestPipeline, needs: &str) {
+    let needs = Needs { consumer: "web".into(), needs: parse_needs(needs).unwrap() };
+    p.registry.put_needs(&needs, now()).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_in_one_region_is_one_event_in_each_and_every_region_resolves_it() {
     let regions = Regions::start("regions-one", &[EAST, WEST], config()).await;
@@ -78,8 +84,7 @@ async fn a_change_in_one_region_is_one_event_in_each_and_every_region_resolves_i
     let (east_q, west_q) = (east.subscribe(None).await, west.subscribe(None).await);
 
     // A consumer declares its needs in the west; the service registers in the east.
-    let needs = Needs { consumer: "web".into(), needs: parse_needs("orders^1").unwrap() };
-    west.registry.put_needs(&needs, now()).await.unwrap();
+    web_needs(west, "orders^1").await;
     east.registry.put(&reg("orders", "o-1")).await.unwrap();
     east.registry.put(&reg("orders", "o-2")).await.unwrap();
 
@@ -119,8 +124,7 @@ async fn a_region_cut_off_and_reconnected_converges_with_one_event_per_change_in
     let regions = Regions::start("regions-cut", &[EAST, WEST], config()).await;
     let (east, west) = (&regions.pipelines[0], &regions.pipelines[1]);
     let (east_q, west_q) = (east.subscribe(None).await, west.subscribe(None).await);
-    let needs = Needs { consumer: "web".into(), needs: parse_needs("orders^1,payments^1").unwrap() };
-    east.registry.put_needs(&needs, now()).await.unwrap();
+    web_needs(east, "orders^1,payments^1").await;
     assert!(regions.settle(Duration::from_millis(500), WAIT).await);
 
     // The west is cut off: its replication paused, writes on both sides.
@@ -219,8 +223,7 @@ async fn a_cut_off_region_keeps_no_dead_instance_alive_elsewhere_and_hears_of_it
     let regions = Regions::start("regions-down", &[EAST, WEST], config()).await;
     let (east, west) = (&regions.pipelines[0], &regions.pipelines[1]);
     let (east_q, west_q) = (east.subscribe(None).await, west.subscribe(None).await);
-    let needs = Needs { consumer: "web".into(), needs: parse_needs("orders^1").unwrap() };
-    east.registry.put_needs(&needs, now()).await.unwrap();
+    web_needs(east, "orders^1").await;
     west.registry.put(&expiring("orders", "o-1", 3)).await.unwrap();
     for (p, region) in [(east, EAST), (west, WEST)] {
         TestPipeline::eventually(WAIT, &format!("{region} to resolve o-1"), || resolves(p, "web", "orders", 1)).await;
@@ -263,8 +266,7 @@ async fn a_heartbeat_in_one_region_racing_an_expiry_in_another_converges_and_eac
         let regions = Regions::start("regions-race", &[EAST, WEST], config()).await;
         let (east, west) = (&regions.pipelines[0], &regions.pipelines[1]);
         let (east_q, west_q) = (east.subscribe(None).await, west.subscribe(None).await);
-        let needs = Needs { consumer: "web".into(), needs: parse_needs("orders^1").unwrap() };
-        west.registry.put_needs(&needs, now()).await.unwrap();
+        web_needs(west, "orders^1").await;
         east.registry.put(&expiring("orders", "o-1", 2)).await.unwrap();
         assert!(regions.settle(Duration::from_millis(300), WAIT).await);
         tokio::time::sleep(Duration::from_millis(2500 + 300 * round)).await;
@@ -319,8 +321,7 @@ async fn needs_and_changes_racing_across_regions_end_in_the_same_views_everywher
     let regions = Regions::start("regions-needs", &[EAST, WEST], config()).await;
     let (east, west) = (&regions.pipelines[0], &regions.pipelines[1]);
     east.registry.put(&reg("orders", "o-1")).await.unwrap();
-    let first = Needs { consumer: "web".into(), needs: parse_needs("orders^1").unwrap() };
-    west.registry.put_needs(&first, now()).await.unwrap();
+    web_needs(west, "orders^1").await;
     assert!(regions.settle(Duration::from_millis(300), WAIT).await);
 
     // At once: the consumer's needs change in both Regions (the two
@@ -377,8 +378,7 @@ async fn a_region_cut_off_never_sweeps_away_a_registration_renewed_elsewhere() {
     // last write and remove the re-registration everywhere on reconnection.
     let regions = Regions::start("regions-partition", &[EAST, WEST], config()).await;
     let (east, west) = (&regions.pipelines[0], &regions.pipelines[1]);
-    let needs = Needs { consumer: "web".into(), needs: parse_needs("orders^1").unwrap() };
-    west.registry.put_needs(&needs, now()).await.unwrap();
+    web_needs(west, "orders^1").await;
     east.registry.put(&expiring("orders", "o-1", 3)).await.unwrap();
     assert!(regions.settle(Duration::from_millis(300), WAIT).await);
     regions.replication.pause(WEST).await;
@@ -411,8 +411,7 @@ async fn one_registration_written_in_two_regions_at_once_converges_on_one_endpoi
     let regions = Regions::start("regions-conflict", &[EAST, WEST], config()).await;
     let (east, west) = (&regions.pipelines[0], &regions.pipelines[1]);
     let (east_q, west_q) = (east.subscribe(None).await, west.subscribe(None).await);
-    let needs = Needs { consumer: "web".into(), needs: parse_needs("orders^1").unwrap() };
-    east.registry.put_needs(&needs, now()).await.unwrap();
+    web_needs(east, "orders^1").await;
     assert!(regions.settle(Duration::from_millis(300), WAIT).await);
     // The same instance, registered in both Regions at once with different endpoints.
     let at = |url: &str| Registration::new_at("orders", "1.0.0", "o-1", url, Status::Healthy, 600, now()).unwrap();
